@@ -1,0 +1,164 @@
+// gdnv_bench_stages: times every stage of our unfused pipeline and the cuBLAS baseline on random
+// normalized inputs (bf16 q/k/v, fp32 g/beta), CUDA events, median of --reps runs after warm-up
+// (warm L2: the same buffers every run), plus the device copy bandwidth for the memory-floor ratio.
+//   gdnv_bench_stages [--B 1] [--T 8192] [--H 16] [--HV 32] [--K 128] [--reps 30]
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common.cuh"
+
+using namespace gdn_cuda;
+
+namespace {
+
+__device__ float hash_normal(uint64_t i, uint64_t seed) {
+  auto mix = [](uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+    return x;
+  };
+  uint64_t const a = mix(i * 2 + seed * 0x9e3779b97f4a7c15ULL), b = mix(i * 2 + 1 + seed * 0x9e3779b97f4a7c15ULL);
+  float const u1 = ((a >> 40) + 1) * (1.f / 16777217.f), u2 = (b >> 40) * (1.f / 16777216.f);
+  return sqrtf(-2.f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+template <class E>
+__global__ void fill_kernel(E* p, int64_t n, uint64_t seed, int mode) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    float x = hash_normal(i, seed);
+    if (mode == 1) x = -log1pf(expf(-x));        // logsigmoid
+    if (mode == 2) x = 1.f / (1.f + expf(-x));   // sigmoid
+    if (mode == 3) x *= 0.1f;
+    p[i] = from_f<E>(x);
+  }
+}
+
+template <class E>
+void fill(void* p, int64_t n, uint64_t seed, int mode) {
+  fill_kernel<E><<<1024, 256>>>(static_cast<E*>(p), n, seed, mode);
+  GDN_LAUNCH_CHECK();
+}
+
+double time_us(std::function<void()> const& f, int reps) {
+  cudaEvent_t e0, e1;
+  GDN_CUDA_CHECK(cudaEventCreate(&e0));
+  GDN_CUDA_CHECK(cudaEventCreate(&e1));
+  for (int i = 0; i < 5; ++i) f();
+  GDN_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<float> ms;
+  for (int i = 0; i < reps; ++i) {
+    GDN_CUDA_CHECK(cudaEventRecord(e0));
+    f();
+    GDN_CUDA_CHECK(cudaEventRecord(e1));
+    GDN_CUDA_CHECK(cudaEventSynchronize(e1));
+    float t = 0;
+    GDN_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+    ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return 1e3 * ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t B = 1, T = 8192, H = 16, HV = 32, K = 128;
+  int reps = 30;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string const k = argv[i];
+    long long const v = std::atoll(argv[i + 1]);
+    if (k == "--B") B = v; else if (k == "--T") T = v; else if (k == "--H") H = v; else if (k == "--HV") HV = v;
+    else if (k == "--K") K = v; else if (k == "--reps") reps = static_cast<int>(v);
+    else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
+  }
+  try {
+    cudaDeviceProp prop{};
+    GDN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    int drv = 0, rt = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    double const bw = measure_copy_bandwidth(size_t(512) << 20, 20);
+    std::printf("device %s, %d SMs, driver %d, runtime %d; copy bandwidth %.0f GB/s\n", prop.name,
+                prop.multiProcessorCount, drv, rt, bw * 1e-9);
+    std::printf("shape B=%lld T=%lld H=%lld HV=%lld K=V=%lld, bf16 q/k/v, fp32 g/beta, median of %d (warm L2)\n",
+                (long long)B, (long long)T, (long long)H, (long long)HV, (long long)K, reps);
+
+    Plan plan = make_plan(B, T, H, HV, K, K, {});
+    Workspace ws(plan, ElemType::bf16, ElemType::f32, ElemType::f32, ElemType::bf16, true);
+    Workspace ws32(plan, ElemType::bf16, ElemType::f32, ElemType::f32, ElemType::f32, false);  // fp32 A_inv
+    Args a = ws.args;
+    a.split_state = true;  // rows say which state arithmetic they use; `an` below is FLA's (bf16 S)
+    int64_t const BT = B * T;
+    fill<__nv_bfloat16>(ws.q.get(), BT * H * K, 1, 0);
+    fill<__nv_bfloat16>(ws.k.get(), BT * H * K, 2, 0);
+    l2norm(ws.q.get(), ws.q.get(), ElemType::bf16, BT * H, K, nullptr);
+    l2norm(ws.k.get(), ws.k.get(), ElemType::bf16, BT * H, K, nullptr);
+    fill<__nv_bfloat16>(ws.v.get(), BT * HV * K, 3, 0);
+    fill<float>(ws.g.get(), BT * HV, 4, 1);
+    fill<float>(ws.beta.get(), BT * HV, 5, 2);
+    fill<float>(ws.h0.get(), plan.d.N * HV * K * K, 6, 3);
+    a.scale = 1.f / std::sqrt(float(K));
+    forward(a, nullptr);
+    synchronize();
+    Args a32 = a;
+    a32.ainv = ElemType::f32;
+    a32.A_inv = ws32.A_inv.get();
+    solve_tril(a32, nullptr);
+    synchronize();
+    CublasBaseline cb(plan);
+
+    double const e = 2;  // bf16
+    double const tok_hv = double(BT) * HV, tok_h = double(BT) * H;
+    double const NTt = double(plan.d.num_chunks);
+    struct Row { std::string name; double us, bytes; };
+    std::vector<Row> rows;
+    auto add = [&](std::string n, double bytes, std::function<void()> f) { rows.push_back({n, time_us(f, reps), bytes}); };
+    add("chunk_cumsum", tok_hv * 8, [&] { chunk_cumsum(a, nullptr); });
+    add("kkt (fp32 A)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4, [&] { kkt(a, nullptr); });
+    add("solve_tril (bf16 A_inv)", tok_hv * (160 + 128), [&] { solve_tril(a, nullptr); });
+    add("solve_tril (fp32 A_inv)", tok_hv * (160 + 256), [&] { solve_tril(a32, nullptr); });
+    add("kkt + solve (bf16)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4 + tok_hv * (256 + 128),
+        [&] { kkt(a, nullptr); solve_tril(a, nullptr); });
+    add("wu (bf16 A_inv)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 128 + 2 * K * e), [&] { wu(a, nullptr); });
+    add("wu (fp32 A_inv split)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 256 + 2 * K * e), [&] { wu(a32, nullptr); });
+    double const hbytes = double(B) * plan.d.NT * HV * K * K * e;
+    double const sbytes = tok_h * K * e + tok_hv * (2 * K * e + 4 + K * e) + hbytes + 2.0 * plan.d.N * HV * K * K * 4;
+    add("chunk_state v2 (split S)", sbytes, [&] { chunk_state(a, nullptr); });
+    Args an = a;
+    an.split_state = false;
+    add("chunk_state v2 (bf16 S, FLA)", sbytes, [&] { chunk_state(an, nullptr); });
+    Args a1 = a;
+    a1.state_variant = 1;
+    add("chunk_state v1 (split S)", sbytes, [&] { chunk_state(a1, nullptr); });
+    Args o1 = a;
+    o1.output_variant = 1;
+    add("chunk_output v1", 2 * tok_h * K * e + tok_hv * (K * e + 4 + K * e) + hbytes, [&] { chunk_output(o1, nullptr); });
+    add("chunk_output v2", 2 * tok_h * K * e + tok_hv * (K * e + 4 + K * e) + hbytes, [&] { chunk_output(a, nullptr); });
+    add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
+    add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });
+    add("cublas kkt (gemm + mask)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4, [&] { cb.kkt(a, nullptr); });
+    add("cublas strsm fp32", tok_hv * (256 + 128), [&] { cb.solve(a, nullptr, false); });
+    add("cublas dtrsm fp64", tok_hv * (256 + 128), [&] { cb.solve(a, nullptr, true); });
+    synchronize();
+    (void)NTt;
+    std::printf("%-32s %10s %10s %10s %8s\n", "stage", "us", "MB", "GB/s", "x floor");
+    for (auto const& r : rows) {
+      double const floor_us = r.bytes / bw * 1e6;
+      if (r.bytes > 0)
+        std::printf("%-32s %10.1f %10.1f %10.0f %8.2f\n", r.name.c_str(), r.us, r.bytes * 1e-6, r.bytes / (r.us * 1e-6) * 1e-9,
+                    r.us / floor_us);
+      else
+        std::printf("%-32s %10.1f\n", r.name.c_str(), r.us);
+    }
+  } catch (std::exception const& ex) {
+    std::fprintf(stderr, "error: %s\n", ex.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,239 @@
+// Shared device helpers of the gdn_cuda kernels: error checks, element types, warp-level MMA on
+// shared-memory tiles (mma.sync m16n8k16 for bf16/fp16, an fp32 SIMT path with the same fragment
+// layout for fp32 inputs), cp.async tile loads.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "gdn_cuda.hpp"
+
+namespace gdn_cuda {
+
+[[noreturn]] void throw_cuda(cudaError_t e, char const* what, char const* file, int line);
+
+#define GDN_CUDA_CHECK(x)                                                  \
+  do {                                                                     \
+    cudaError_t gdn_e_ = (x);                                              \
+    if (gdn_e_ != cudaSuccess) ::gdn_cuda::throw_cuda(gdn_e_, #x, __FILE__, __LINE__); \
+  } while (0)
+// After every launch: configuration errors now, execution errors at the next sync.
+#define GDN_LAUNCH_CHECK() GDN_CUDA_CHECK(cudaGetLastError())
+
+constexpr int kBT = 64;  // chunk size
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ---------------------------------------------------------------- element conversions
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+template <class E> __device__ __forceinline__ E from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+
+// Scalars whose dtype is only known at run time (g, beta): a switch is cheap next to the tiles.
+__device__ __forceinline__ float load_scalar(void const* p, ElemType t, int64_t i) {
+  switch (t) {
+    case ElemType::bf16: return __bfloat162float(static_cast<__nv_bfloat16 const*>(p)[i]);
+    case ElemType::f16: return __half2float(static_cast<__half const*>(p)[i]);
+    default: return static_cast<float const*>(p)[i];
+  }
+}
+
+template <class E> constexpr bool is_16bit() { return sizeof(E) == 2; }
+
+// Split x into hi + lo, both representable in E (16-bit): x - hi - lo ~ 2^-16 |x| (bf16).
+template <class E>
+__device__ __forceinline__ void split_f(float x, E& hi, E& lo) {
+  hi = from_f<E>(x);
+  lo = from_f<E>(x - to_f(hi));
+}
+
+// ---------------------------------------------------------------- cp.async
+__device__ __forceinline__ void cp_async16(void* smem, void const* gmem) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// Copy `rows` x `cols` elements (cols*sizeof(E) a multiple of 16) from global (row stride gstride
+// elements) into shared memory (row stride lds elements); rows >= valid are zero-filled.
+template <class E>
+__device__ __forceinline__ void load_tile_async(E* smem, int lds, E const* gmem, int64_t gstride, int rows, int valid,
+                                                int cols, int tid, int nthreads) {
+  constexpr int per = 16 / sizeof(E);
+  int const vec_per_row = cols / per;
+  for (int i = tid; i < rows * vec_per_row; i += nthreads) {
+    int const r = i / vec_per_row, c = (i % vec_per_row) * per;
+    if (r < valid)
+      cp_async16(smem + r * lds + c, gmem + r * gstride + c);
+    else
+      *reinterpret_cast<uint4*>(smem + r * lds + c) = make_uint4(0, 0, 0, 0);
+  }
+}
+
+// ---------------------------------------------------------------- warp MMA on shared tiles
+// acc[MT][NT][4] += A(m0 + 16*MT rows, kb..ke) * B(kb..ke, n0 + 8*NT cols), per warp, fp32 accumulate.
+// Accumulator fragment (mma m16n8 C layout): acc[i][j][0,1] at row m0+16i+lane/4, cols n0+8j+2(lane%4)+{0,1};
+// acc[i][j][2,3] at row +8.
+// A_ROW: A(m,k) = A[m*lda + k], else A[k*lda + m].  B_NK: B(k,n) = B[n*ldb + k], else B[k*ldb + n].
+// k range multiple of 16; NT even.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], void const* p, bool trans) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  if (trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+
+template <class E>
+__device__ __forceinline__ void mma16816(float (&c)[4], uint32_t const (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// With B2 != nullptr (same layout and ldb as B) the product A * B2 is accumulated too, reusing the
+// A fragments (the hi + lo split of an operand).
+template <class E, bool A_ROW, bool B_NK, int MT, int NT, bool TWO_B = false>
+__device__ __forceinline__ void warp_mma(float (&acc)[MT][NT][4], E const* A, int lda, int m0, E const* B, int ldb,
+                                         int n0, int kb, int ke, E const* B2 = nullptr) {
+  int const lane = threadIdx.x & 31;
+  if constexpr (is_16bit<E>()) {
+    static_assert(NT % 2 == 0, "NT must be even");
+    int const li = lane >> 3, lr = lane & 7;
+    for (int k0 = kb; k0 < ke; k0 += 16) {
+      uint32_t af[MT][4];
+#pragma unroll
+      for (int i = 0; i < MT; ++i) {
+        int const mb = m0 + 16 * i;
+        if constexpr (A_ROW) {
+          ldsm_x4(af[i], A + (mb + (lane & 15)) * lda + k0 + (lane >> 4) * 8, false);
+        } else {
+          ldsm_x4(af[i], A + (k0 + lr + (li >> 1) * 8) * lda + mb + (li & 1) * 8, true);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < NT; j += 2) {
+        int const nb = n0 + 8 * j;
+        uint32_t bf[4];
+        if constexpr (B_NK) {
+          // matrices: (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15)
+          ldsm_x4(bf, B + (nb + lr + (li >> 1) * 8) * ldb + k0 + (li & 1) * 8, false);
+        } else {
+          ldsm_x4(bf, B + (k0 + lr + (li & 1) * 8) * ldb + nb + (li >> 1) * 8, true);
+        }
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+          mma16816<E>(acc[i][j], af[i], bf[0], bf[1]);
+          mma16816<E>(acc[i][j + 1], af[i], bf[2], bf[3]);
+        }
+        if constexpr (TWO_B) {
+          if constexpr (B_NK) {
+            ldsm_x4(bf, B2 + (nb + lr + (li >> 1) * 8) * ldb + k0 + (li & 1) * 8, false);
+          } else {
+            ldsm_x4(bf, B2 + (k0 + lr + (li & 1) * 8) * ldb + nb + (li >> 1) * 8, true);
+          }
+#pragma unroll
+          for (int i = 0; i < MT; ++i) {
+            mma16816<E>(acc[i][j], af[i], bf[0], bf[1]);
+            mma16816<E>(acc[i][j + 1], af[i], bf[2], bf[3]);
+          }
+        }
+      }
+    }
+  } else {
+    // fp32 inputs: plain fp32 FMAs with the same fragment ownership (no tf32).
+    int const g = lane >> 2, t = lane & 3;
+    for (int k = kb; k < ke; ++k) {
+      float av[MT][2];
+#pragma unroll
+      for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          int const m = m0 + 16 * i + g + 8 * h;
+          av[i][h] = A_ROW ? A[m * lda + k] : A[k * lda + m];
+        }
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        float bv[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          int const n = n0 + 8 * j + 2 * t + e;
+          bv[e] = B_NK ? B[n * ldb + k] : B[k * ldb + n];
+          if constexpr (TWO_B) bv[e] += B_NK ? B2[n * ldb + k] : B2[k * ldb + n];
+        }
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+          acc[i][j][0] = fmaf(av[i][0], bv[0], acc[i][j][0]);
+          acc[i][j][1] = fmaf(av[i][0], bv[1], acc[i][j][1]);
+          acc[i][j][2] = fmaf(av[i][1], bv[0], acc[i][j][2]);
+          acc[i][j][3] = fmaf(av[i][1], bv[1], acc[i][j][3]);
+        }
+      }
+    }
+  }
+}
+
+template <int MT, int NT>
+__device__ __forceinline__ void zero_acc(float (&acc)[MT][NT][4]) {
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+}
+
+// Store two consecutive elements.
+template <class E>
+__device__ __forceinline__ void store2(E* p, float a, float b) {
+  if constexpr (std::is_same_v<E, float>) {
+    *reinterpret_cast<float2*>(p) = make_float2(a, b);
+  } else if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+  } else {
+    *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
+  }
+}
+
+// Raise a kernel's dynamic shared-memory limit once (per process; one device assumed).
+template <auto Kern>
+void ensure_smem(std::size_t bytes) {
+  static std::size_t done = 0;
+  if (bytes > done) {
+    GDN_CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    done = bytes;
+  }
+}
+
+// Dispatch an ElemType to a C++ type.
+template <class F>
+void dispatch_elem(ElemType t, F&& f) {
+  switch (t) {
+    case ElemType::bf16: f(__nv_bfloat16{}); break;
+    case ElemType::f16: f(__half{}); break;
+    case ElemType::f32: f(float{}); break;
+  }
+}
+
+}  // namespace gdn_cuda

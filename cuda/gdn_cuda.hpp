@@ -1,0 +1,151 @@
+// gdn_cuda: the host API of gdnv's CUDA kernels for the chunked Gated DeltaNet forward (chunk 64).
+// Plain C++ (no harness types, no CUDA headers needed to include it).
+//
+// Layouts (row-major, "time-major, head-minor", gdn-algorithm.md section 0):
+//   q, k [B,T,H,K]  v [B,T,HV,V]  g, beta [B,T,HV]  h0 [N,HV,K,V] fp32
+//   g_cumsum [B,T,HV] fp32 (natural log units, chunk-local)
+//   A [B,T,HV,64] fp32 (strictly lower)   A_inv [B,T,HV,64] (unit lower; dtype Args::ainv)
+//   w [B,T,HV,K]  u, v_new, o [B,T,HV,V] (dtype Args::qkv)
+//   h [B,NT,HV,K,V] (dtype Args::qkv)   final_state [N,HV,K,V] fp32
+// Row t of A / A_inv holds row t-64c of its chunk. Varlen (cu_seqlens) requires B == 1.
+//
+// Every stage is a launcher taking the whole Args (only the pointers the stage reads or writes
+// must be valid), so a benchmark can time each stage separately on the same buffers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct CUstream_st;
+
+namespace gdn_cuda {
+
+using Stream = CUstream_st*;  // == cudaStream_t
+
+enum class ElemType : int { bf16 = 0, f16 = 1, f32 = 2 };
+std::size_t elem_size(ElemType t);
+char const* elem_name(ElemType t);
+
+// One chunk of one sequence (same for every value head).
+struct ChunkDesc {
+  int64_t row0;   // first token as a flattened row index b*T + t
+  int32_t rows;   // valid tokens, 1..64
+  int32_t seq;    // sequence index n
+  int64_t h_row;  // chunk row of h: b*NT + (index of the chunk within its batch row)
+};
+
+struct Dims {
+  int64_t B = 0, T = 0, H = 0, HV = 0, K = 0, V = 0;
+  int64_t N = 0;           // sequences
+  int64_t NT = 0;          // chunk rows of h per batch row (schema's NT)
+  int64_t num_chunks = 0;  // chunks in total (over all sequences)
+};
+
+// Host-side chunk tables (computed once per problem on the host, no device sync needed).
+struct Plan {
+  Dims d;
+  std::vector<ChunkDesc> chunks;         // in sequence order
+  std::vector<int64_t> seq_chunk_begin;  // N+1 offsets into chunks
+};
+// cu_seqlens empty: B dense sequences of length T. Throws std::invalid_argument on bad input.
+Plan make_plan(int64_t B, int64_t T, int64_t H, int64_t HV, int64_t K, int64_t V,
+               std::vector<int64_t> const& cu_seqlens);
+
+struct Args {
+  Dims d;
+  ElemType qkv = ElemType::bf16;   // q, k, v and w, u, v_new, h, o
+  ElemType g_t = ElemType::f32;    // g
+  ElemType beta_t = ElemType::f32; // beta
+  ElemType ainv = ElemType::bf16;  // A_inv as stored by solve_tril and read by wu
+  float scale = 1.f;
+  int state_variant = 2;    // chunk_state kernel variant (1 or 2, see chunk_state.cu)
+  int output_variant = 2;   // chunk_output kernel variant (1 or 2, see chunk_output.cu)
+  bool split_state = false; // chunk_state: W*S with S split into bf16 hi+lo (true) or S rounded to bf16 (FLA)
+  // device pointers
+  ChunkDesc const* chunks = nullptr;
+  int64_t const* seq_chunk_begin = nullptr;
+  void const* q = nullptr;
+  void const* k = nullptr;
+  void const* v = nullptr;
+  void const* g = nullptr;
+  void const* beta = nullptr;
+  float const* h0 = nullptr;  // may be null (zeros)
+  float* g_cumsum = nullptr;
+  float* A = nullptr;
+  void* A_inv = nullptr;
+  void* w = nullptr;
+  void* u = nullptr;
+  void* v_new = nullptr;
+  void* h = nullptr;
+  void* o = nullptr;
+  float* final_state = nullptr;
+};
+
+// "" when the kernels support this problem, else the reason.
+std::string can_implement(Dims const& d, ElemType qkv, ElemType g_t, ElemType beta_t, ElemType ainv);
+// Number of CUDA devices (0 when none or the driver is missing); `why` gets the error text.
+int device_count(std::string* why = nullptr);
+
+// ---- stages (asynchronous on `stream`; every launch is error-checked, throws std::runtime_error)
+void l2norm(void* out, void const* in, ElemType t, int64_t rows, int64_t dim, Stream stream);  // x/sqrt(sum x^2+1e-6)
+void chunk_cumsum(Args const& a, Stream stream);  // g -> g_cumsum
+void kkt(Args const& a, Stream stream);           // k, beta, g_cumsum -> A
+void solve_tril(Args const& a, Stream stream);    // A -> A_inv
+void wu(Args const& a, Stream stream);            // k, v, beta, g_cumsum, A_inv -> w, u
+void chunk_state(Args const& a, Stream stream);   // k, w, u, g_cumsum, h0 -> h, v_new, final_state
+void chunk_output(Args const& a, Stream stream);  // q, k, v_new, h, g_cumsum -> o
+void forward(Args const& a, Stream stream);       // all six stages in order
+
+// ---- cuBLAS baseline for KKT and the inverse (other stages: ours).
+class CublasBaseline {
+ public:
+  explicit CublasBaseline(Plan const& plan);  // allocates the padded workspaces
+  ~CublasBaseline();
+  CublasBaseline(CublasBaseline const&) = delete;
+  CublasBaseline& operator=(CublasBaseline const&) = delete;
+  // A via cublasGemmStridedBatchedEx (bf16/fp16/fp32 in, fp32 compute) + a gate/mask kernel.
+  void kkt(Args const& a, Stream stream);
+  // A_inv by cublasStrsmBatched (fp64=false) or cublasDtrsmBatched (fp64=true) against I.
+  void solve(Args const& a, Stream stream, bool fp64);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> p_;
+};
+
+// ---- device memory for one problem (RAII), used by the harness and the benchmark.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t bytes);
+  ~DeviceBuffer();
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  void* get() const { return p_; }
+  std::size_t size() const { return n_; }
+  void upload(void const* host, std::size_t bytes);
+  void download(void* host, std::size_t bytes) const;
+  void fill_bytes(int byte);  // e.g. 0xFF: NaN in fp32/bf16/fp16
+
+ private:
+  void* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+// All inputs, intermediates and outputs of one problem, allocated for `plan`; args() points into them.
+struct Workspace {
+  Plan plan;
+  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, A, A_inv, w, u, v_new, h, o, final_state;
+  Args args;
+  Workspace(Plan plan, ElemType qkv, ElemType g_t, ElemType beta_t, ElemType ainv, bool with_h0);
+  void poison();  // every output/intermediate buffer filled with NaN bytes
+};
+
+void synchronize();
+// Device-to-device copy bandwidth (bytes read + written per second), measured with `bytes` per copy.
+double measure_copy_bandwidth(std::size_t bytes, int reps);
+
+}  // namespace gdn_cuda

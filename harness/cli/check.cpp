@@ -1,0 +1,222 @@
+// gdnv check FILE [--case NAME] [--impl a,b] [--json OUT] [--max-floor-ratio X]
+//
+// For every case: the fp64 chunked reference from the stored inputs, then every captured group
+// and every --impl implementation compared per chunk. An implementation passes when every
+// chunk's floor ratio is <= X (default 8) and every value is finite.
+//
+// Why 8: the floor is the error of rounding the exact result once to the output dtype. A correct
+// bf16 kernel also rounds its operands (A_inv, w, u, the state operand, the score matrix) to bf16
+// on the way, each adding an error of the same order; measured correct pipelines sit near 1-4x
+// the floor per chunk (FLA 2.0x on the whole output). A kernel bug that doubles the error, a
+// wrong mask or a bf16 state lands well above 8.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "harness/atomic_file.hpp"
+#include "harness/cli/commands.hpp"
+#include "harness/compare.hpp"
+#include "harness/dataset.hpp"
+#include "harness/errors.hpp"
+#include "harness/implementation.hpp"
+#include "harness/progress.hpp"
+#include "harness/results.hpp"
+#include "reference/chunked.hpp"
+
+namespace gdnv::cli {
+namespace {
+
+struct CheckOptions {
+  std::vector<std::string> files;
+  std::string case_name;
+  std::vector<std::string> impls;
+  std::string json_out;
+  double max_floor_ratio = 8.0;
+  int top = 5;
+  int threads = 0;
+  bool no_chunk_rows = false;
+};
+
+std::string ratio_str(double r) { return std::isfinite(r) ? fmt::format("{:.2f}", r) : "inf"; }
+
+std::string where_str(ChunkRow const& w) {
+  if (w.chunk < 0) return fmt::format("{} seq {} head {} (final)", w.tensor, w.sequence, w.head);
+  return fmt::format("{} seq {} head {} chunk {}", w.tensor, w.sequence, w.head, w.chunk);
+}
+
+CheckResult judge(std::string const& file, Case const& c, Implementation& impl, ChunkedResult const& ref,
+                  double max_ratio) {
+  CheckResult r;
+  r.file = file;
+  r.case_name = c.name;
+  r.implementation = impl.name();
+  r.arithmetic = impl.arithmetic();
+  Availability const a = impl.can_implement(c.problem);
+  if (a.kind != Availability::Kind::ok) {
+    r.disposition = a.kind == Availability::Kind::not_run ? Disposition::not_run : Disposition::not_supported;
+    r.reason = a.reason;
+    return r;
+  }
+  StageOutputs out = impl.run(c.problem);
+  if (c.problem.chunk_size != kChunk) {
+    // Intermediates of another chunk size have other layouts; only o and the state compare.
+    for (auto it = out.begin(); it != out.end();)
+      it = (it->first == "o" || it->first == "final_state") ? std::next(it) : out.erase(it);
+    r.reason = fmt::format("chunk_size {}: only o and final_state compared", c.problem.chunk_size);
+  }
+  try {
+    r.comparison = compare_outputs(c.problem, ref, out);
+  } catch (std::exception const& e) {
+    r.disposition = Disposition::error;
+    r.reason = e.what();
+    return r;
+  }
+  if (!r.comparison.any_compared()) {
+    r.disposition = Disposition::error;
+    r.reason = "produced no tensor the reference has";
+    return r;
+  }
+  auto const& w = r.comparison.worst;
+  bool const ok = w.finite && w.ratio <= max_ratio;
+  r.disposition = ok ? Disposition::passed : Disposition::failed;
+  if (!ok) {
+    r.reason = w.finite ? fmt::format("{}: floor ratio {} > {}", where_str(w), ratio_str(w.ratio), max_ratio)
+                        : fmt::format("{}: non-finite values", where_str(w));
+  }
+  return r;
+}
+
+void print_table(std::vector<CheckResult> const& results, CheckOptions const& opt) {
+  std::printf("%-22s %-40s %-13s %-34s %8s %10s %10s\n", "case", "implementation", "disposition",
+              "worst chunk", "ratio", "o ratio", "o rel_rms");
+  for (auto const& r : results) {
+    std::string worst = "-", ratio = "-", o_ratio = "-", o_rms = "-";
+    if (r.comparison.any_compared()) {
+      worst = where_str(r.comparison.worst);
+      ratio = ratio_str(r.comparison.worst.ratio);
+      auto it = r.comparison.metrics.find("o");
+      if (it != r.comparison.metrics.end()) {
+        o_ratio = ratio_str(it->second.floor_ratio);
+        o_rms = fmt::format("{:.3e}", it->second.rel_rms);
+      }
+    }
+    std::printf("%-22s %-40s %-13s %-34s %8s %10s %10s\n", r.case_name.c_str(), r.implementation.c_str(),
+                disposition_name(r.disposition).c_str(), worst.c_str(), ratio.c_str(), o_ratio.c_str(),
+                o_rms.c_str());
+  }
+  // The worst chunks of each checked implementation, so a reviewer sees where to look.
+  if (opt.top > 0) {
+    for (auto const& r : results) {
+      if (!r.comparison.any_compared()) continue;
+      std::vector<ChunkRow> rows = r.comparison.rows;
+      size_t const k = std::min<size_t>(static_cast<size_t>(opt.top), rows.size());
+      std::partial_sort(rows.begin(), rows.begin() + static_cast<long>(k), rows.end(),
+                        [](ChunkRow const& a, ChunkRow const& b) { return a.ratio > b.ratio; });
+      std::printf("\n%s / %s: worst %zu chunks (ratio = error / bf16-rounding floor)\n", r.case_name.c_str(),
+                  r.implementation.c_str(), k);
+      for (size_t i = 0; i < k; ++i) {
+        auto const& w = rows[i];
+        std::printf("  %-44s rows %3lld  ratio %8s  error %.3e  floor %.3e%s\n", where_str(w).c_str(),
+                    static_cast<long long>(w.rows), ratio_str(w.ratio).c_str(), w.error_norm, w.floor_norm,
+                    w.floor_from_u ? " (u*|exact|)" : "");
+      }
+    }
+  }
+  bool first = true;
+  for (auto const& r : results) {
+    if (r.reason.empty()) continue;
+    std::printf("%s%s / %s: %s\n", first ? "\n" : "", r.case_name.c_str(), r.implementation.c_str(), r.reason.c_str());
+    first = false;
+  }
+}
+
+int run_check(CheckOptions const& opt) {
+  if (!(opt.max_floor_ratio > 0) || !std::isfinite(opt.max_floor_ratio))
+    throw UsageError("--max-floor-ratio must be a positive number");
+  // Build the implementations first: an unknown name is a usage error before any work.
+  std::vector<std::unique_ptr<Implementation>> impls;
+  for (auto const& name : opt.impls) impls.push_back(make_implementation(name));
+
+  // Read (and validate) every file before computing, so bad input fails fast with status 2.
+  std::vector<Dataset> datasets;
+  for (auto const& f : opt.files) {
+    ReadOptions ro;
+    if (!opt.case_name.empty()) ro.case_name = opt.case_name;
+    datasets.push_back(read_dataset(f, ro));
+  }
+
+  std::vector<CheckResult> results;
+  nlohmann::json cases = nlohmann::json::array();
+  int64_t total_cases = 0;
+  for (auto const& ds : datasets) total_cases += static_cast<int64_t>(ds.cases.size());
+  Progress progress("check", total_cases);
+  for (auto const& ds : datasets) {
+    for (auto const& c : ds.cases) {
+      auto const& p = c.problem;
+      ChunkedOptions co;
+      co.threads = opt.threads;
+      ChunkedResult const ref = chunked_forward(p, co);
+      cases.push_back({{"file", ds.path}, {"case", c.name}, {"family", c.family}, {"source", c.source},
+                       {"B", p.B}, {"T", p.T}, {"H", p.H}, {"HV", p.HV}, {"K", p.K}, {"V", p.V},
+                       {"sequences", p.num_sequences()}, {"chunks", static_cast<int64_t>(p.chunks().size())},
+                       {"scale", p.scale}, {"qk_l2norm", p.qk_l2norm}, {"input_dtype", dtype_name(input_dtype(p))},
+                       {"initial_state", !p.initial_state.empty()}});
+      for (auto const& g : c.captured) {
+        CapturedImplementation impl(g);
+        results.push_back(judge(ds.path, c, impl, ref, opt.max_floor_ratio));
+      }
+      for (auto& impl : impls) results.push_back(judge(ds.path, c, *impl, ref, opt.max_floor_ratio));
+      progress.step(c.name);
+    }
+  }
+
+  std::printf("gdnv check: %zu case(s), max floor ratio %g\n\n", static_cast<size_t>(total_cases), opt.max_floor_ratio);
+  print_table(results, opt);
+  int passed = 0, failed = 0, other = 0;
+  for (auto const& r : results) {
+    if (r.disposition == Disposition::passed) ++passed;
+    else if (r.disposition == Disposition::failed || r.disposition == Disposition::error) ++failed;
+    else ++other;
+  }
+  std::printf("\n%d passed, %d failed, %d not run or not supported\n", passed, failed, other);
+
+  if (!opt.json_out.empty()) {
+    nlohmann::json j;
+    j["tool"] = "gdnv";
+    j["version"] = GDNV_VERSION;
+    j["command"] = "check";
+    j["max_floor_ratio"] = opt.max_floor_ratio;
+    j["files"] = opt.files;
+    j["cases"] = cases;
+    nlohmann::json arr = nlohmann::json::array();
+    for (auto const& r : results) arr.push_back(to_json(r, !opt.no_chunk_rows));
+    j["results"] = arr;
+    j["summary"] = {{"passed", passed}, {"failed", failed}, {"other", other}};
+    write_text_atomic(opt.json_out, j.dump(1) + "\n");
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+Command add_check_command(CLI::App& root) {
+  auto opt = std::make_shared<CheckOptions>();
+  CLI::App* app = root.add_subcommand("check", "Compare captured outputs and implementations with the fp64 reference, per chunk");
+  app->add_option("files", opt->files, "dataset file(s) (HDF5, schema v1)")->required();
+  app->add_option("--case", opt->case_name, "only this case");
+  app->add_option("--impl", opt->impls, "implementations to run on every case (comma separated)")->delimiter(',');
+  app->add_option("--json", opt->json_out, "write the results file here");
+  app->add_option("--max-floor-ratio", opt->max_floor_ratio, "pass threshold on every chunk's floor ratio")
+      ->capture_default_str();
+  app->add_option("--top", opt->top, "worst chunks to print per implementation")->capture_default_str();
+  app->add_option("--threads", opt->threads, "reference threads (0: all cores)");
+  app->add_flag("--no-chunk-rows", opt->no_chunk_rows, "leave the per-chunk rows out of the JSON");
+  return {app, [opt] { return run_check(*opt); }};
+}
+
+}  // namespace gdnv::cli

@@ -1,0 +1,62 @@
+// Per-chunk comparison of an implementation's tensors with the fp64 reference.
+//
+// The floor ratio of one block (one chunk of one value head, or one state):
+//     r = ||got - exact|| / ||round(exact) - exact||
+// where round() rounds to the lower precision of the tensor's output dtype and the q/k/v input
+// dtype: the error a perfect kernel that rounds once at the end would have. When that floor is
+// zero (exactly representable results) u * ||exact|| of that dtype is used instead.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "harness/implementation.hpp"
+#include "reference/chunked.hpp"
+#include "reference/problem.hpp"
+
+namespace gdnv {
+
+struct ChunkRow {
+  std::string tensor;
+  int64_t sequence = 0;
+  int64_t head = 0;   // value head
+  int64_t chunk = 0;  // within the sequence; -1 for final_state
+  int64_t rows = 0;   // valid tokens in the chunk (0 for states)
+  double error_norm = 0, floor_norm = 0, ratio = 0;
+  bool floor_from_u = false;  // the rounding floor was zero; u * ||exact|| used
+  bool finite = true;         // every compared value of the block was finite
+};
+
+struct TensorMetrics {
+  std::string tensor;
+  DType dtype = DType::f64;        // as produced
+  DType floor_dtype = DType::f64;  // the dtype whose rounding sets the floor
+  int64_t chunks = 0;
+  int64_t nonfinite = 0;           // NaN/Inf values produced
+  double rel_rms = 0;              // FLA's metric: RMS(got - exact) / (RMS(exact) + 1e-8)
+  double max_abs = 0;
+  double relative_l2 = 0;          // ||got - exact|| / ||exact|| over the whole tensor
+  double floor_ratio = 0;          // whole-tensor r (what targets.md quotes)
+  double max_chunk_ratio = 0;
+  double median_chunk_ratio = 0;
+};
+
+struct Comparison {
+  std::vector<ChunkRow> rows;                   // every chunk of every compared tensor
+  std::map<std::string, TensorMetrics> metrics;  // per tensor
+  ChunkRow worst;                               // the row with the largest ratio (or a non-finite one)
+  bool any_compared() const { return !metrics.empty(); }
+};
+
+// The fp64 tensor matching `name` in the reference result (throws std::out_of_range if none).
+Tensor const& reference_tensor(ChunkedResult const& ref, std::string const& name);
+
+// Compares every tensor that `got` holds and the reference has. The input dtype is the lower
+// precision of the stored q, k and v.
+Comparison compare_outputs(Problem const& p, ChunkedResult const& ref, StageOutputs const& got);
+
+DType input_dtype(Problem const& p);
+
+}  // namespace gdnv

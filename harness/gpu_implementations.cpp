@@ -1,0 +1,245 @@
+// GPU implementations behind the harness interface (see gpu_implementations.hpp).
+#include "harness/gpu_implementations.hpp"
+
+namespace gdnv {
+std::vector<std::string> gpu_implementation_names() { return {"unfused", "unfused-splitstate", "unfused-fp32inv", "cublas", "cublas-fp64"}; }
+}  // namespace gdnv
+
+#ifdef GDNV_HAVE_CUDA
+
+#include <cstring>
+#include <stdexcept>
+
+#include "cuda/gdn_cuda.hpp"
+#include "reference/rounding.hpp"
+
+namespace gdnv {
+namespace {
+
+namespace gc = gdn_cuda;
+
+enum class Variant { unfused, unfused_splitstate, unfused_fp32inv, cublas, cublas_fp64 };
+
+bool to_elem(DType t, gc::ElemType& e) {
+  switch (t) {
+    case DType::bf16: e = gc::ElemType::bf16; return true;
+    case DType::f16: e = gc::ElemType::f16; return true;
+    case DType::f32: e = gc::ElemType::f32; return true;
+    default: return false;
+  }
+}
+DType to_dtype(gc::ElemType e) {
+  switch (e) {
+    case gc::ElemType::bf16: return DType::bf16;
+    case gc::ElemType::f16: return DType::f16;
+    default: return DType::f32;
+  }
+}
+
+// Host bytes of `t` in dtype e, each value rounded to nearest even (exact for stored inputs).
+std::vector<unsigned char> pack(Tensor const& t, gc::ElemType e) {
+  std::vector<unsigned char> out(static_cast<size_t>(t.numel()) * gc::elem_size(e));
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    double const x = t.data[i];
+    if (e == gc::ElemType::f32) {
+      float const f = static_cast<float>(round_to(DType::f32, x));
+      std::memcpy(out.data() + 4 * i, &f, 4);
+    } else {
+      uint16_t const b = e == gc::ElemType::bf16 ? double_to_bf16_bits(x) : double_to_fp16_bits(x);
+      std::memcpy(out.data() + 2 * i, &b, 2);
+    }
+  }
+  return out;
+}
+
+void upload(gc::DeviceBuffer& buf, Tensor const& t, gc::ElemType e) {
+  auto const bytes = pack(t, e);
+  buf.upload(bytes.data(), bytes.size());
+}
+
+Tensor download(gc::DeviceBuffer const& buf, std::vector<int64_t> shape, gc::ElemType e) {
+  Tensor t(std::move(shape), to_dtype(e));
+  size_t const n = static_cast<size_t>(t.numel());
+  std::vector<unsigned char> raw(n * gc::elem_size(e));
+  buf.download(raw.data(), raw.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (e == gc::ElemType::f32) {
+      float f;
+      std::memcpy(&f, raw.data() + 4 * i, 4);
+      t.data[i] = f;
+    } else {
+      uint16_t b;
+      std::memcpy(&b, raw.data() + 2 * i, 2);
+      t.data[i] = e == gc::ElemType::bf16 ? bf16_bits_to_double(b) : fp16_bits_to_double(b);
+    }
+  }
+  return t;
+}
+
+class GpuImplementation final : public Implementation {
+ public:
+  GpuImplementation(std::string name, Variant v) : name_(std::move(name)), v_(v) {}
+  std::string name() const override { return name_; }
+  std::string arithmetic() const override {
+    std::string const common =
+        std::string("q/k/v in their stored dtype (bf16/fp16: mma.sync m16n8k16, fp32 accumulate; fp32: fp32 FMA), "
+                    "g/beta fp32 math, gate exp in fp32, beta*v and beta*e^g*k rounded to the input dtype, "
+                    "w/u/v_new/h/o stored in the input dtype, score matrix rounded to the input dtype, running "
+                    "state fp32, ") +
+        (split_state() ? "state operand of W*S split into hi+lo input-dtype parts (~2^-16)"
+                       : "state operand of W*S rounded to the input dtype (as FLA)") +
+        ", final_state fp32";
+    switch (v_) {
+      case Variant::unfused:
+      case Variant::unfused_splitstate:
+        return "unfused CUDA pipeline: A fp32, (I+A)^-1 by fp32 16x16 forward substitution + fp32 merges, A_inv "
+               "stored in the input dtype; " + common;
+      case Variant::unfused_fp32inv:
+        return "unfused CUDA pipeline: A fp32, (I+A)^-1 fp32 (forward substitution + fp32 merges), A_inv stored "
+               "fp32 and split hi+lo for w/u; " + common;
+      case Variant::cublas:
+        return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
+               "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
+      case Variant::cublas_fp64:
+        return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
+               "cublasDtrsmBatched (fp64) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
+    }
+    return "";
+  }
+
+  Availability can_implement(Problem const& p) const override {
+    std::string why;
+    if (gc::device_count(&why) <= 0) return Availability::not_run("no CUDA device: " + why);
+    if (p.chunk_size != kChunk) return Availability::not_supported("chunk_size must be 64");
+    gc::ElemType q = gc::ElemType::bf16, k = q, v = q, g = q, b = q;
+    if (!to_elem(p.q.dtype, q) || !to_elem(p.k.dtype, k) || !to_elem(p.v.dtype, v))
+      return Availability::not_supported("q/k/v must be bf16, fp16 or fp32");
+    if (q != k || k != v) return Availability::not_supported("q, k and v must share one dtype");
+    if (!to_elem(p.g.dtype, g) || !to_elem(p.beta.dtype, b))
+      return Availability::not_supported("g and beta must be bf16, fp16 or fp32");
+    if (p.H < 1 || p.HV % p.H != 0) return Availability::not_supported("HV must be a multiple of H");
+    if (p.varlen() && p.B != 1) return Availability::not_supported("varlen needs B == 1");
+    gc::Dims d;
+    d.B = p.B, d.T = p.T, d.H = p.H, d.HV = p.HV, d.K = p.K, d.V = p.V;
+    d.num_chunks = static_cast<int64_t>(p.chunks().size());
+    std::string const r = gc::can_implement(d, q, g, b, ainv_type(q));
+    if (!r.empty()) return Availability::not_supported(r);
+    return Availability::ok();
+  }
+
+  StageOutputs run(Problem const& p) override { return execute(p, nullptr); }
+  bool has_isolated_stages() const override { return true; }
+  StageOutputs run_isolated(Problem const& p, ChunkedResult const& ref) override { return execute(p, &ref); }
+
+ private:
+  gc::ElemType ainv_type(gc::ElemType e) const {
+    if (e == gc::ElemType::f32) return e;
+    return v_ == Variant::unfused || v_ == Variant::unfused_splitstate ? e : gc::ElemType::f32;
+  }
+  // FLA's rounding of the state operand for "unfused"; every other variant splits it.
+  bool split_state() const { return v_ != Variant::unfused; }
+
+  StageOutputs execute(Problem const& p, ChunkedResult const* ref) {
+    gc::ElemType qkv = gc::ElemType::bf16, gt = gc::ElemType::f32, bt = gc::ElemType::f32;
+    to_elem(p.q.dtype, qkv);
+    to_elem(p.g.dtype, gt);
+    to_elem(p.beta.dtype, bt);
+    gc::ElemType const ai = ainv_type(qkv);
+    gc::Plan plan = gc::make_plan(p.B, p.T, p.H, p.HV, p.K, p.V, p.cu_seqlens);
+    gc::Dims const d = plan.d;
+    bool const with_h0 = !p.initial_state.empty();
+    gc::Workspace ws(plan, qkv, gt, bt, ai, with_h0);
+    ws.poison();
+    upload(ws.q, p.q, qkv);
+    upload(ws.k, p.k, qkv);
+    upload(ws.v, p.v, qkv);
+    upload(ws.g, p.g, gt);
+    upload(ws.beta, p.beta, bt);
+    if (with_h0) upload(ws.h0, p.initial_state, gc::ElemType::f32);
+    gc::Args a = ws.args;
+    a.scale = static_cast<float>(p.scale);
+    a.split_state = split_state();
+    if (p.qk_l2norm) {
+      gc::l2norm(ws.q.get(), ws.q.get(), qkv, d.B * d.T * d.H, d.K, nullptr);
+      gc::l2norm(ws.k.get(), ws.k.get(), qkv, d.B * d.T * d.H, d.K, nullptr);
+    }
+    std::unique_ptr<gc::CublasBaseline> cb;
+    if (v_ == Variant::cublas || v_ == Variant::cublas_fp64) cb = std::make_unique<gc::CublasBaseline>(plan);
+    auto run_kkt = [&] { cb ? cb->kkt(a, nullptr) : gc::kkt(a, nullptr); };
+    auto run_solve = [&] { cb ? cb->solve(a, nullptr, v_ == Variant::cublas_fp64) : gc::solve_tril(a, nullptr); };
+
+    std::vector<int64_t> const tok{d.B, d.T, d.HV};
+    std::vector<int64_t> const tok64{d.B, d.T, d.HV, 64}, tokK{d.B, d.T, d.HV, d.K}, tokV{d.B, d.T, d.HV, d.V};
+    std::vector<int64_t> const hshape{d.B, d.NT, d.HV, d.K, d.V}, fshape{d.N, d.HV, d.K, d.V};
+    StageOutputs out;
+    auto sync = [] { gc::synchronize(); };
+    if (!ref) {
+      gc::chunk_cumsum(a, nullptr);
+      run_kkt();
+      run_solve();
+      gc::wu(a, nullptr);
+      gc::chunk_state(a, nullptr);
+      gc::chunk_output(a, nullptr);
+      sync();
+    } else {
+      // each stage fed the reference's inputs to it, rounded to the dtype the stage consumes
+      gc::chunk_cumsum(a, nullptr);
+      sync();
+      out["g_cumsum"] = download(ws.g_cumsum, tok, gc::ElemType::f32);
+      upload(ws.g_cumsum, ref->g_cumsum, gc::ElemType::f32);
+      run_kkt();
+      sync();
+      out["A"] = download(ws.A, tok64, gc::ElemType::f32);
+      upload(ws.A, ref->A, gc::ElemType::f32);
+      run_solve();
+      sync();
+      out["A_inv"] = download(ws.A_inv, tok64, ai);
+      upload(ws.A_inv, ref->A_inv, ai);
+      gc::wu(a, nullptr);
+      sync();
+      out["w"] = download(ws.w, tokK, qkv);
+      out["u"] = download(ws.u, tokV, qkv);
+      upload(ws.w, ref->w, qkv);
+      upload(ws.u, ref->u, qkv);
+      gc::chunk_state(a, nullptr);
+      sync();
+      out["h"] = download(ws.h, hshape, qkv);
+      out["v_new"] = download(ws.v_new, tokV, qkv);
+      out["final_state"] = download(ws.final_state, fshape, gc::ElemType::f32);
+      upload(ws.h, ref->h, qkv);
+      upload(ws.v_new, ref->v_new, qkv);
+      gc::chunk_output(a, nullptr);
+      sync();
+      out["o"] = download(ws.o, tokV, qkv);
+      return out;
+    }
+    out["g_cumsum"] = download(ws.g_cumsum, tok, gc::ElemType::f32);
+    out["A"] = download(ws.A, tok64, gc::ElemType::f32);
+    out["A_inv"] = download(ws.A_inv, tok64, ai);
+    out["w"] = download(ws.w, tokK, qkv);
+    out["u"] = download(ws.u, tokV, qkv);
+    out["v_new"] = download(ws.v_new, tokV, qkv);
+    out["h"] = download(ws.h, hshape, qkv);
+    out["o"] = download(ws.o, tokV, qkv);
+    out["final_state"] = download(ws.final_state, fshape, gc::ElemType::f32);
+    return out;
+  }
+
+  std::string name_;
+  Variant v_;
+};
+
+}  // namespace
+
+std::unique_ptr<Implementation> make_gpu_implementation(std::string const& name) {
+  if (name == "unfused") return std::make_unique<GpuImplementation>(name, Variant::unfused);
+  if (name == "unfused-splitstate") return std::make_unique<GpuImplementation>(name, Variant::unfused_splitstate);
+  if (name == "unfused-fp32inv") return std::make_unique<GpuImplementation>(name, Variant::unfused_fp32inv);
+  if (name == "cublas") return std::make_unique<GpuImplementation>(name, Variant::cublas);
+  if (name == "cublas-fp64") return std::make_unique<GpuImplementation>(name, Variant::cublas_fp64);
+  return nullptr;
+}
+
+}  // namespace gdnv
+
+#endif  // GDNV_HAVE_CUDA

@@ -1,0 +1,67 @@
+#include "results.hpp"
+
+#include <cmath>
+
+namespace gdnv {
+namespace {
+
+// JSON has no inf/nan: non-finite numbers are written as null (with a flag where it matters).
+nlohmann::json num(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
+
+}  // namespace
+
+std::string disposition_name(Disposition d) {
+  switch (d) {
+    case Disposition::passed: return "passed";
+    case Disposition::failed: return "failed";
+    case Disposition::not_run: return "not_run";
+    case Disposition::not_supported: return "not_supported";
+    case Disposition::error: return "error";
+  }
+  return "error";
+}
+
+nlohmann::json to_json(ChunkRow const& r) {
+  return {{"tensor", r.tensor},         {"sequence", r.sequence},   {"head", r.head},
+          {"chunk", r.chunk},           {"rows", r.rows},           {"ratio", num(r.ratio)},
+          {"error_norm", num(r.error_norm)}, {"floor_norm", num(r.floor_norm)},
+          {"floor_from_u", r.floor_from_u},  {"finite", r.finite}};
+}
+
+nlohmann::json to_json(TensorMetrics const& m) {
+  return {{"dtype", dtype_name(m.dtype)},
+          {"floor_dtype", dtype_name(m.floor_dtype)},
+          {"chunks", m.chunks},
+          {"nonfinite", m.nonfinite},
+          {"rel_rms", num(m.rel_rms)},
+          {"max_abs", num(m.max_abs)},
+          {"relative_l2", num(m.relative_l2)},
+          {"floor_ratio", num(m.floor_ratio)},
+          {"max_chunk_ratio", num(m.max_chunk_ratio)},
+          {"median_chunk_ratio", num(m.median_chunk_ratio)}};
+}
+
+nlohmann::json to_json(CheckResult const& r, bool with_chunks) {
+  nlohmann::json j = {{"file", r.file},
+                      {"case", r.case_name},
+                      {"implementation", r.implementation},
+                      {"arithmetic", r.arithmetic},
+                      {"disposition", disposition_name(r.disposition)}};
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  if (r.comparison.any_compared()) {
+    auto const& w = r.comparison.worst;
+    j["worst"] = {{"tensor", w.tensor}, {"sequence", w.sequence}, {"head", w.head},
+                  {"chunk", w.chunk},   {"ratio", num(w.ratio)},  {"finite", w.finite}};
+    nlohmann::json metrics = nlohmann::json::object();
+    for (auto const& [name, m] : r.comparison.metrics) metrics[name] = to_json(m);
+    j["metrics"] = metrics;
+    if (with_chunks) {
+      nlohmann::json rows = nlohmann::json::array();
+      for (auto const& row : r.comparison.rows) rows.push_back(to_json(row));
+      j["chunks"] = rows;
+    }
+  }
+  return j;
+}
+
+}  // namespace gdnv

@@ -1,0 +1,31 @@
+// The results file written by `gdnv check --json`: the contract with reports, notebooks and
+// baselines. Field names here are stable; add fields, never rename them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/compare.hpp"
+
+namespace gdnv {
+
+enum class Disposition { passed, failed, not_run, not_supported, error };
+std::string disposition_name(Disposition d);
+
+struct CheckResult {
+  std::string file;
+  std::string case_name;
+  std::string implementation;
+  std::string arithmetic;
+  Disposition disposition = Disposition::not_run;
+  std::string reason;  // why not_run / not_supported / error / failed
+  Comparison comparison;
+};
+
+nlohmann::json to_json(ChunkRow const& r);
+nlohmann::json to_json(TensorMetrics const& m);
+nlohmann::json to_json(CheckResult const& r, bool with_chunks = true);
+
+}  // namespace gdnv

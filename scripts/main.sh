@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job: set up, then check every captured implementation in the shipped default dataset
+# against the fp64 reference, chunk by chunk. Results: build/results/default.json.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+mkdir -p "$BUILD_DIR/results"
+exec "$BUILD_DIR/gdnv" check datasets/default.h5 --json "$BUILD_DIR/results/default.json" "$@"

@@ -1,0 +1,81 @@
+// Small helpers shared by the test modules: random problems with fixed seeds and error norms.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "reference/problem.hpp"
+#include "reference/rounding.hpp"
+#include "reference/tensor.hpp"
+
+namespace gdnv::test {
+
+// A reproducible problem in double (stored dtype fp64 unless `dtype` says otherwise): unit keys,
+// normal q/v, beta in (0,1), logsigmoid gates; optional varlen lengths and initial state.
+inline Problem random_problem(uint64_t seed, int64_t B, int64_t T, int64_t H, int64_t HV, int64_t K, int64_t V,
+                              std::vector<int64_t> seqlens = {}, bool h0 = false, DType dtype = DType::f64) {
+  std::mt19937_64 rng(seed);
+  // Our own transforms of the raw engine output keep the values identical on every platform.
+  auto uniform = [&] { return static_cast<double>(rng() >> 11) * 0x1p-53; };
+  auto normal = [&] {
+    double const u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  };
+  Problem p;
+  if (!seqlens.empty()) {
+    B = 1;
+    T = 0;
+    p.cu_seqlens.push_back(0);
+    for (int64_t l : seqlens) p.cu_seqlens.push_back(T += l);
+  }
+  p.B = B, p.T = T, p.H = H, p.HV = HV, p.K = K, p.V = V;
+  p.scale = 1.0 / std::sqrt(static_cast<double>(K));
+  auto fill = [&](std::vector<int64_t> shape, auto&& gen) {
+    Tensor t(std::move(shape), dtype);
+    for (auto& x : t.data) x = round_to(dtype, gen());
+    return t;
+  };
+  p.q = fill({B, T, H, K}, normal);
+  p.k = fill({B, T, H, K}, normal);
+  // unit keys (and queries): the regime every kernel assumes
+  for (Tensor* x : {&p.q, &p.k}) {
+    for (int64_t r = 0; r < x->numel() / K; ++r) {
+      double ss = 0;
+      for (int64_t i = 0; i < K; ++i) ss += x->data[r * K + i] * x->data[r * K + i];
+      for (int64_t i = 0; i < K; ++i) x->data[r * K + i] = round_to(dtype, x->data[r * K + i] / std::sqrt(ss));
+    }
+  }
+  p.v = fill({B, T, HV, V}, normal);
+  p.g = fill({B, T, HV}, [&] { return -std::log1p(std::exp(-normal())); });  // logsigmoid
+  p.beta = fill({B, T, HV}, [&] { return 1.0 / (1.0 + std::exp(-normal())); });
+  if (h0) p.initial_state = fill({p.num_sequences(), HV, K, V}, [&] { return 0.1 * normal(); });
+  return p;
+}
+
+// ||a - b|| / ||b|| over whole tensors (0 when both are zero).
+inline double rel_error(Tensor const& a, Tensor const& b) {
+  double e = 0, n = 0;
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    double const d = a.data[i] - b.data[i];
+    e += d * d;
+    n += b.data[i] * b.data[i];
+  }
+  return n > 0 ? std::sqrt(e / n) : std::sqrt(e);
+}
+
+inline double max_abs(Tensor const& a) {
+  double m = 0;
+  for (double x : a.data) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+inline bool all_finite(Tensor const& a) {
+  for (double x : a.data)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+}  // namespace gdnv::test
