@@ -8,9 +8,10 @@ namespace {
 std::string input_error_message(std::string const& file, std::string const& case_name, std::string const& field,
                                  std::string const& detail) {
   std::string m = file;
-  if (!case_name.empty()) m += ": case '" + case_name + "'";
-  if (!field.empty()) m += ": field '" + field + "'";
-  m += ": " + detail;
+  // append piece by piece: GCC 12 warns (-Wrestrict, a false positive) on "lit" + string temporaries
+  if (!case_name.empty()) m.append(": case '").append(case_name).append("'");
+  if (!field.empty()) m.append(": field '").append(field).append("'");
+  m.append(": ").append(detail);
   for (char& c : m)
     if (c == '\n' || c == '\r') c = ' ';
   return m;

@@ -28,5 +28,5 @@ fi
 BUILD_DIR=${GDNV_BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${GDNV_CMAKE_ARGS:-} >"$BUILD_DIR.configure.log" 2>&1 \
   || { cat "$BUILD_DIR.configure.log" >&2; exit 2; }
-cmake --build "$BUILD_DIR" -j"$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\] (Building|Linking)|^Consolidate compiler' || true
+cmake --build "$BUILD_DIR" -j"$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\] (Building|Linking|Built target)|^Consolidate compiler' || true
 test "${PIPESTATUS[0]}" -eq 0 || { echo "gdnv setup: build failed" >&2; exit 2; }
