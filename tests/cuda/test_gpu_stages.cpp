@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "datasets/generators.hpp"
 #include "harness/compare.hpp"
 #include "harness/implementation.hpp"
 #include "reference/chunked.hpp"
@@ -59,54 +60,22 @@ GpuCase mk(std::string family, int64_t T, int64_t G, uint64_t seed) {
   return c;
 }
 
-// The families of datasets/generators (a local stand-in with the same intent; small sizes).
+// The generator families of datasets/generators.hpp, at small sizes.
 Problem make_problem(GpuCase const& c) {
-  Problem p = test::random_problem(c.seed, 1, c.T, c.H, c.H * c.G, c.K, c.K, c.seqlens, c.h0, c.dtype);
-  std::mt19937_64 rng(c.seed * 7919 + 17);
-  auto uniform = [&] { return static_cast<double>(rng() >> 11) * 0x1p-53; };
-  auto normal = [&] {
-    double const u1 = 1.0 - uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  };
-  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
-  auto logsigmoid = [](double x) { return -std::log1p(std::exp(-x)); };
-  int64_t const HV = p.HV;
-  Tensor g({p.B, p.T, HV}, DType::f32), beta({p.B, p.T, HV}, DType::f32);
-  std::vector<double> A_log(HV), dt_bias(HV);
-  for (int64_t h = 0; h < HV; ++h) {
-    A_log[h] = std::log(1.0 + 15.0 * uniform());
-    double const dt = std::exp(std::log(1e-3) + uniform() * (std::log(1e-1) - std::log(1e-3)));
-    dt_bias[h] = dt + std::log(-std::expm1(-dt));  // softplus^-1
-  }
-  for (int64_t i = 0; i < g.numel(); ++i) {
-    int64_t const hv = i % HV;
-    double gv = logsigmoid(normal()), bv = sigmoid(normal());
-    if (c.family == "fla-test") gv = logsigmoid(uniform()), bv = sigmoid(uniform());
-    if (c.family == "model-like") {
-      double const x = normal() + dt_bias[hv];
-      double const sp = x > 20 ? x : std::log1p(std::exp(x));
-      gv = -std::exp(A_log[hv]) * sp;
-    }
-    if (c.family == "beta-near-2") bv = 2.0 * sigmoid(3.0 + 0.5 * normal());
-    if (c.family == "strong-decay") gv = logsigmoid(uniform()) / 0.05;
-    if (c.family == "no-decay") gv = 0.0;
-    g.data[i] = round_to(DType::f32, gv);
-    beta.data[i] = round_to(DType::f32, bv);
-  }
-  p.g = g;
-  p.beta = beta;
-  if (c.family == "fla-test") {  // all-positive keys: correlated, a stress case for the solve
-    for (Tensor* x : {&p.q, &p.k}) {
-      for (int64_t r = 0; r < x->numel() / c.K; ++r) {
-        double ss = 0;
-        std::vector<double> v(c.K);
-        for (auto& e : v) e = uniform(), ss += e * e;
-        for (int64_t i = 0; i < c.K; ++i) x->data[r * c.K + i] = round_to(c.dtype, v[i] / std::sqrt(ss));
-      }
-    }
-  }
-  p.qk_l2norm = c.l2norm;
-  return p;
+  GeneratorParams gp;
+  gp.family = c.family;
+  gp.B = 1;
+  gp.T = c.T;
+  gp.H = c.H;
+  gp.HV = c.H * c.G;
+  gp.K = c.K;
+  gp.V = c.K;
+  gp.seqlens = c.seqlens;
+  gp.dtype = c.dtype;
+  gp.seed = c.seed;
+  gp.h0 = c.h0;
+  if (c.l2norm) gp.l2norm_in_kernel = true;
+  return generate_problem(gp);
 }
 
 bool strict_upper_zero(Problem const& p, Tensor const& A) {
