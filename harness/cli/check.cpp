@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,8 +92,23 @@ CheckResult judge(std::string const& file, Case const& c, Implementation& impl, 
   return r;
 }
 
+// The same implementation with every stage fed the reference's inputs to that stage, so an
+// error is attributed to the stage that made it rather than to the ones it flows through.
+class IsolatedStages final : public Implementation {
+ public:
+  IsolatedStages(Implementation& inner, ChunkedResult const& ref) : inner_(inner), ref_(ref) {}
+  std::string name() const override { return inner_.name() + "[isolated]"; }
+  std::string arithmetic() const override { return inner_.arithmetic(); }
+  Availability can_implement(Problem const& p) const override { return inner_.can_implement(p); }
+  StageOutputs run(Problem const& p) override { return inner_.run_isolated(p, ref_); }
+
+ private:
+  Implementation& inner_;
+  ChunkedResult const& ref_;
+};
+
 void print_table(std::vector<CheckResult> const& results, CheckOptions const& opt) {
-  std::printf("%-22s %-40s %-13s %-34s %8s %10s %10s\n", "case", "implementation", "disposition",
+  std::printf("%-26s %-40s %-13s %-36s %8s %10s %10s\n", "case", "implementation", "disposition",
               "worst chunk", "ratio", "o ratio", "o rel_rms");
   for (auto const& r : results) {
     std::string worst = "-", ratio = "-", o_ratio = "-", o_rms = "-";
@@ -105,7 +121,7 @@ void print_table(std::vector<CheckResult> const& results, CheckOptions const& op
         o_rms = fmt::format("{:.3e}", it->second.rel_rms);
       }
     }
-    std::printf("%-22s %-40s %-13s %-34s %8s %10s %10s\n", r.case_name.c_str(), r.implementation.c_str(),
+    std::printf("%-26s %-40s %-13s %-36s %8s %10s %10s\n", r.case_name.c_str(), r.implementation.c_str(),
                 disposition_name(r.disposition).c_str(), worst.c_str(), ratio.c_str(), o_ratio.c_str(),
                 o_rms.c_str());
   }
@@ -128,8 +144,11 @@ void print_table(std::vector<CheckResult> const& results, CheckOptions const& op
     }
   }
   bool first = true;
+  std::set<std::string> said;  // a not_run reason is the same for every case: say it once
   for (auto const& r : results) {
     if (r.reason.empty()) continue;
+    bool const skipped = r.disposition == Disposition::not_run || r.disposition == Disposition::not_supported;
+    if (skipped && !said.insert(r.implementation + r.reason).second) continue;
     std::printf("%s%s / %s: %s\n", first ? "\n" : "", r.case_name.c_str(), r.implementation.c_str(), r.reason.c_str());
     first = false;
   }
@@ -170,7 +189,13 @@ int run_check(CheckOptions const& opt) {
         CapturedImplementation impl(g);
         results.push_back(judge(ds.path, c, impl, ref, opt.max_floor_ratio));
       }
-      for (auto& impl : impls) results.push_back(judge(ds.path, c, *impl, ref, opt.max_floor_ratio));
+      for (auto& impl : impls) {
+        results.push_back(judge(ds.path, c, *impl, ref, opt.max_floor_ratio));
+        if (impl->has_isolated_stages()) {
+          IsolatedStages isolated(*impl, ref);
+          results.push_back(judge(ds.path, c, isolated, ref, opt.max_floor_ratio));
+        }
+      }
       progress.step(c.name);
     }
   }
