@@ -3,9 +3,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "reference/problem.hpp"
 #include "reference/rounding.hpp"
@@ -77,5 +80,31 @@ inline bool all_finite(Tensor const& a) {
     if (!std::isfinite(x)) return false;
   return true;
 }
+
+// A shell-quoted argument for std::system.
+inline std::string quote(std::string const& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// A fresh directory under the system temp dir, removed with everything in it.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int counter = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("gdnv-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(TempDir const&) = delete;
+  TempDir& operator=(TempDir const&) = delete;
+  std::string file(std::string const& name) const { return (path / name).string(); }
+};
 
 }  // namespace gdnv::test

@@ -7,6 +7,8 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
+
+#include "test_util.hpp"
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -102,27 +104,9 @@ uint64_t fingerprint(Tensor const& t) {
 
 // --- running the gdnv executable ------------------------------------------------------------
 
-std::string quote(std::string const& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("gdnv-gen-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(std::string const& name) const { return (path / name).string(); }
-};
+using test::quote;
+using test::TempDir;
 
 std::string slurp(std::string const& path) {
   std::ifstream f(path, std::ios::binary);

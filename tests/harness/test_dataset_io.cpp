@@ -38,28 +38,9 @@ std::string const kPython = "/usr/bin/python3";
 
 std::string script(std::string const& name) { return std::string(GDNV_SOURCE_DIR) + "/tests/harness/" + name; }
 
-std::string quote(std::string const& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
 
-// A fresh directory under the system temp dir, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("gdnv-io-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(std::string const& name) const { return (path / name).string(); }
-};
+using test::quote;
+using test::TempDir;
 
 // Runs a shell command; returns its exit status and standard output.
 std::pair<int, std::string> run(std::string const& cmd) {
