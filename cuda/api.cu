@@ -172,6 +172,32 @@ void forward(Args const& a, Stream s) {
   chunk_output(a, s);
 }
 
+char const* stage_name(Stage s) {
+  switch (s) {
+    case Stage::chunk_cumsum: return "chunk_cumsum";
+    case Stage::kkt: return "kkt";
+    case Stage::solve_tril: return "solve_tril";
+    case Stage::wu: return "wu";
+    case Stage::chunk_state: return "chunk_state";
+    case Stage::chunk_output: return "chunk_output";
+  }
+  return "?";
+}
+
+// Must match the launchers' grids (tests/cuda checks that exactly these entries are written).
+int64_t timed_blocks(Args const& a, Stage s) {
+  Dims const& d = a.d;
+  switch (s) {
+    case Stage::chunk_cumsum: return 0;
+    case Stage::kkt:
+    case Stage::solve_tril:
+    case Stage::wu: return d.num_chunks * d.HV;
+    case Stage::chunk_state: return d.N == 0 ? 0 : d.N * d.HV * (d.V / 32);  // BV = 32, both variants
+    case Stage::chunk_output: return d.num_chunks * d.HV * (a.output_variant == 1 ? d.V / 64 : 1);
+  }
+  return 0;
+}
+
 void synchronize() { GDN_CUDA_CHECK(cudaDeviceSynchronize()); }
 
 double measure_copy_bandwidth(std::size_t bytes, int reps) {

@@ -1,6 +1,7 @@
 // gdnv_bench_stages: times every stage of our unfused pipeline and the cuBLAS baseline on random
 // normalized inputs (bf16 q/k/v, fp32 g/beta), CUDA events, median of --reps runs after warm-up
-// (warm L2: the same buffers every run), plus the device copy bandwidth for the memory-floor ratio.
+// (warm L2: the same buffers every run; `gdnv bench` adds cold-L2 runs and JSON), plus the device copy
+// bandwidth for the memory-floor ratio.
 //   gdnv_bench_stages [--B 1] [--T 8192] [--H 16] [--HV 32] [--K 128] [--reps 30]
 #include <algorithm>
 #include <cstdio>
@@ -16,53 +17,11 @@ using namespace gdn_cuda;
 
 namespace {
 
-__device__ float hash_normal(uint64_t i, uint64_t seed) {
-  auto mix = [](uint64_t x) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
-    return x;
-  };
-  uint64_t const a = mix(i * 2 + seed * 0x9e3779b97f4a7c15ULL), b = mix(i * 2 + 1 + seed * 0x9e3779b97f4a7c15ULL);
-  float const u1 = ((a >> 40) + 1) * (1.f / 16777217.f), u2 = (b >> 40) * (1.f / 16777216.f);
-  return sqrtf(-2.f * logf(u1)) * cosf(6.2831853f * u2);
-}
-
-template <class E>
-__global__ void fill_kernel(E* p, int64_t n, uint64_t seed, int mode) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    float x = hash_normal(i, seed);
-    if (mode == 1) x = -log1pf(expf(-x));        // logsigmoid
-    if (mode == 2) x = 1.f / (1.f + expf(-x));   // sigmoid
-    if (mode == 3) x *= 0.1f;
-    p[i] = from_f<E>(x);
-  }
-}
-
-template <class E>
-void fill(void* p, int64_t n, uint64_t seed, int mode) {
-  fill_kernel<E><<<1024, 256>>>(static_cast<E*>(p), n, seed, mode);
-  GDN_LAUNCH_CHECK();
-}
-
+EventTimer* g_timer = nullptr;
 double time_us(std::function<void()> const& f, int reps) {
-  cudaEvent_t e0, e1;
-  GDN_CUDA_CHECK(cudaEventCreate(&e0));
-  GDN_CUDA_CHECK(cudaEventCreate(&e1));
-  for (int i = 0; i < 5; ++i) f();
-  GDN_CUDA_CHECK(cudaDeviceSynchronize());
-  std::vector<float> ms;
-  for (int i = 0; i < reps; ++i) {
-    GDN_CUDA_CHECK(cudaEventRecord(e0));
-    f();
-    GDN_CUDA_CHECK(cudaEventRecord(e1));
-    GDN_CUDA_CHECK(cudaEventSynchronize(e1));
-    float t = 0;
-    GDN_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  return 1e3 * ms[ms.size() / 2];
+  std::vector<double> us = g_timer->time_us(f, 5, reps, 0);
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
 }
 
 }  // namespace
@@ -95,14 +54,9 @@ int main(int argc, char** argv) {
     Args a = ws.args;
     a.split_state = true;  // rows say which state arithmetic they use; `an` below is FLA's (bf16 S)
     int64_t const BT = B * T;
-    fill<__nv_bfloat16>(ws.q.get(), BT * H * K, 1, 0);
-    fill<__nv_bfloat16>(ws.k.get(), BT * H * K, 2, 0);
-    l2norm(ws.q.get(), ws.q.get(), ElemType::bf16, BT * H, K, nullptr);
-    l2norm(ws.k.get(), ws.k.get(), ElemType::bf16, BT * H, K, nullptr);
-    fill<__nv_bfloat16>(ws.v.get(), BT * HV * K, 3, 0);
-    fill<float>(ws.g.get(), BT * HV, 4, 1);
-    fill<float>(ws.beta.get(), BT * HV, 5, 2);
-    fill<float>(ws.h0.get(), plan.d.N * HV * K * K, 6, 3);
+    fill_random_inputs(ws, 1);
+    EventTimer timer;
+    g_timer = &timer;
     a.scale = 1.f / std::sqrt(float(K));
     forward(a, nullptr);
     synchronize();

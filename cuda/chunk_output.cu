@@ -28,6 +28,7 @@ __global__ void __launch_bounds__(128) chunk_output_kernel(Args a) {
   E* Vn = Hs + K * LDV;    // [64][LDV]
   E* Pb = Vn + kBT * LDV;  // [64][LDP]
   __shared__ float gs[kBT];
+  block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
   constexpr int nvt = V / BV;
@@ -99,6 +100,7 @@ __global__ void __launch_bounds__(128) chunk_output_kernel(Args a) {
     for (int j = 0; j < BV / 8; ++j)
       store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * O[0][j][2 * hh], sc * O[0][j][2 * hh + 1]);
   }
+  block_time_end(a.block_times);
 }
 
 template <class E, int K>
@@ -121,6 +123,7 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
   E* Vn = Hs + K * LDV;    // [64][LDV]
   E* Pb = Vn + kBT * LDV;  // [64][LDP]
   __shared__ float gs[kBT];
+  block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
   int const hv = blockIdx.x % HV;
@@ -197,6 +200,7 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
     for (int j = 0; j < ONT; ++j)
       store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * O[0][j][2 * hh], sc * O[0][j][2 * hh + 1]);
   }
+  block_time_end(a.block_times);
 }
 
 template <class E, int K>

@@ -45,6 +45,7 @@ __global__ void __launch_bounds__(128) chunk_state_v1_kernel(Args a) {
   E* Sl = Sb + K * LDU;                    // [K][LDU] (SPLIT only)
   E* Db = Sl + (SPLIT ? K * LDU : 0);      // [64][LDU]
   __shared__ float gs[kBT];
+  block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
   int const nvt = V / BV;
@@ -176,6 +177,7 @@ __global__ void __launch_bounds__(128) chunk_state_v1_kernel(Args a) {
         int const r = 16 * (MT * warp + i) + g + 8 * hh, col = 8 * j + 2 * t;
         *reinterpret_cast<float2*>(fs + r * V + col) = make_float2(S[i][j][2 * hh], S[i][j][2 * hh + 1]);
       }
+  block_time_end(a.block_times);
 }
 
 template <class E, int K, bool SPLIT>
@@ -204,6 +206,7 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   E* Db = Sl + (SPLIT ? K * LDU : 0);   // [64][LDU] gated delta
   E* Vs = Db + kBT * LDU;               // [64][LDU] v_new staging
   __shared__ float gs[kBT];
+  block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
   constexpr int nvt = V / BV;
@@ -356,6 +359,7 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
       int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
       *reinterpret_cast<float2*>(fs + r * V + col) = make_float2(S[0][j][2 * hh], S[0][j][2 * hh + 1]);
     }
+  block_time_end(a.block_times);
 }
 
 template <class E, int K, bool SPLIT>

@@ -30,6 +30,26 @@ constexpr int kBT = 64;  // chunk size
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// ---------------------------------------------------------------- per-block timing (Args::block_times)
+// Opt-in: with a non-null buffer, thread 0 writes %globaltimer (ns) at the block's entry to
+// buf[2*block] and, after a block barrier at its exit, to buf[2*block+1]. Null (the default) costs one
+// uniform, predictable branch at entry and one at exit. Kernels using it must reach the exit with every
+// thread (no early return).
+__device__ __forceinline__ unsigned long long global_timer_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void block_time_begin(unsigned long long* bt) {
+  if (bt != nullptr && threadIdx.x == 0) bt[2 * static_cast<int64_t>(blockIdx.x)] = global_timer_ns();
+}
+__device__ __forceinline__ void block_time_end(unsigned long long* bt) {
+  if (bt != nullptr) {
+    __syncthreads();
+    if (threadIdx.x == 0) bt[2 * static_cast<int64_t>(blockIdx.x) + 1] = global_timer_ns();
+  }
+}
+
 // ---------------------------------------------------------------- element conversions
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }

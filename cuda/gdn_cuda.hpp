@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +83,10 @@ struct Args {
   void* h = nullptr;
   void* o = nullptr;
   float* final_state = nullptr;
+  // Opt-in per-block timing (nullptr = off): kkt, solve_tril, wu, chunk_state and chunk_output write
+  // %globaltimer (ns) at each block's entry to [2*block] and at its exit to [2*block+1];
+  // timed_blocks() says how many blocks a launch has. Outputs are bit-identical with it on or off.
+  unsigned long long* block_times = nullptr;
 };
 
 // "" when the kernels support this problem, else the reason.
@@ -98,6 +103,12 @@ void wu(Args const& a, Stream stream);            // k, v, beta, g_cumsum, A_inv
 void chunk_state(Args const& a, Stream stream);   // k, w, u, g_cumsum, h0 -> h, v_new, final_state
 void chunk_output(Args const& a, Stream stream);  // q, k, v_new, h, g_cumsum -> o
 void forward(Args const& a, Stream stream);       // all six stages in order
+
+enum class Stage : int { chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output };
+char const* stage_name(Stage s);
+// Blocks in the stage's launch grid for these Args (Args::block_times needs 2 entries per block);
+// 0 for chunk_cumsum, which does not record block times.
+int64_t timed_blocks(Args const& a, Stage s);
 
 // ---- cuBLAS baseline for KKT and the inverse (other stages: ours).
 class CublasBaseline {
@@ -145,6 +156,38 @@ struct Workspace {
 };
 
 void synchronize();
+
+// ---- benchmark support (cuda/bench_support.cu), used by `gdnv bench`, gdnv_bench_stages and the tests.
+struct DeviceInfo {
+  std::string name;
+  int sm_count = 0, cc_major = 0, cc_minor = 0;
+  int64_t l2_bytes = 0, global_mem_bytes = 0;
+  int driver_version = 0, runtime_version = 0;  // e.g. 13000 = 13.0
+  int memory_bus_bits = 0;
+};
+DeviceInfo device_info();  // device 0
+// Random inputs on the device, never zeros: q, k rows L2-normalized N(0,1); v N(0,1); g = logsigmoid(N(0,1));
+// beta = sigmoid(N(0,1)); h0 (if allocated) 0.1 N(0,1). Deterministic in `seed`.
+void fill_random_inputs(Workspace& ws, uint64_t seed);
+
+// CUDA-event timing of a piece of device work on the default stream.
+class EventTimer {
+ public:
+  EventTimer();
+  ~EventTimer();
+  EventTimer(EventTimer const&) = delete;
+  EventTimer& operator=(EventTimer const&) = delete;
+  // `warmup` untimed runs, then `reps` timed runs (microseconds each, in order). All timed runs are
+  // queued behind a short spin kernel, so host launch gaps stay out of the numbers. flush_bytes > 0:
+  // before every run (outside the timed region) a write of that many bytes evicts the L2 cache.
+  // *queue_drained (optional) is set when the spin ended before the host had queued every run.
+  std::vector<double> time_us(std::function<void()> const& fn, int warmup, int reps, std::size_t flush_bytes,
+                              bool* queue_drained = nullptr);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> p_;
+};
 // Device-to-device copy bandwidth (bytes read + written per second), measured with `bytes` per copy.
 double measure_copy_bandwidth(std::size_t bytes, int reps);
 

@@ -18,6 +18,7 @@ __global__ void __launch_bounds__(128) kkt_kernel(Args a) {
   constexpr int LDS = K + 8;
   __shared__ __align__(16) E ks[kBT * LDS];
   __shared__ float gs[kBT], bs[kBT];
+  block_time_begin(a.block_times);
   int const HV = static_cast<int>(a.d.HV);
   int const hv = blockIdx.x % HV;
   ChunkDesc const c = a.chunks[blockIdx.x / HV];
@@ -64,6 +65,7 @@ __global__ void __launch_bounds__(128) kkt_kernel(Args a) {
         *reinterpret_cast<float2*>(out + j) = make_float2(v[0], v[1]);
       }
   }
+  block_time_end(a.block_times);
 }
 
 }  // namespace

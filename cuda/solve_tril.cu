@@ -30,6 +30,7 @@ __global__ void __launch_bounds__(128) solve_tril_kernel(Args a) {
   __shared__ __align__(16) float As[kBT * LDA];
   __shared__ __align__(16) float Ts[kBT * LDA];
   __shared__ float Xs[3][16][17];
+  block_time_begin(a.block_times);
   int const HV = static_cast<int>(a.d.HV);
   int const hv = blockIdx.x % HV;
   ChunkDesc const c = a.chunks[blockIdx.x / HV];
@@ -143,6 +144,7 @@ __global__ void __launch_bounds__(128) solve_tril_kernel(Args a) {
     for (int x = 0; x < per; ++x) tmp[x] = from_f<OutT>(q + x <= i ? Ts[i * LDA + q + x] : 0.f);
     *reinterpret_cast<uint4*>(out + i * rstride + q) = *reinterpret_cast<uint4 const*>(tmp);
   }
+  block_time_end(a.block_times);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
   E* Vb = Ai + (SPLIT ? 2 : 1) * kBT * LDI;                  // [64][LDV]
   E* Kb = Vb + kBT * LDV;                                    // [64][LDK]
   __shared__ float bs[kBT], es[kBT];
+  block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
   int const hv = blockIdx.x % HV;
@@ -107,6 +108,7 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
       }
     }
   }
+  block_time_end(a.block_times);
 }
 
 template <class E, class AT, int K>

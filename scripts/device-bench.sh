@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One GPU-machine benchmark run (H100/H200 image: CUDA 13, CMake 4, HDF5 1.10, Boost headers only):
+# full build, the GPU tests (ctest -L gpu) and the bench CLI tests, then `gdnv bench` on the Qwen3-Next
+# shape (T = 8192, 32768), on B=4 T=4096 H=HV=16 (targets.md's second shape), and one --per-chunk run at
+# T=8192. Results under $OUT, named after the GPU (e.g. bench-H100-qwen3-next.json).
+# Header-only deps the image lacks (CLI11, nlohmann-json) travel in .device/include (see device-run.sh);
+# pass the commit in, since .git does not travel: GDNV_GIT_COMMIT=$(git rev-parse HEAD) bash scripts/device-bench.sh
+set -uo pipefail
+OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"
+export PATH=/usr/local/cuda/bin:$PATH
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
+GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -oE 'H100|H200|A100|B200|GH200|L40S|L4' | head -1)
+GPU=${GPU:-gpu}
+B=/tmp/gdnv-build
+cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
+  -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+cmake --build $B -j"$(nproc)" >>"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -40; exit 1; }
+echo "build ok ($(grep -c 'warning' "$OUT/build.log") warning lines)"
+(cd $B && ctest -L gpu -j4 --output-on-failure >"$OUT/ctest-gpu-$GPU.txt" 2>&1); echo "ctest -L gpu exit $?"
+grep -E "tests passed|tests failed|Failed|\*\*\*Failed" "$OUT/ctest-gpu-$GPU.txt" | head -20
+(cd $B && ctest -R bench_cli --output-on-failure 2>&1 | grep -E "tests passed|tests failed|Failed" | head -5)
+G=$B/gdnv
+$G bench --shape qwen3-next --T 8192,32768 --json "$OUT/bench-$GPU-qwen3-next.json" 2>&1 | tee "$OUT/bench-$GPU.log"
+$G bench --B 4 --T 4096 --H 16 --HV 16 --json "$OUT/bench-$GPU-B4-T4096-H16-HV16.json" 2>&1 | tee -a "$OUT/bench-$GPU.log"
+$G bench --shape qwen3-next --T 8192 --per-chunk --json "$OUT/bench-$GPU-qwen3-next-T8192-per-chunk.json" 2>&1 \
+  | tee -a "$OUT/bench-$GPU.log"

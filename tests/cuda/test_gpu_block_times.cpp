@@ -1,0 +1,165 @@
+// GPU tests of the opt-in per-block timing (Args::block_times, used by `gdnv bench --per-chunk`): every
+// block of kkt, solve_tril, wu, chunk_state and chunk_output writes a nonzero start and an end >= start,
+// exactly timed_blocks() pairs are written (nothing past them), and turning it on changes no output bit.
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#ifdef GDNV_HAVE_CUDA
+#include "cuda/gdn_cuda.hpp"
+#endif
+
+namespace utf = boost::unit_test;
+
+namespace {
+
+struct has_gpu {
+  boost::test_tools::assertion_result operator()(utf::test_unit_id) const {
+#ifdef GDNV_HAVE_CUDA
+    std::string why;
+    if (gdn_cuda::device_count(&why) > 0) return true;
+    boost::test_tools::assertion_result r(false);
+    r.message() << "no CUDA device (" << why << ")";
+    return r;
+#else
+    boost::test_tools::assertion_result r(false);
+    r.message() << "no CUDA device (built without CUDA)";
+    return r;
+#endif
+  }
+};
+
+#ifdef GDNV_HAVE_CUDA
+namespace gc = gdn_cuda;
+
+struct TimingCase {
+  int64_t B = 1, T = 1000, H = 2, HV = 4, K = 128;
+  std::vector<int64_t> seqlens;
+  gc::ElemType qkv = gc::ElemType::bf16, ainv = gc::ElemType::bf16;
+  bool split_state = false;
+  int state_variant = 2, output_variant = 2;
+};
+
+constexpr gc::Stage kStages[] = {gc::Stage::chunk_cumsum, gc::Stage::kkt, gc::Stage::solve_tril,
+                                 gc::Stage::wu, gc::Stage::chunk_state, gc::Stage::chunk_output};
+
+void launch(gc::Stage s, gc::Args const& a) {
+  switch (s) {
+    case gc::Stage::chunk_cumsum: gc::chunk_cumsum(a, nullptr); break;
+    case gc::Stage::kkt: gc::kkt(a, nullptr); break;
+    case gc::Stage::solve_tril: gc::solve_tril(a, nullptr); break;
+    case gc::Stage::wu: gc::wu(a, nullptr); break;
+    case gc::Stage::chunk_state: gc::chunk_state(a, nullptr); break;
+    case gc::Stage::chunk_output: gc::chunk_output(a, nullptr); break;
+  }
+}
+
+std::vector<unsigned char> bytes_of(gc::DeviceBuffer const& b) {
+  std::vector<unsigned char> v(b.size());
+  b.download(v.data(), v.size());
+  return v;
+}
+
+void run_timing_case(TimingCase const& tc) {
+  std::vector<int64_t> cu;
+  int64_t T = tc.T;
+  if (!tc.seqlens.empty()) {
+    cu.push_back(0);
+    for (int64_t l : tc.seqlens) cu.push_back(cu.back() + l);
+    T = cu.back();
+  }
+  gc::Plan plan = gc::make_plan(tc.B, T, tc.H, tc.HV, tc.K, tc.K, cu);
+  gc::Workspace ws(plan, tc.qkv, gc::ElemType::f32, gc::ElemType::f32, tc.ainv, true);
+  gc::fill_random_inputs(ws, 7);
+  gc::Args a = ws.args;
+  a.scale = 1.f / std::sqrt(static_cast<float>(tc.K));
+  a.split_state = tc.split_state;
+  a.state_variant = tc.state_variant;
+  a.output_variant = tc.output_variant;
+
+  auto outputs = [&] {
+    std::vector<std::vector<unsigned char>> o;
+    for (gc::DeviceBuffer* b : {&ws.g_cumsum, &ws.A, &ws.A_inv, &ws.w, &ws.u, &ws.v_new, &ws.h, &ws.o, &ws.final_state})
+      o.push_back(bytes_of(*b));
+    return o;
+  };
+  ws.poison();
+  for (gc::Stage s : kStages) launch(s, a);
+  gc::synchronize();
+  auto const plain = outputs();
+
+  // Each stage gets its own zeroed buffer with 8 spare pairs past its grid.
+  ws.poison();
+  std::vector<gc::DeviceBuffer> bufs;
+  for (gc::Stage s : kStages) {
+    int64_t const n = gc::timed_blocks(a, s);
+    bufs.emplace_back(static_cast<size_t>(2 * n + 16) * 8);
+    bufs.back().fill_bytes(0);
+    gc::Args x = a;
+    x.block_times = static_cast<unsigned long long*>(bufs.back().get());
+    launch(s, x);
+  }
+  gc::synchronize();
+  auto const timed = outputs();
+  char const* names[] = {"g_cumsum", "A", "A_inv", "w", "u", "v_new", "h", "o", "final_state"};
+  for (size_t i = 0; i < plain.size(); ++i)
+    BOOST_TEST((plain[i] == timed[i]), names[i] << " changed when block times were recorded");
+
+  for (size_t si = 0; si < std::size(kStages); ++si) {
+    gc::Stage const s = kStages[si];
+    int64_t const n = gc::timed_blocks(a, s);
+    std::vector<unsigned long long> t(static_cast<size_t>(2 * n + 16));
+    bufs[si].download(t.data(), t.size() * 8);
+    int64_t bad = 0;
+    unsigned long long lo = ~0ull, hi = 0;
+    for (int64_t b = 0; b < n; ++b) {
+      unsigned long long const st = t[2 * b], en = t[2 * b + 1];
+      if (st == 0 || en == 0 || en < st) ++bad;
+      lo = std::min(lo, st), hi = std::max(hi, en);
+    }
+    bool spare_clean = true;
+    for (size_t i = static_cast<size_t>(2 * n); i < t.size(); ++i) spare_clean = spare_clean && t[i] == 0;
+    BOOST_TEST(bad == 0, gc::stage_name(s) << ": " << bad << " of " << n << " blocks without a valid start/end");
+    BOOST_TEST(spare_clean, gc::stage_name(s) << ": entries written past timed_blocks() = " << n);
+    if (s == gc::Stage::chunk_cumsum) {
+      BOOST_TEST(n == 0);
+    } else {
+      BOOST_TEST(n > 0);
+      BOOST_TEST(hi >= lo);
+      BOOST_TEST_MESSAGE(gc::stage_name(s) << ": " << n << " blocks, span " << (hi - lo) * 1e-3 << " us");
+    }
+    if (s == gc::Stage::chunk_state) BOOST_TEST(hi > lo, "chunk_state: zero span over all blocks");
+  }
+}
+#endif
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(gpu_block_times, *utf::label("gpu") * utf::precondition(has_gpu()))
+
+#ifdef GDNV_HAVE_CUDA
+BOOST_AUTO_TEST_CASE(bf16_T1000_G2) { run_timing_case(TimingCase{}); }
+
+BOOST_AUTO_TEST_CASE(bf16_varlen_K64_fp32inv_split_v1) {
+  TimingCase c;
+  c.H = 1, c.HV = 3, c.K = 64;
+  c.seqlens = {1, 63, 64, 65, 0, 300};
+  c.ainv = gdn_cuda::ElemType::f32;
+  c.split_state = true;
+  c.state_variant = 1, c.output_variant = 1;
+  run_timing_case(c);
+}
+
+BOOST_AUTO_TEST_CASE(fp32_B2_T130) {
+  TimingCase c;
+  c.B = 2, c.T = 130, c.H = 1, c.HV = 2;
+  c.qkv = c.ainv = gdn_cuda::ElemType::f32;
+  run_timing_case(c);
+}
+#endif
+
+BOOST_AUTO_TEST_SUITE_END()
