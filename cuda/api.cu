@@ -165,9 +165,20 @@ void Workspace::poison() {
 
 void forward(Args const& a, Stream s) {
   chunk_cumsum(a, s);
-  kkt(a, s);
-  solve_tril(a, s);
-  wu(a, s);
+  switch (a.fusion) {
+    case Fusion::none:
+      kkt(a, s);
+      solve_tril(a, s);
+      wu(a, s);
+      break;
+    case Fusion::kkt_solve:
+      kkt_solve_fused(a, s);
+      wu(a, s);
+      break;
+    case Fusion::intra:
+      intra_fused(a, s);
+      break;
+  }
   chunk_state(a, s);
   chunk_output(a, s);
 }
@@ -180,8 +191,23 @@ char const* stage_name(Stage s) {
     case Stage::wu: return "wu";
     case Stage::chunk_state: return "chunk_state";
     case Stage::chunk_output: return "chunk_output";
+    case Stage::kkt_solve_fused: return "kkt_solve_fused";
+    case Stage::intra_fused: return "intra_fused";
   }
   return "?";
+}
+
+void run_stage(Stage st, Args const& a, Stream s) {
+  switch (st) {
+    case Stage::chunk_cumsum: chunk_cumsum(a, s); break;
+    case Stage::kkt: kkt(a, s); break;
+    case Stage::solve_tril: solve_tril(a, s); break;
+    case Stage::wu: wu(a, s); break;
+    case Stage::chunk_state: chunk_state(a, s); break;
+    case Stage::chunk_output: chunk_output(a, s); break;
+    case Stage::kkt_solve_fused: kkt_solve_fused(a, s); break;
+    case Stage::intra_fused: intra_fused(a, s); break;
+  }
 }
 
 // Must match the launchers' grids (tests/cuda checks that exactly these entries are written).
@@ -191,7 +217,9 @@ int64_t timed_blocks(Args const& a, Stage s) {
     case Stage::chunk_cumsum: return 0;
     case Stage::kkt:
     case Stage::solve_tril:
-    case Stage::wu: return d.num_chunks * d.HV;
+    case Stage::wu:
+    case Stage::kkt_solve_fused:
+    case Stage::intra_fused: return d.num_chunks * d.HV;
     case Stage::chunk_state: return d.N == 0 ? 0 : d.N * d.HV * (d.V / 32);  // BV = 32, both variants
     case Stage::chunk_output: return d.num_chunks * d.HV * (a.output_variant == 1 ? d.V / 64 : 1);
   }

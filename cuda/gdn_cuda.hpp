@@ -55,6 +55,11 @@ struct Plan {
 Plan make_plan(int64_t B, int64_t T, int64_t H, int64_t HV, int64_t K, int64_t V,
                std::vector<int64_t> const& cu_seqlens);
 
+// How forward() computes stages 2-4 (kkt, solve_tril, wu): one kernel each, kkt + solve_tril in one
+// kernel (A stays on chip), or all three in one kernel (A and A_inv stay on chip; A_inv is still
+// stored unless Args::A_inv is null).
+enum class Fusion : int { none, kkt_solve, intra };
+
 struct Args {
   Dims d;
   ElemType qkv = ElemType::bf16;   // q, k, v and w, u, v_new, h, o
@@ -65,6 +70,7 @@ struct Args {
   int state_variant = 2;    // chunk_state kernel variant (1 or 2, see chunk_state.cu)
   int output_variant = 2;   // chunk_output kernel variant (1 or 2, see chunk_output.cu)
   bool split_state = false; // chunk_state: W*S with S split into bf16 hi+lo (true) or S rounded to bf16 (FLA)
+  Fusion fusion = Fusion::none;  // which kernels forward() runs for stages 2-4
   // device pointers
   ChunkDesc const* chunks = nullptr;
   int64_t const* seq_chunk_begin = nullptr;
@@ -83,7 +89,7 @@ struct Args {
   void* h = nullptr;
   void* o = nullptr;
   float* final_state = nullptr;
-  // Opt-in per-block timing (nullptr = off): kkt, solve_tril, wu, chunk_state and chunk_output write
+  // Opt-in per-block timing (nullptr = off): every stage but chunk_cumsum writes
   // %globaltimer (ns) at each block's entry to [2*block] and at its exit to [2*block+1];
   // timed_blocks() says how many blocks a launch has. Outputs are bit-identical with it on or off.
   unsigned long long* block_times = nullptr;
@@ -102,10 +108,15 @@ void solve_tril(Args const& a, Stream stream);    // A -> A_inv
 void wu(Args const& a, Stream stream);            // k, v, beta, g_cumsum, A_inv -> w, u
 void chunk_state(Args const& a, Stream stream);   // k, w, u, g_cumsum, h0 -> h, v_new, final_state
 void chunk_output(Args const& a, Stream stream);  // q, k, v_new, h, g_cumsum -> o
-void forward(Args const& a, Stream stream);       // all six stages in order
+void forward(Args const& a, Stream stream);       // all six stages in order (stages 2-4 as Args::fusion says)
+// Fused stages (kkt_solve_fused.cu, intra_fused.cu): same arithmetic as the unfused ones, bit for bit.
+void kkt_solve_fused(Args const& a, Stream stream);  // k, beta, g_cumsum -> A_inv (A stays on chip)
+void intra_fused(Args const& a, Stream stream);      // k, v, beta, g_cumsum -> w, u, and A_inv unless null;
+                                                     // needs Args::ainv == Args::qkv
 
-enum class Stage : int { chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output };
+enum class Stage : int { chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output, kkt_solve_fused, intra_fused };
 char const* stage_name(Stage s);
+void run_stage(Stage s, Args const& a, Stream stream);  // the stage's launcher
 // Blocks in the stage's launch grid for these Args (Args::block_times needs 2 entries per block);
 // 0 for chunk_cumsum, which does not record block times.
 int64_t timed_blocks(Args const& a, Stage s);

@@ -170,4 +170,24 @@ Comparison compare_outputs(Problem const& p, ChunkedResult const& ref, StageOutp
   return cmp;
 }
 
+std::map<std::string, PairTensorStats> compare_pair(StageOutputs const& a, StageOutputs const& b) {
+  std::map<std::string, PairTensorStats> out;
+  for (auto const& [name, ta] : a) {
+    auto it = b.find(name);
+    if (it == b.end() || it->second.shape != ta.shape) continue;
+    Tensor const& tb = it->second;
+    PairTensorStats st;
+    st.elements = static_cast<int64_t>(ta.data.size());
+    for (size_t i = 0; i < ta.data.size(); ++i) {
+      double const x = ta.data[i], y = tb.data[i];
+      if (x == y && std::signbit(x) == std::signbit(y)) ++st.equal;
+      double const d = std::fabs(x - y);
+      if (std::isnan(st.max_abs_diff)) continue;  // a NaN difference sticks
+      if (std::isnan(d) || d > st.max_abs_diff) st.max_abs_diff = d;
+    }
+    out[name] = st;
+  }
+  return out;
+}
+
 }  // namespace gdnv

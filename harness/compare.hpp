@@ -59,4 +59,16 @@ Comparison compare_outputs(Problem const& p, ChunkedResult const& ref, StageOutp
 
 DType input_dtype(Problem const& p);
 
+// Two implementations against each other (a fused kernel against the unfused pipeline it replaces),
+// per tensor both produced with the same shape: how many values are bit-equal (as produced, i.e.
+// after widening to double, which is exact) and the largest absolute difference. Each side is also
+// judged against the reference on its own; this says whether they compute the same numbers.
+struct PairTensorStats {
+  int64_t elements = 0;
+  int64_t equal = 0;  // bitwise equal values (NaN never equal)
+  double max_abs_diff = 0;
+  double equal_fraction() const { return elements ? static_cast<double>(equal) / static_cast<double>(elements) : 1.0; }
+};
+std::map<std::string, PairTensorStats> compare_pair(StageOutputs const& a, StageOutputs const& b);
+
 }  // namespace gdnv

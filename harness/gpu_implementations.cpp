@@ -2,7 +2,9 @@
 #include "harness/gpu_implementations.hpp"
 
 namespace gdnv {
-std::vector<std::string> gpu_implementation_names() { return {"unfused", "unfused-splitstate", "unfused-fp32inv", "cublas", "cublas-fp64"}; }
+std::vector<std::string> gpu_implementation_names() {
+  return {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "cublas", "cublas-fp64"};
+}
 }  // namespace gdnv
 
 #ifdef GDNV_HAVE_CUDA
@@ -18,7 +20,7 @@ namespace {
 
 namespace gc = gdn_cuda;
 
-enum class Variant { unfused, unfused_splitstate, unfused_fp32inv, cublas, cublas_fp64 };
+enum class Variant { unfused, unfused_splitstate, unfused_fp32inv, fused, fused_intra, cublas, cublas_fp64 };
 
 bool to_elem(DType t, gc::ElemType& e) {
   switch (t) {
@@ -97,6 +99,14 @@ class GpuImplementation final : public Implementation {
       case Variant::unfused_fp32inv:
         return "unfused CUDA pipeline: A fp32, (I+A)^-1 fp32 (forward substitution + fp32 merges), A_inv stored "
                "fp32 and split hi+lo for w/u; " + common;
+      case Variant::fused:
+        return "fused kkt+solve CUDA kernel (A fp32 on chip, never stored), (I+A)^-1 by fp32 16x16 forward "
+               "substitution + fp32 merges (the unfused arithmetic, bit for bit), A_inv stored in the input dtype; "
+               "w/u, state, output: the unfused kernels; " + common;
+      case Variant::fused_intra:
+        return "fused intra CUDA kernel (kkt + solve + w/u in one kernel; A fp32 and A_inv on chip, A_inv also "
+               "stored in the input dtype; the unfused arithmetic, bit for bit); state, output: the unfused "
+               "kernels; " + common;
       case Variant::cublas:
         return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
                "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
@@ -134,10 +144,13 @@ class GpuImplementation final : public Implementation {
  private:
   gc::ElemType ainv_type(gc::ElemType e) const {
     if (e == gc::ElemType::f32) return e;
-    return v_ == Variant::unfused || v_ == Variant::unfused_splitstate ? e : gc::ElemType::f32;
+    return v_ == Variant::unfused_fp32inv || v_ == Variant::cublas || v_ == Variant::cublas_fp64 ? gc::ElemType::f32 : e;
   }
-  // FLA's rounding of the state operand for "unfused"; every other variant splits it.
-  bool split_state() const { return v_ != Variant::unfused; }
+  // FLA's rounding of the state operand for "unfused" and the fused variants; the others split it.
+  bool split_state() const { return v_ != Variant::unfused && v_ != Variant::fused && v_ != Variant::fused_intra; }
+  gc::Fusion fusion() const {
+    return v_ == Variant::fused ? gc::Fusion::kkt_solve : v_ == Variant::fused_intra ? gc::Fusion::intra : gc::Fusion::none;
+  }
 
   StageOutputs execute(Problem const& p, ChunkedResult const* ref) {
     gc::ElemType qkv = gc::ElemType::bf16, gt = gc::ElemType::f32, bt = gc::ElemType::f32;
@@ -167,6 +180,8 @@ class GpuImplementation final : public Implementation {
     if (v_ == Variant::cublas || v_ == Variant::cublas_fp64) cb = std::make_unique<gc::CublasBaseline>(plan);
     auto run_kkt = [&] { cb ? cb->kkt(a, nullptr) : gc::kkt(a, nullptr); };
     auto run_solve = [&] { cb ? cb->solve(a, nullptr, v_ == Variant::cublas_fp64) : gc::solve_tril(a, nullptr); };
+    a.fusion = fusion();
+    bool const has_A = a.fusion == gc::Fusion::none;  // the fused kernels never store A
 
     std::vector<int64_t> const tok{d.B, d.T, d.HV};
     std::vector<int64_t> const tok64{d.B, d.T, d.HV, 64}, tokK{d.B, d.T, d.HV, d.K}, tokV{d.B, d.T, d.HV, d.V};
@@ -175,9 +190,16 @@ class GpuImplementation final : public Implementation {
     auto sync = [] { gc::synchronize(); };
     if (!ref) {
       gc::chunk_cumsum(a, nullptr);
-      run_kkt();
-      run_solve();
-      gc::wu(a, nullptr);
+      if (has_A) {
+        run_kkt();
+        run_solve();
+        gc::wu(a, nullptr);
+      } else if (a.fusion == gc::Fusion::kkt_solve) {
+        gc::kkt_solve_fused(a, nullptr);
+        gc::wu(a, nullptr);
+      } else {
+        gc::intra_fused(a, nullptr);
+      }
       gc::chunk_state(a, nullptr);
       gc::chunk_output(a, nullptr);
       sync();
@@ -187,16 +209,24 @@ class GpuImplementation final : public Implementation {
       sync();
       out["g_cumsum"] = download(ws.g_cumsum, tok, gc::ElemType::f32);
       upload(ws.g_cumsum, ref->g_cumsum, gc::ElemType::f32);
-      run_kkt();
-      sync();
-      out["A"] = download(ws.A, tok64, gc::ElemType::f32);
-      upload(ws.A, ref->A, gc::ElemType::f32);
-      run_solve();
+      if (has_A) {
+        run_kkt();
+        sync();
+        out["A"] = download(ws.A, tok64, gc::ElemType::f32);
+        upload(ws.A, ref->A, gc::ElemType::f32);
+        run_solve();
+      } else if (a.fusion == gc::Fusion::kkt_solve) {
+        gc::kkt_solve_fused(a, nullptr);  // one stage from g_cumsum to A_inv
+      } else {
+        gc::intra_fused(a, nullptr);  // one stage from g_cumsum to A_inv, w, u
+      }
       sync();
       out["A_inv"] = download(ws.A_inv, tok64, ai);
-      upload(ws.A_inv, ref->A_inv, ai);
-      gc::wu(a, nullptr);
-      sync();
+      if (a.fusion != gc::Fusion::intra) {
+        upload(ws.A_inv, ref->A_inv, ai);
+        gc::wu(a, nullptr);
+        sync();
+      }
       out["w"] = download(ws.w, tokK, qkv);
       out["u"] = download(ws.u, tokV, qkv);
       upload(ws.w, ref->w, qkv);
@@ -214,7 +244,7 @@ class GpuImplementation final : public Implementation {
       return out;
     }
     out["g_cumsum"] = download(ws.g_cumsum, tok, gc::ElemType::f32);
-    out["A"] = download(ws.A, tok64, gc::ElemType::f32);
+    if (has_A) out["A"] = download(ws.A, tok64, gc::ElemType::f32);
     out["A_inv"] = download(ws.A_inv, tok64, ai);
     out["w"] = download(ws.w, tokK, qkv);
     out["u"] = download(ws.u, tokV, qkv);
@@ -235,6 +265,8 @@ std::unique_ptr<Implementation> make_gpu_implementation(std::string const& name)
   if (name == "unfused") return std::make_unique<GpuImplementation>(name, Variant::unfused);
   if (name == "unfused-splitstate") return std::make_unique<GpuImplementation>(name, Variant::unfused_splitstate);
   if (name == "unfused-fp32inv") return std::make_unique<GpuImplementation>(name, Variant::unfused_fp32inv);
+  if (name == "fused") return std::make_unique<GpuImplementation>(name, Variant::fused);
+  if (name == "fused-intra") return std::make_unique<GpuImplementation>(name, Variant::fused_intra);
   if (name == "cublas") return std::make_unique<GpuImplementation>(name, Variant::cublas);
   if (name == "cublas-fp64") return std::make_unique<GpuImplementation>(name, Variant::cublas_fp64);
   return nullptr;

@@ -2,7 +2,9 @@
 # One GPU-machine benchmark run (H100/H200 image: CUDA 13, CMake 4, HDF5 1.10, Boost headers only):
 # full build, the GPU tests (ctest -L gpu) and the bench CLI tests, then `gdnv bench` on the Qwen3-Next
 # shape (T = 8192, 32768), on B=4 T=4096 H=HV=16 (targets.md's second shape), and one --per-chunk run at
-# T=8192. Results under $OUT, named after the GPU (e.g. bench-H100-qwen3-next.json).
+# T=8192, plus `gdnv check` of every GPU implementation on the default dataset (SANITIZE=1: racecheck and
+# memcheck of a fused-kernel test; BENCH=0: no benchmarks). Results under $OUT, named after the GPU
+# (e.g. bench-H100-qwen3-next.json).
 # Header-only deps the image lacks (CLI11, nlohmann-json) travel in .device/include (see device-run.sh);
 # pass the commit in, since .git does not travel: GDNV_GIT_COMMIT=$(git rev-parse HEAD) bash scripts/device-bench.sh
 set -uo pipefail
@@ -20,6 +22,15 @@ echo "build ok ($(grep -c 'warning' "$OUT/build.log") warning lines)"
 grep -E "tests passed|tests failed|Failed|\*\*\*Failed" "$OUT/ctest-gpu-$GPU.txt" | head -20
 (cd $B && ctest -R bench_cli --output-on-failure 2>&1 | grep -E "tests passed|tests failed|Failed" | head -5)
 G=$B/gdnv
+# every GPU implementation on the shipped dataset, with the fused-vs-unfused pairs
+$G check datasets/default.h5 --impl unfused,fused,fused-intra,cublas --json "$OUT/check-default-$GPU.json" --top 0 \
+  >"$OUT/check-default-$GPU.txt" 2>&1; echo "check exit $?"; grep -E "fused|passed," "$OUT/check-default-$GPU.txt" | tail -24
+if [[ "${SANITIZE:-0}" == 1 ]] && command -v compute-sanitizer >/dev/null; then
+  for tool in racecheck memcheck; do
+    compute-sanitizer --tool $tool $B/tests/test_cuda --run_test=gpu_fused/ragged_G2 2>&1 | tail -3 | tee -a "$OUT/sanitizer-$GPU.txt"
+  done
+fi
+[[ "${BENCH:-1}" == 1 ]] || exit 0
 $G bench --shape qwen3-next --T 8192,32768 --json "$OUT/bench-$GPU-qwen3-next.json" 2>&1 | tee "$OUT/bench-$GPU.log"
 $G bench --B 4 --T 4096 --H 16 --HV 16 --json "$OUT/bench-$GPU-B4-T4096-H16-HV16.json" 2>&1 | tee -a "$OUT/bench-$GPU.log"
 $G bench --shape qwen3-next --T 8192 --per-chunk --json "$OUT/bench-$GPU-qwen3-next-T8192-per-chunk.json" 2>&1 \

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 
 #include "harness/atomic_file.hpp"
 #include "harness/cli/commands.hpp"
+#include "harness/cli/report.hpp"
 #include "harness/compare.hpp"
 #include "harness/dataset.hpp"
 #include "harness/errors.hpp"
@@ -37,6 +39,7 @@ struct CheckOptions {
   std::string case_name;
   std::vector<std::string> impls;
   std::string json_out;
+  std::string report_out;
   double max_floor_ratio = 8.0;
   int top = 5;
   int threads = 0;
@@ -50,8 +53,9 @@ std::string where_str(ChunkRow const& w) {
   return fmt::format("{} seq {} head {} chunk {}", w.tensor, w.sequence, w.head, w.chunk);
 }
 
+// keep (optional) receives the implementation's outputs, for the fused-vs-unfused comparison.
 CheckResult judge(std::string const& file, Case const& c, Implementation& impl, ChunkedResult const& ref,
-                  double max_ratio) {
+                  double max_ratio, StageOutputs* keep = nullptr) {
   CheckResult r;
   r.file = file;
   r.case_name = c.name;
@@ -70,6 +74,7 @@ CheckResult judge(std::string const& file, Case const& c, Implementation& impl, 
       it = (it->first == "o" || it->first == "final_state") ? std::next(it) : out.erase(it);
     r.reason = fmt::format("chunk_size {}: only o and final_state compared", c.problem.chunk_size);
   }
+  if (keep) *keep = out;
   try {
     r.comparison = compare_outputs(c.problem, ref, out);
   } catch (std::exception const& e) {
@@ -106,6 +111,36 @@ class IsolatedStages final : public Implementation {
   Implementation& inner_;
   ChunkedResult const& ref_;
 };
+
+// Fused kernels against the unfused pipeline they replace ("pairs" in the JSON): both are judged against
+// the reference; this says in addition whether they compute the same numbers.
+bool is_pair_member(std::string const& name) { return name == "unfused" || name.rfind("fused", 0) == 0; }
+
+void add_pairs(nlohmann::json& pairs, std::string const& file, std::string const& case_name,
+               std::map<std::string, StageOutputs> const& kept) {
+  auto const un = kept.find("unfused");
+  if (un == kept.end() || un->second.empty()) return;
+  for (auto const& [name, out] : kept) {
+    if (name == "unfused" || out.empty()) continue;
+    nlohmann::json t = nlohmann::json::object();
+    for (auto const& [tensor, st] : compare_pair(out, un->second))
+      t[tensor] = {{"elements", st.elements}, {"bit_equal", st.equal}, {"bit_equal_fraction", st.equal_fraction()},
+                   {"max_abs_diff", st.max_abs_diff}};
+    pairs.push_back({{"file", file}, {"case", case_name}, {"implementation", name}, {"against", "unfused"}, {"tensors", t}});
+  }
+}
+
+void print_pairs(nlohmann::json const& pairs) {
+  if (pairs.empty()) return;
+  std::printf("\n%-26s %-24s %-12s %14s %14s\n", "case", "fused vs unfused", "tensor", "bit-equal", "max |diff|");
+  for (auto const& p : pairs)
+    for (auto const& [tensor, st] : p["tensors"].items()) {
+      if (tensor != "A_inv" && tensor != "o" && tensor != "w" && tensor != "u") continue;
+      std::printf("%-26s %-24s %-12s %13.2f%% %14.3e\n", p["case"].get<std::string>().c_str(),
+                  p["implementation"].get<std::string>().c_str(), tensor.c_str(),
+                  100.0 * st["bit_equal_fraction"].get<double>(), st["max_abs_diff"].get<double>());
+    }
+}
 
 void print_table(std::vector<CheckResult> const& results, CheckOptions const& opt) {
   std::printf("%-26s %-40s %-13s %-36s %8s %10s %10s\n", "case", "implementation", "disposition",
@@ -170,6 +205,7 @@ int run_check(CheckOptions const& opt) {
   }
 
   std::vector<CheckResult> results;
+  nlohmann::json pairs = nlohmann::json::array();
   nlohmann::json cases = nlohmann::json::array();
   int64_t total_cases = 0;
   for (auto const& ds : datasets) total_cases += static_cast<int64_t>(ds.cases.size());
@@ -189,13 +225,16 @@ int run_check(CheckOptions const& opt) {
         CapturedImplementation impl(g);
         results.push_back(judge(ds.path, c, impl, ref, opt.max_floor_ratio));
       }
+      std::map<std::string, StageOutputs> kept;  // "unfused" and "fused*" outputs of this case
       for (auto& impl : impls) {
-        results.push_back(judge(ds.path, c, *impl, ref, opt.max_floor_ratio));
+        bool const keep = is_pair_member(impl->name());
+        results.push_back(judge(ds.path, c, *impl, ref, opt.max_floor_ratio, keep ? &kept[impl->name()] : nullptr));
         if (impl->has_isolated_stages()) {
           IsolatedStages isolated(*impl, ref);
           results.push_back(judge(ds.path, c, isolated, ref, opt.max_floor_ratio));
         }
       }
+      add_pairs(pairs, ds.path, c.name, kept);
       progress.step(c.name);
     }
   }
@@ -208,9 +247,10 @@ int run_check(CheckOptions const& opt) {
     else if (r.disposition == Disposition::failed || r.disposition == Disposition::error) ++failed;
     else ++other;
   }
+  print_pairs(pairs);
   std::printf("\n%d passed, %d failed, %d not run or not supported\n", passed, failed, other);
 
-  if (!opt.json_out.empty()) {
+  if (!opt.json_out.empty() || !opt.report_out.empty()) {
     nlohmann::json j;
     j["tool"] = "gdnv";
     j["version"] = GDNV_VERSION;
@@ -221,8 +261,10 @@ int run_check(CheckOptions const& opt) {
     nlohmann::json arr = nlohmann::json::array();
     for (auto const& r : results) arr.push_back(to_json(r, !opt.no_chunk_rows));
     j["results"] = arr;
+    j["pairs"] = pairs;
     j["summary"] = {{"passed", passed}, {"failed", failed}, {"other", other}};
-    write_text_atomic(opt.json_out, j.dump(1) + "\n");
+    if (!opt.json_out.empty()) write_text_atomic(opt.json_out, j.dump(1) + "\n");
+    if (!opt.report_out.empty()) write_report(opt.json_out.empty() ? "(gdnv check)" : opt.json_out, j, {}, opt.report_out);
   }
   return failed > 0 ? 1 : 0;
 }
@@ -236,6 +278,7 @@ Command add_check_command(CLI::App& root) {
   app->add_option("--case", opt->case_name, "only this case");
   app->add_option("--impl", opt->impls, "implementations to run on every case (comma separated)")->delimiter(',');
   app->add_option("--json", opt->json_out, "write the results file here");
+  app->add_option("--report", opt->report_out, "write the HTML report here (as gdnv report)");
   app->add_option("--max-floor-ratio", opt->max_floor_ratio, "pass threshold on every chunk's floor ratio")
       ->capture_default_str();
   app->add_option("--top", opt->top, "worst chunks to print per implementation")->capture_default_str();

@@ -44,19 +44,10 @@ struct TimingCase {
   int state_variant = 2, output_variant = 2;
 };
 
-constexpr gc::Stage kStages[] = {gc::Stage::chunk_cumsum, gc::Stage::kkt, gc::Stage::solve_tril,
-                                 gc::Stage::wu, gc::Stage::chunk_state, gc::Stage::chunk_output};
-
-void launch(gc::Stage s, gc::Args const& a) {
-  switch (s) {
-    case gc::Stage::chunk_cumsum: gc::chunk_cumsum(a, nullptr); break;
-    case gc::Stage::kkt: gc::kkt(a, nullptr); break;
-    case gc::Stage::solve_tril: gc::solve_tril(a, nullptr); break;
-    case gc::Stage::wu: gc::wu(a, nullptr); break;
-    case gc::Stage::chunk_state: gc::chunk_state(a, nullptr); break;
-    case gc::Stage::chunk_output: gc::chunk_output(a, nullptr); break;
-  }
-}
+// In pipeline order; the fused stages last, so they overwrite A_inv, w, u with the same bytes.
+constexpr gc::Stage kStages[] = {gc::Stage::chunk_cumsum, gc::Stage::kkt,         gc::Stage::solve_tril,
+                                 gc::Stage::wu,           gc::Stage::chunk_state, gc::Stage::chunk_output,
+                                 gc::Stage::kkt_solve_fused, gc::Stage::intra_fused};
 
 std::vector<unsigned char> bytes_of(gc::DeviceBuffer const& b) {
   std::vector<unsigned char> v(b.size());
@@ -88,20 +79,23 @@ void run_timing_case(TimingCase const& tc) {
     return o;
   };
   ws.poison();
-  for (gc::Stage s : kStages) launch(s, a);
+  // intra_fused keeps A_inv in the input dtype only
+  std::vector<gc::Stage> stages(std::begin(kStages), std::end(kStages));
+  if (tc.ainv != tc.qkv) stages.pop_back();
+  for (gc::Stage s : stages) gc::run_stage(s, a, nullptr);
   gc::synchronize();
   auto const plain = outputs();
 
   // Each stage gets its own zeroed buffer with 8 spare pairs past its grid.
   ws.poison();
   std::vector<gc::DeviceBuffer> bufs;
-  for (gc::Stage s : kStages) {
+  for (gc::Stage s : stages) {
     int64_t const n = gc::timed_blocks(a, s);
     bufs.emplace_back(static_cast<size_t>(2 * n + 16) * 8);
     bufs.back().fill_bytes(0);
     gc::Args x = a;
     x.block_times = static_cast<unsigned long long*>(bufs.back().get());
-    launch(s, x);
+    gc::run_stage(s, x, nullptr);
   }
   gc::synchronize();
   auto const timed = outputs();
@@ -109,8 +103,8 @@ void run_timing_case(TimingCase const& tc) {
   for (size_t i = 0; i < plain.size(); ++i)
     BOOST_TEST((plain[i] == timed[i]), names[i] << " changed when block times were recorded");
 
-  for (size_t si = 0; si < std::size(kStages); ++si) {
-    gc::Stage const s = kStages[si];
+  for (size_t si = 0; si < stages.size(); ++si) {
+    gc::Stage const s = stages[si];
     int64_t const n = gc::timed_blocks(a, s);
     std::vector<unsigned long long> t(static_cast<size_t>(2 * n + 16));
     bufs[si].download(t.data(), t.size() * 8);

@@ -112,7 +112,8 @@ void check_outputs(std::string const& label, Problem const& p, ChunkedResult con
   if (out.count("A_inv")) BOOST_TEST(strict_upper_zero(p, out.at("A_inv")), label << ": strict upper of A_inv not 0");
 }
 
-void run_case(GpuCase const& c, std::vector<std::string> impls = {"unfused", "unfused-splitstate", "unfused-fp32inv", "cublas", "cublas-fp64"}) {
+void run_case(GpuCase const& c, std::vector<std::string> impls = {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused",
+                                                                   "fused-intra", "cublas", "cublas-fp64"}) {
   Problem const p = make_problem(c);
   ChunkedResult const ref = chunked_forward(p);
   for (auto const& name : impls) {
@@ -179,7 +180,7 @@ BOOST_AUTO_TEST_CASE(normal_fp16_T200_G2) {
 BOOST_AUTO_TEST_CASE(normal_fp32_T130_G1) {
   GpuCase c = mk("normal", 130, 1, 73);
   c.dtype = DType::f32;
-  run_case(c, {"unfused", "cublas"});
+  run_case(c, {"unfused", "fused", "fused-intra", "cublas"});
 }
 
 // The targets.md accuracy setup at a smaller size (normal family: unit-normal keys, h0 = 0.1 randn): the
@@ -190,7 +191,7 @@ BOOST_AUTO_TEST_CASE(accuracy_summary_normal_T2048_G2) {
   c.H = 2;
   Problem const p = make_problem(c);
   ChunkedResult const ref = chunked_forward(p);
-  for (auto const& name : {"unfused", "unfused-splitstate", "unfused-fp32inv", "cublas", "cublas-fp64"}) {
+  for (auto const& name : {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "cublas", "cublas-fp64"}) {
     auto impl = make_implementation(name);
     StageOutputs const out = impl->run(p);
     Comparison const cmp = compare_outputs(p, ref, out);

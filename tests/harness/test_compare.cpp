@@ -115,4 +115,23 @@ BOOST_FIXTURE_TEST_CASE(shape_mismatch_is_an_error, Fixture) {
   BOOST_CHECK_THROW(compare_outputs(p, ref, {{"o", o}}), std::invalid_argument);
 }
 
+// Fused-vs-unfused pairs: bit-equal counts and the largest difference, NaN never equal and sticky.
+BOOST_FIXTURE_TEST_CASE(pair_counts_bit_equal_values, Fixture) {
+  Tensor a = rounded(ref.o, DType::bf16), b = a;
+  auto s = compare_pair({{"o", a}, {"A", ref.A}}, {{"o", b}});
+  BOOST_TEST(s.size() == 1u);  // only tensors both sides have
+  BOOST_TEST(s.at("o").equal == s.at("o").elements);
+  BOOST_TEST(s.at("o").max_abs_diff == 0.0);
+  b.data[5] += 0.25;
+  b.data[9] = std::numeric_limits<double>::quiet_NaN();
+  b.data[11] += 1.0;
+  s = compare_pair({{"o", a}}, {{"o", b}});
+  BOOST_TEST(s.at("o").equal == s.at("o").elements - 3);
+  BOOST_TEST(std::isnan(s.at("o").max_abs_diff));
+  b.data[9] = a.data[9];
+  s = compare_pair({{"o", a}}, {{"o", b}});
+  BOOST_TEST(s.at("o").max_abs_diff == 1.0, "largest difference: " << s.at("o").max_abs_diff);
+  BOOST_TEST(s.at("o").equal_fraction() < 1.0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

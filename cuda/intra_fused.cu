@@ -1,0 +1,139 @@
+// Fused stages 2+3+4 ("intra"): per (chunk, value head), A = strictly-lower(beta_i exp(gc_i - gc_j) k_i.k_j),
+// A_inv = (I + A)^-1, u = A_inv (beta v), w = A_inv (beta e^gc k), with A and A_inv kept on chip. Reads k,
+// v, beta, g_cumsum; writes w, u and, when Args::A_inv is not null, A_inv (the backward pass of a
+// training stack keeps it; a prefill-only caller passes null and saves 128 B per token and head).
+// Arithmetic: that of the unfused kkt -> solve_tril -> wu chain with A_inv in the input dtype (the same
+// shared code for A and its inverse, A_inv rounded once to the input dtype, beta v and beta e^gc k
+// rounded to the input dtype before the products, the same mma order), so w, u and A_inv are
+// bit-identical to the unfused pipeline's. A_inv fp32 with 16-bit inputs (the hi+lo split of
+// "unfused-fp32inv") is not offered here.
+// Variants:
+//   1 (this) one 128-thread block per (chunk, value head); k and v tiles by cp.async (v lands while A
+//     and its inverse are computed); the fp32 A tile becomes the input-dtype A_inv operand once the
+//     inverse is done; k and v are scaled in place; warp m computes rows 16m..16m+15 of u then of w over
+//     all V columns, stopping at its diagonal block (10 of 16 k-tiles). Dynamic shared memory 71 KB
+//     (bf16, K = V = 128): 3 blocks per SM.
+#include "kkt_tile.cuh"
+
+namespace gdn_cuda {
+namespace {
+
+template <class E, int K>
+struct IntraLayout {
+  static constexpr int LDK = K + 8;                              // k and v tiles
+  static constexpr int LDI = is_16bit<E>() ? kBT + 8 : kLdA;      // A_inv operand (in the A tile's place)
+  static constexpr std::size_t tile = sizeof(E) * kBT * LDK;
+  static constexpr std::size_t ftile = sizeof(float) * kBT * kLdA;
+  static_assert(sizeof(E) * kBT * LDI <= ftile, "A_inv operand must fit in the A tile");
+  static constexpr std::size_t bytes = 2 * tile + 2 * ftile + sizeof(MergeScratch);
+};
+
+template <class E, int K>
+__global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
+  using L = IntraLayout<E, K>;
+  constexpr int V = K, LDK = L::LDK, LDI = L::LDI;
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* ks = reinterpret_cast<E*>(smem);                      // [64][LDK] k, then beta e^gc k
+  E* vs = reinterpret_cast<E*>(smem + L::tile);            // [64][LDK] v, then beta v
+  float* As = reinterpret_cast<float*>(smem + 2 * L::tile);  // [64][kLdA] A
+  E* Ai = reinterpret_cast<E*>(As);                        // [64][LDI] A_inv operand, replaces A
+  float* Ts = As + kBT * kLdA;                             // [64][kLdA] A_inv fp32
+  MergeScratch& xs = *reinterpret_cast<MergeScratch*>(Ts + kBT * kLdA);
+  __shared__ float gs[kBT], bs[kBT], es[kBT];
+  block_time_begin(a.block_times);
+
+  int const HV = static_cast<int>(a.d.HV);
+  int const hv = blockIdx.x % HV;
+  ChunkDesc const c = a.chunks[blockIdx.x / HV];
+  int const hk = hv / static_cast<int>(HV / a.d.H);
+  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
+  E const* vg = static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V;
+  load_tile_async<E>(ks, LDK, kg, a.d.H * K, kBT, c.rows, K, tid, 128);
+  cp_async_commit();
+  load_tile_async<E>(vs, LDK, vg, static_cast<int64_t>(HV) * V, kBT, c.rows, V, tid, 128);
+  cp_async_commit();
+  if (tid < kBT) {
+    bool const ok = tid < c.rows;
+    int64_t const i = (c.row0 + tid) * HV + hv;
+    float const gi = ok ? a.g_cumsum[i] : 0.f, b = ok ? load_scalar(a.beta, a.beta_t, i) : 0.f;
+    gs[tid] = gi;
+    bs[tid] = b;
+    es[tid] = ok ? b * expf(gi) : 0.f;
+  }
+  cp_async_wait<1>();  // k landed; v may still be in flight
+  __syncthreads();
+  gated_kkt_to_smem<E, K>(ks, LDK, gs, bs, c.rows, As);
+  __syncthreads();
+  invert_unit_lower_64(As, Ts, xs);  // ends with a barrier: As is free
+
+  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
+  if (a.A_inv != nullptr)
+    store_ainv_rows<E>(Ts, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows, 128);
+  // the A_inv operand, rounded once to E (unit lower: entries above the diagonal exactly 0)
+  for (int idx = tid; idx < kBT * kBT; idx += 128) {
+    int const i = idx >> 6, j = idx & 63;
+    Ai[i * LDI + j] = from_f<E>(j <= i ? Ts[i * kLdA + j] : 0.f);
+  }
+  // beta e^gc k and beta v rounded to E, in place (rows past the end are 0 and stay 0)
+  cp_async_wait<0>();
+  __syncthreads();
+  {
+    constexpr int per = 16 / sizeof(E);
+    for (int idx = tid; idx < kBT * (K / per); idx += 128) {
+      int const i = idx / (K / per), q = (idx % (K / per)) * per;
+      alignas(16) E tk[per], tv[per];
+      *reinterpret_cast<uint4*>(tk) = *reinterpret_cast<uint4 const*>(ks + i * LDK + q);
+      *reinterpret_cast<uint4*>(tv) = *reinterpret_cast<uint4 const*>(vs + i * LDK + q);
+#pragma unroll
+      for (int x = 0; x < per; ++x) {
+        tk[x] = from_f<E>(to_f(tk[x]) * es[i]);
+        tv[x] = from_f<E>(to_f(tv[x]) * bs[i]);
+      }
+      *reinterpret_cast<uint4*>(ks + i * LDK + q) = *reinterpret_cast<uint4 const*>(tk);
+      *reinterpret_cast<uint4*>(vs + i * LDK + q) = *reinterpret_cast<uint4 const*>(tv);
+    }
+  }
+  __syncthreads();
+
+  constexpr int NT = V / 8;
+  int const g = lane >> 2, t = lane & 3;
+  int const kend = 16 * (warp + 1);
+#pragma unroll
+  for (int which = 0; which < 2; ++which) {  // 0: u, 1: w
+    float acc[1][NT][4];
+    zero_acc(acc);
+    warp_mma<E, true, false, 1, NT>(acc, Ai, LDI, 16 * warp, which == 0 ? vs : ks, LDK, 0, 0, kend);
+    E* outg = static_cast<E*>(which == 0 ? a.u : a.w);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const i = 16 * warp + g + 8 * hh;
+      if (i >= c.rows) continue;
+      E* orow = outg + ((c.row0 + i) * HV + hv) * V;
+#pragma unroll
+      for (int j = 0; j < NT; ++j) store2<E>(orow + 8 * j + 2 * t, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
+    }
+  }
+  block_time_end(a.block_times);
+}
+
+template <class E, int K>
+void launch_intra(Args const& a, Stream s) {
+  constexpr std::size_t bytes = IntraLayout<E, K>::bytes;
+  ensure_smem<intra_fused_kernel<E, K>>(bytes);
+  intra_fused_kernel<E, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 128, bytes, s>>>(a);
+}
+
+}  // namespace
+
+void intra_fused(Args const& a, Stream s) {
+  if (a.d.num_chunks == 0) return;
+  if (a.ainv != a.qkv) throw std::invalid_argument("intra_fused: A_inv must be stored in the input dtype");
+  dispatch_elem(a.qkv, [&](auto e) {
+    using E = decltype(e);
+    a.d.K == 128 ? launch_intra<E, 128>(a, s) : launch_intra<E, 64>(a, s);
+  });
+  GDN_LAUNCH_CHECK();
+}
+
+}  // namespace gdn_cuda

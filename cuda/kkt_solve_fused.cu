@@ -1,0 +1,84 @@
+// Fused stages 2+3: A_inv = (I + A)^-1 per (chunk, value head) straight from k, beta and g_cumsum, with
+// A = strictly-lower(beta_i exp(gc_i - gc_j) k_i.k_j) kept on chip (the kernel that sglang's "fuse kkt +
+// solve_tril" change introduced). A never touches device memory: the stage reads k, beta, g_cumsum and
+// writes A_inv only (bf16 / fp16 / fp32, Args::ainv, the layout of solve_tril: all 64 columns of every
+// valid row, strict upper part exactly 0).
+// Arithmetic: identical to the unfused kkt -> solve_tril pair (the same mma fragments and order for A,
+// the same fp32 substitution and fp32 merges, cuda/kkt_tile.cuh + cuda/tril_inverse.cuh), so the fused
+// A_inv is bit-identical to the unfused one -- unlike FLA's fused kernel, which switches the merges to
+// tf32 (gdn-algorithm.md 3.4).
+// Variants:
+//   1 (this) one 128-thread block per (chunk, value head), value head fastest in the 1-D grid so the G
+//     heads sharing a key head read the same k tile from L2; k tile by cp.async into padded shared
+//     memory, which the inverse's output tile reuses once the products are done; A as an fp32 shared
+//     tile. Dynamic shared memory: 38 KB (bf16, K = 128).
+#include "kkt_tile.cuh"
+
+namespace gdn_cuda {
+namespace {
+
+template <class E, int K>
+constexpr std::size_t kkt_solve_smem_bytes() {
+  constexpr std::size_t ktile = sizeof(E) * kBT * (K + 8), ts = sizeof(float) * kBT * kLdA;
+  return (ktile > ts ? ktile : ts) + sizeof(float) * kBT * kLdA + sizeof(MergeScratch);
+}
+
+template <class E, class OutT, int K>
+__global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
+  constexpr int LDS = K + 8;
+  constexpr std::size_t ktile = sizeof(E) * kBT * LDS, ts = sizeof(float) * kBT * kLdA;
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the products
+  float* Ts = reinterpret_cast<float*>(smem);   // [64][kLdA] A_inv, aliases ks
+  float* As = reinterpret_cast<float*>(smem + (ktile > ts ? ktile : ts));  // [64][kLdA]
+  MergeScratch& xs = *reinterpret_cast<MergeScratch*>(As + kBT * kLdA);
+  __shared__ float gs[kBT], bs[kBT];
+  block_time_begin(a.block_times);
+
+  int const HV = static_cast<int>(a.d.HV);
+  int const hv = blockIdx.x % HV;
+  ChunkDesc const c = a.chunks[blockIdx.x / HV];
+  int const hk = hv / static_cast<int>(HV / a.d.H);
+  int const tid = threadIdx.x;
+  E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
+  load_tile_async<E>(ks, LDS, kg, a.d.H * K, kBT, c.rows, K, tid, 128);
+  cp_async_commit();
+  if (tid < kBT) {
+    bool const ok = tid < c.rows;
+    int64_t const i = (c.row0 + tid) * HV + hv;
+    gs[tid] = ok ? a.g_cumsum[i] : 0.f;
+    bs[tid] = ok ? load_scalar(a.beta, a.beta_t, i) : 0.f;
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+  gated_kkt_to_smem<E, K>(ks, LDS, gs, bs, c.rows, As);
+  __syncthreads();  // As complete, ks free for Ts
+  invert_unit_lower_64(As, Ts, xs);
+  store_ainv_rows<OutT>(Ts, static_cast<OutT*>(a.A_inv) + (c.row0 * HV + hv) * kBT, static_cast<int64_t>(HV) * kBT,
+                        c.rows, 128);
+  block_time_end(a.block_times);
+}
+
+template <class E, class OutT, int K>
+void launch_kkt_solve(Args const& a, Stream s) {
+  constexpr std::size_t bytes = kkt_solve_smem_bytes<E, K>();
+  ensure_smem<kkt_solve_fused_kernel<E, OutT, K>>(bytes);
+  kkt_solve_fused_kernel<E, OutT, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 128, bytes, s>>>(a);
+}
+
+}  // namespace
+
+void kkt_solve_fused(Args const& a, Stream s) {
+  if (a.d.num_chunks == 0) return;
+  // A_inv in the input dtype (serving) or fp32, as solve_tril (can_implement has checked the pair)
+  dispatch_elem(a.qkv, [&](auto e) {
+    using E = decltype(e);
+    if (a.ainv == ElemType::f32)
+      a.d.K == 128 ? launch_kkt_solve<E, float, 128>(a, s) : launch_kkt_solve<E, float, 64>(a, s);
+    else
+      a.d.K == 128 ? launch_kkt_solve<E, E, 128>(a, s) : launch_kkt_solve<E, E, 64>(a, s);
+  });
+  GDN_LAUNCH_CHECK();
+}
+
+}  // namespace gdn_cuda
