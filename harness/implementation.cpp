@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "harness/emulated_implementation.hpp"
 #include "harness/errors.hpp"
 #include "harness/gpu_implementations.hpp"
 
@@ -31,10 +32,15 @@ class NotBuiltImplementation final : public Implementation {
 }  // namespace
 #endif
 
-std::vector<std::string> known_implementation_names() { return gpu_implementation_names(); }
+std::vector<std::string> known_implementation_names() {
+  auto names = gpu_implementation_names();
+  names.push_back(kEmulatedName);  // the CPU model of the kernels' arithmetic: runs everywhere
+  return names;
+}
 
 std::unique_ptr<Implementation> make_implementation(std::string const& name) {
-  auto const names = gpu_implementation_names();
+  if (name == kEmulatedName) return make_emulated_implementation();
+  auto const names = known_implementation_names();
   if (std::find(names.begin(), names.end(), name) == names.end()) {
     std::string list;
     for (auto const& n : names) list += (list.empty() ? "" : ", ") + n;

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       gdnv::cli::add_reference_command(app),
       gdnv::cli::add_check_command(app),
       gdnv::cli::add_bench_command(app),
+      gdnv::cli::add_selftest_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -19,5 +19,6 @@ Command add_generate_command(CLI::App& root);
 Command add_reference_command(CLI::App& root);
 Command add_check_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
+Command add_selftest_command(CLI::App& root);
 
 }  // namespace gdnv::cli

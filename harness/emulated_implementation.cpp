@@ -1,0 +1,52 @@
+#include "harness/emulated_implementation.hpp"
+
+namespace gdnv {
+namespace {
+
+class EmulatedImplementation final : public Implementation {
+ public:
+  EmulatedImplementation(EmulatedFaults faults, std::string name) : faults_(faults), name_(std::move(name)) {}
+  std::string name() const override { return name_; }
+  std::string arithmetic() const override {
+    std::string a = emulated_arithmetic_description();
+    if (faults_.any()) a += " (with deliberate faults: a selftest variant)";
+    return a;
+  }
+  Availability can_implement(Problem const& p) const override {
+    std::string why;
+    if (!emulation_supports(p, &why)) return Availability::not_supported(why);
+    return Availability::ok();
+  }
+  StageOutputs run(Problem const& p) override {
+    EmulatedOptions opt;
+    opt.faults = faults_;
+    return stage_outputs_of(emulated_forward(p, opt));
+  }
+
+ private:
+  EmulatedFaults faults_;
+  std::string name_;
+};
+
+}  // namespace
+
+StageOutputs stage_outputs_of(ChunkedResult const& r) {
+  return {{"g_cumsum", r.g_cumsum}, {"A", r.A}, {"A_inv", r.A_inv}, {"w", r.w},
+          {"u", r.u},               {"v_new", r.v_new}, {"h", r.h}, {"o", r.o},
+          {"final_state", r.final_state}};
+}
+
+std::string emulated_arithmetic_description() {
+  return "CPU model of FLA's bf16 chunked pipeline (gdn-algorithm.md 2.9): inputs as stored, fp32 arithmetic "
+         "(float products and fp32-rounded accumulation), in-kernel l2norm fp32 then input dtype, g_cumsum fp32, "
+         "A fp32, (I+A)^-1 by fp32 16x16 forward substitution + fp32 merges, A_inv stored in the input dtype, "
+         "beta*v and beta*e^g*k rounded to the input dtype, w/u/v_new/h/o stored in the input dtype, running "
+         "state fp32 with its W*S operand rounded to the input dtype, gated delta and score matrix rounded to "
+         "the input dtype, final_state fp32 (fp32 inputs: fp32 throughout)";
+}
+
+std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults, std::string name) {
+  return std::make_unique<EmulatedImplementation>(faults, std::move(name));
+}
+
+}  // namespace gdnv

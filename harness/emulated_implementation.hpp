@@ -1,0 +1,26 @@
+// `--impl emulated`: the CPU model of the serving kernels' arithmetic (reference/emulated.hpp)
+// behind the Implementation interface, so it passes through the same comparison as any kernel.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "harness/implementation.hpp"
+#include "reference/chunked.hpp"
+#include "reference/emulated.hpp"
+
+namespace gdnv {
+
+inline constexpr char kEmulatedName[] = "emulated";
+
+// Every intermediate of a ChunkedResult as StageOutputs (the tensor names of the schema).
+StageOutputs stage_outputs_of(ChunkedResult const& r);
+
+// The declared arithmetic of the model (what gdnv check writes in the results file).
+std::string emulated_arithmetic_description();
+
+// The correct model under kEmulatedName; with faults, a wrong variant (for the selftest).
+std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults = {},
+                                                             std::string name = kEmulatedName);
+
+}  // namespace gdnv

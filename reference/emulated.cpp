@@ -1,0 +1,308 @@
+#include "emulated.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+
+#include <Eigen/Dense>
+#include <omp.h>
+
+#include "rounding.hpp"
+
+namespace gdnv {
+namespace {
+
+using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using VecF = Eigen::VectorXf;
+
+float round_bf16(float x) {
+  uint32_t b = std::bit_cast<uint32_t>(x);
+  if ((b & 0x7f800000u) == 0x7f800000u) return x;  // inf, NaN
+  b += 0x7fffu + ((b >> 16) & 1u);                 // RNE; a carry into the exponent is correct
+  return std::bit_cast<float>(b & 0xffff0000u);
+}
+
+// x rounded to the 16-bit format t (bf16, fp16); fp32 (and anything else): unchanged.
+float round_in(DType t, float x) {
+  switch (t) {
+    case DType::bf16: return round_bf16(x);
+    case DType::f16: return static_cast<float>(round_to(DType::f16, static_cast<double>(x)));
+    default: return x;
+  }
+}
+
+void round_all(DType t, MatF& m) {
+  if (t != DType::bf16 && t != DType::f16) return;
+  float* d = m.data();
+  for (Eigen::Index i = 0; i < m.size(); ++i) d[i] = round_in(t, d[i]);
+}
+
+MatF rounded(DType t, MatF m) {
+  round_all(t, m);
+  return m;
+}
+
+MatF tf32(MatF m) {
+  float* d = m.data();
+  for (Eigen::Index i = 0; i < m.size(); ++i) d[i] = round_to_tf32(d[i]);
+  return m;
+}
+
+// Rows [t0, t0 + n) of one head of a [B,T,heads,D] tensor, as floats (exact for stored values).
+MatF load_rows(Tensor const& x, int64_t b, int64_t t0, int64_t head, int64_t n) {
+  int64_t const d = x.dim(3);
+  MatF m(n, d);
+  for (int64_t r = 0; r < n; ++r) {
+    double const* src = x.ptr() + x.offset({b, t0 + r, head, 0});
+    for (int64_t c = 0; c < d; ++c) m(r, c) = static_cast<float>(src[c]);
+  }
+  return m;
+}
+
+void store_rows(Tensor& x, int64_t b, int64_t t0, int64_t head, MatF const& m) {
+  int64_t const d = x.dim(3);
+  for (int64_t r = 0; r < m.rows(); ++r) {
+    double* dst = x.ptr() + x.offset({b, t0 + r, head, 0});
+    for (int64_t c = 0; c < d; ++c) dst[c] = static_cast<double>(m(r, c));
+  }
+}
+
+// FLA's in-kernel l2norm: fp32 sum of squares, x / sqrt(ss + 1e-6) in fp32, stored in x's dtype.
+Tensor l2norm_fp32(Tensor const& x) {
+  Tensor out = x;
+  int64_t const d = x.shape.back();
+  for (int64_t row = 0; row < x.numel() / d; ++row) {
+    double* v = out.ptr() + row * d;
+    float ss = 0.0f;
+    for (int64_t i = 0; i < d; ++i) {
+      float const f = static_cast<float>(v[i]);
+      ss += f * f;
+    }
+    float const den = std::sqrt(ss + 1e-6f);
+    for (int64_t i = 0; i < d; ++i) v[i] = round_in(x.dtype, static_cast<float>(v[i]) / den);
+  }
+  return out;
+}
+
+// (I + A)^-1 in fp32 for the lower triangle of A (its diagonal too, which is zero unless a fault
+// put something there): forward substitution on the 16x16 diagonal blocks, then the merges
+// X_ab = -X_aa (sum_{c=b}^{a-1} A_ac X_cb) by distance from the diagonal, as solve_tril does.
+MatF inverse_fp32(MatF const& A, bool tf32_merges) {
+  Eigen::Index const n = A.rows();
+  constexpr Eigen::Index kBlock = 16;
+  Eigen::Index const nb = (n + kBlock - 1) / kBlock;
+  auto start = [](Eigen::Index a) { return a * kBlock; };
+  auto size = [&](Eigen::Index a) { return std::min<Eigen::Index>(kBlock, n - a * kBlock); };
+  MatF X = MatF::Zero(n, n);
+  for (Eigen::Index a = 0; a < nb; ++a) {
+    Eigen::Index const s = start(a), sz = size(a);
+    for (Eigen::Index i = 0; i < sz; ++i) {
+      float const d = 1.0f + A(s + i, s + i);  // exactly 1 for the correct strictly-lower A
+      X(s + i, s + i) = 1.0f / d;
+      for (Eigen::Index j = 0; j < i; ++j) {
+        float acc = 0.0f;
+        for (Eigen::Index k = j; k < i; ++k) acc += A(s + i, s + k) * X(s + k, s + j);
+        X(s + i, s + j) = -acc / d;
+      }
+    }
+  }
+  for (Eigen::Index dist = 1; dist < nb; ++dist) {
+    for (Eigen::Index a = dist; a < nb; ++a) {
+      Eigen::Index const b = a - dist;
+      MatF acc = MatF::Zero(size(a), size(b));
+      for (Eigen::Index c = b; c < a; ++c) {
+        MatF const Aac = A.block(start(a), start(c), size(a), size(c));
+        MatF const Xcb = X.block(start(c), start(b), size(c), size(b));
+        if (tf32_merges) acc.noalias() += tf32(Aac) * tf32(Xcb);
+        else acc.noalias() += Aac * Xcb;
+      }
+      MatF const Xaa = X.block(start(a), start(a), size(a), size(a));
+      if (tf32_merges) X.block(start(a), start(b), size(a), size(b)) = -(tf32(Xaa) * tf32(acc));
+      else X.block(start(a), start(b), size(a), size(b)) = -(Xaa * acc);
+    }
+  }
+  return X;
+}
+
+bool supported_dtype(DType t) { return t == DType::bf16 || t == DType::f16 || t == DType::f32; }
+
+}  // namespace
+
+float round_to_tf32(float x) {
+  uint32_t b = std::bit_cast<uint32_t>(x);
+  if ((b & 0x7f800000u) == 0x7f800000u) return x;
+  b += 0xfffu + ((b >> 13) & 1u);
+  return std::bit_cast<float>(b & ~0x1fffu);
+}
+
+bool EmulatedFaults::any() const {
+  return A_with_diagonal || strict_output_mask || gate_one_token_late || tf32_merges || state_in_input_dtype ||
+         drop_initial_state || gqa_modulo || state_leaks_across_sequences || beta_power != 1 || missing_scale ||
+         exp_before_mask || stale_state_read || no_state_decay || w_without_gate;
+}
+
+bool emulation_supports(Problem const& p, std::string* why) {
+  if (!supported_dtype(p.q.dtype) || !supported_dtype(p.k.dtype) || !supported_dtype(p.v.dtype)) {
+    if (why) *why = "q, k, v must be stored as bf16, fp16 or fp32 (got " + dtype_name(p.q.dtype) + "/" +
+                    dtype_name(p.k.dtype) + "/" + dtype_name(p.v.dtype) + ")";
+    return false;
+  }
+  if (p.chunk_size != kChunk) {
+    if (why) *why = "chunk_size must be 64";
+    return false;
+  }
+  return true;
+}
+
+ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
+  std::string why;
+  if (!emulation_supports(p, &why)) throw std::invalid_argument("emulated: " + why);
+  EmulatedFaults const& f = opt.faults;
+  DType const qd = p.q.dtype, kd = p.k.dtype, vd = p.v.dtype;
+  Tensor const q = p.qk_l2norm ? l2norm_fp32(p.q) : p.q;
+  Tensor const k = p.qk_l2norm ? l2norm_fp32(p.k) : p.k;
+  auto const seqs = p.sequences();
+  int64_t const N = static_cast<int64_t>(seqs.size());
+  int64_t const B = p.B, T = p.T, H = p.H, HV = p.HV, K = p.K, V = p.V;
+  int64_t const NT = p.num_chunks_per_row();
+  float const scale = f.missing_scale ? 1.0f : static_cast<float>(p.scale);
+
+  ChunkedResult r;
+  r.g_cumsum = Tensor({B, T, HV}, DType::f32);
+  r.A = Tensor({B, T, HV, kChunk}, DType::f32);
+  r.A_inv = Tensor({B, T, HV, kChunk}, kd);
+  r.w = Tensor({B, T, HV, K}, kd);
+  r.u = Tensor({B, T, HV, V}, vd);
+  r.v_new = Tensor({B, T, HV, V}, vd);
+  r.o = Tensor({B, T, HV, V}, qd);
+  r.h = Tensor({B, NT, HV, K, V}, kd);
+  r.final_state = Tensor({N, HV, K, V}, DType::f32);
+
+  auto initial = [&](int64_t n, int64_t hv) {
+    MatF S = MatF::Zero(K, V);
+    if (p.initial_state.empty() || f.drop_initial_state) return S;
+    double const* src = p.initial_state.ptr() + p.initial_state.offset({n, hv, 0, 0});
+    for (int64_t i = 0; i < K * V; ++i) S.data()[i] = static_cast<float>(src[i]);  // loaded as fp32
+    return S;
+  };
+
+  // One sequence of one value head, from state S (updated in place to the final state).
+  auto run_sequence = [&](int64_t n, int64_t hv, MatF& S) {
+    Sequence const& s = seqs[static_cast<size_t>(n)];
+    int64_t const hk = f.gqa_modulo ? hv % H : p.key_head(hv);
+    for (int64_t c = 0; c < s.num_chunks(); ++c) {
+      int64_t const t0 = s.begin + c * kChunk;
+      int64_t const m = std::min<int64_t>(kChunk, s.length - c * kChunk);
+      MatF const Q = load_rows(q, s.b, t0, hk, m);
+      MatF const Kc = load_rows(k, s.b, t0, hk, m);
+      MatF const Vc = load_rows(p.v, s.b, t0, hv, m);
+      VecF beta(m), gamma(m), eg(m);
+      float acc = 0.0f;
+      for (int64_t i = 0; i < m; ++i) {
+        float const b = static_cast<float>(p.beta.at({s.b, t0 + i, hv}));
+        beta[i] = f.beta_power == 0 ? 1.0f : f.beta_power == 2 ? b * b : b;
+        float const before = acc;
+        acc += static_cast<float>(p.g.at({s.b, t0 + i, hv}));
+        gamma[i] = f.gate_one_token_late ? before : acc;
+        eg[i] = std::exp(gamma[i]);
+        r.g_cumsum.at({s.b, t0 + i, hv}) = gamma[i];
+      }
+
+      // KKT: fp32 Gram matrix, times the gate factor, times beta_r; the mask selects.
+      MatF const gram = Kc * Kc.transpose();
+      MatF A = MatF::Zero(m, m);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < m; ++j) {
+          bool const keep = f.A_with_diagonal ? j <= i : j < i;
+          if (f.exp_before_mask) {
+            A(i, j) = gram(i, j) * std::exp(gamma[i] - gamma[j]) * beta[i] * (keep ? 1.0f : 0.0f);
+          } else if (keep) {
+            A(i, j) = gram(i, j) * std::exp(gamma[i] - gamma[j]) * beta[i];
+          }
+        }
+      MatF const Ainv = rounded(kd, inverse_fp32(A, f.tf32_merges));
+
+      // w, u: the beta-scaled operands rounded to the input dtype, fp32 products, stored rounded.
+      MatF vb(m, V), kb(m, K);
+      for (int64_t i = 0; i < m; ++i) {
+        vb.row(i) = Vc.row(i) * beta[i];
+        kb.row(i) = Kc.row(i) * (f.w_without_gate ? beta[i] : beta[i] * eg[i]);
+      }
+      round_all(vd, vb);
+      round_all(kd, kb);
+      MatF const U = rounded(vd, Ainv * vb);
+      MatF const W = rounded(kd, Ainv * kb);
+
+      // State: the snapshot and the W*S operand are the input-dtype rounding of the fp32 state.
+      MatF const Sb = rounded(kd, S);
+      MatF const Delta = U - W * Sb;
+      MatF const v_new = rounded(vd, Delta);
+      float const gl = gamma[m - 1];
+      MatF gated(m, V);
+      for (int64_t i = 0; i < m; ++i) gated.row(i) = Delta.row(i) * std::exp(gl - gamma[i]);
+      round_all(kd, gated);
+      MatF S_next = f.no_state_decay ? S : MatF(S * std::exp(gl));
+      S_next.noalias() += Kc.transpose() * gated;
+      if (f.state_in_input_dtype) round_all(kd, S_next);
+      MatF const Hs = f.stale_state_read ? rounded(kd, S_next) : Sb;
+
+      // Output: inter-chunk part from the snapshot, intra-chunk scores rounded before the product.
+      MatF O_inter = Q * Hs;
+      for (int64_t i = 0; i < m; ++i) O_inter.row(i) *= eg[i];
+      MatF P = Q * Kc.transpose();
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < m; ++j) {
+          bool const keep = f.strict_output_mask ? j < i : j <= i;
+          if (f.exp_before_mask) P(i, j) = P(i, j) * std::exp(gamma[i] - gamma[j]) * (keep ? 1.0f : 0.0f);
+          else P(i, j) = keep ? P(i, j) * std::exp(gamma[i] - gamma[j]) : 0.0f;
+        }
+      round_all(vd, P);
+      MatF O = O_inter * scale + (P * v_new) * scale;
+      round_all(vd, O);
+      round_all(qd, O);
+
+      // Store this chunk's intermediates.
+      double* hdst = r.h.ptr() + r.h.offset({s.b, s.chunk_base + c, hv, 0, 0});
+      for (int64_t i = 0; i < K * V; ++i) hdst[i] = static_cast<double>(Hs.data()[i]);
+      for (int64_t i = 0; i < m; ++i) {
+        double* arow = r.A.ptr() + r.A.offset({s.b, t0 + i, hv, 0});
+        double* xrow = r.A_inv.ptr() + r.A_inv.offset({s.b, t0 + i, hv, 0});
+        for (int64_t j = 0; j < m; ++j) {
+          arow[j] = static_cast<double>(A(i, j));
+          xrow[j] = static_cast<double>(Ainv(i, j));
+        }
+      }
+      store_rows(r.w, s.b, t0, hv, W);
+      store_rows(r.u, s.b, t0, hv, U);
+      store_rows(r.v_new, s.b, t0, hv, v_new);
+      store_rows(r.o, s.b, t0, hv, O);
+      S = std::move(S_next);
+    }
+    double* fdst = r.final_state.ptr() + r.final_state.offset({n, hv, 0, 0});
+    for (int64_t i = 0; i < K * V; ++i) fdst[i] = static_cast<double>(S.data()[i]);
+  };
+
+  Eigen::setNbThreads(1);
+  int const nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+  if (!f.state_leaks_across_sequences) {
+    int64_t const jobs = N * HV;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+    for (int64_t job = 0; job < jobs; ++job) {
+      int64_t const n = job / HV, hv = job % HV;
+      MatF S = initial(n, hv);
+      run_sequence(n, hv, S);
+    }
+  } else {
+    // The fault: one state per value head carried through all sequences in order.
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+    for (int64_t hv = 0; hv < HV; ++hv) {
+      MatF S = initial(0, hv);
+      for (int64_t n = 0; n < N; ++n) run_sequence(n, hv, S);
+    }
+  }
+  return r;
+}
+
+}  // namespace gdnv

@@ -1,0 +1,77 @@
+// A CPU model of the arithmetic of a bf16 chunked GDN pipeline as FLA runs it (gdn-algorithm.md
+// sections 2.1-2.9): the same stages, the same stored dtypes, the same rounding points, so the
+// whole verification path can be exercised without a GPU and a measured GPU error can be set
+// against its prediction.
+//
+// Arithmetic model. Every stage computes in IEEE single precision (C++ float; Eigen float GEMMs,
+// which accumulate in float with FMA): a product of two bf16/fp16 values is exact in float, as on
+// the tensor cores, and the sums are rounded to fp32 as they go (a real fp32 accumulation, not a
+// double sum rounded once). Values are rounded (RNE) to the input dtype exactly where the kernels
+// store or feed a 16-bit operand to a dot:
+//   q, k after in-kernel l2norm (fp32 math)             -> q/k dtype
+//   g_cumsum (fp32 sequential cumsum, natural log)      fp32
+//   A = beta_r (k_r.k_c e^{gamma_r - gamma_c}), r > c   fp32
+//   (I + A)^-1: fp32 forward substitution on 16x16 diagonal blocks, fp32 merges
+//     (T10, T21, T32, then T20, T31, then T30)          -> k dtype (A_inv)
+//   beta v, beta e^gamma k (dot operands)               -> v / k dtype
+//   u = A_inv (beta v), w = A_inv (beta e^gamma k)     -> v / k dtype
+//   running state S                                     fp32 (final_state fp32)
+//   W*S state operand and the snapshot h                -> k dtype
+//   v_new = u - W S                                     -> v dtype
+//   gated delta operand of K^T (e^{gamma_last - gamma} v_new)  -> k dtype
+//   (Q K^T) . Gamma, lower incl. diagonal (score matrix)        -> v dtype
+//   o = scale (e^gamma Q h + P v_new)                   -> v dtype, then q dtype
+// fp32 inputs keep fp32 everywhere (every rounding above is then the identity). Exponentials use
+// natural exp of fp32 gate differences (sglang's form; FLA's exp2 of log2-scaled gates differs by
+// ~1e-7 relative).
+//
+// EmulatedFaults switches on deliberately wrong variants of the same pipeline; all off is the
+// correct model. `gdnv selftest` checks that the verification flags each of them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "chunked.hpp"
+#include "problem.hpp"
+
+namespace gdnv {
+
+struct EmulatedFaults {
+  bool A_with_diagonal = false;       // KKT mask keeps r >= c: A has beta_r ||k_r||^2 on its diagonal
+  bool strict_output_mask = false;    // score mask r > c: each token misses its own write in o
+  bool gate_one_token_late = false;   // gamma_r = sum_{s<r} g_s (exclusive cumsum)
+  bool tf32_merges = false;           // merge operands of the block inverse rounded to tf32
+  bool state_in_input_dtype = false;  // running state rounded to the input dtype after every chunk
+  bool drop_initial_state = false;    // start every sequence from zeros
+  bool gqa_modulo = false;            // value head hv reads key head hv % H instead of hv / G
+  bool state_leaks_across_sequences = false;  // sequence n starts from sequence n-1's final state
+  int beta_power = 1;                 // 0: beta never applied, 2: applied twice
+  bool missing_scale = false;         // o without the scale factor
+  bool exp_before_mask = false;       // gate factors multiplied by a 0/1 mask after exp (FLA #792)
+  bool stale_state_read = false;      // h / inter-chunk output read the end-of-chunk state
+  bool no_state_decay = false;        // S not decayed by e^{gamma_last} between chunks
+  bool w_without_gate = false;        // w = A_inv (beta k): the e^gamma factor forgotten
+
+  bool any() const;
+};
+
+struct EmulatedOptions {
+  EmulatedFaults faults;
+  int threads = 0;  // 0: all cores
+};
+
+// True when the model covers these inputs: q, k, v stored as bf16, fp16 or fp32 (fp64 inputs
+// have no kernel counterpart). `why` gets the reason otherwise.
+bool emulation_supports(Problem const& p, std::string* why = nullptr);
+
+// Every intermediate in the layouts of chunked_forward (ChunkedResult), each tensor tagged with
+// the dtype the modelled kernel stores it in (g_cumsum, A, final_state fp32; A_inv, w, h k's dtype;
+// u, v_new v's dtype; o q's dtype); values are the stored values widened to double.
+// Throws std::invalid_argument when !emulation_supports(p).
+ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt = {});
+
+// fp32 -> the nearest tf32 value (10 explicit mantissa bits, RNE), as a float.
+float round_to_tf32(float x);
+
+}  // namespace gdnv

@@ -1,0 +1,128 @@
+// `gdnv selftest`: the checker checked. The correct CPU model passes every generator family; each
+// deliberately wrong variant is flagged on some family; the faults the floor ratio cannot see are
+// reported as such and kept out of the verdict; the command prints its table and its exit status
+// follows the verdict.
+#include <boost/test/unit_test.hpp>
+#include <boost/test/data/test_case.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "datasets/generators.hpp"
+#include "harness/selftest.hpp"
+
+namespace bdata = boost::unit_test::data;
+namespace fs = std::filesystem;
+using namespace gdnv;
+
+namespace {
+
+std::vector<std::string> variant_names(bool gated_faults) {
+  std::vector<std::string> out;
+  for (auto const& v : selftest_variants())
+    if (!v.correct() && v.gated == gated_faults) out.push_back(v.name);
+  return out;
+}
+
+VariantOutcome run_one(std::string const& name, double gate = 8.0) {
+  SelftestOptions opt;
+  opt.only = {name};
+  opt.max_floor_ratio = gate;
+  SelftestReport const r = run_selftest(opt);
+  BOOST_TEST_REQUIRE(r.outcomes.size() == 1u);
+  return r.outcomes.front();
+}
+
+struct Run {
+  int status = -1;
+  std::string out;
+};
+
+Run run_cli(std::string const& args) {
+  fs::path const o = fs::temp_directory_path() / ("gdnv-selftest-" + std::to_string(::getpid()) + ".txt");
+  std::string const cmd = std::string(GDNV_EXE) + " " + args + " >" + o.string() + " 2>&1";
+  int const rc = std::system(cmd.c_str());
+  std::ifstream in(o);
+  std::stringstream s;
+  s << in.rdbuf();
+  fs::remove(o);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, s.str()};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(selftest)
+
+BOOST_AUTO_TEST_CASE(catalogue_names_the_listed_faults_once) {
+  std::set<std::string> names;
+  int correct = 0;
+  for (auto const& v : selftest_variants()) {
+    BOOST_TEST(names.insert(v.name).second, "duplicate " << v.name);
+    BOOST_TEST(!v.description.empty());
+    correct += v.correct();
+    if (!v.gated) BOOST_TEST(!v.note.empty(), v.name << " is left out of the verdict without a reason");
+  }
+  BOOST_TEST(correct == 1);
+  for (char const* f : {"A-with-diagonal", "strict-output-mask", "gate-one-token-late", "tf32-merges", "bf16-state",
+                        "dropped-initial-state", "gqa-modulo", "varlen-state-leak", "beta-twice", "beta-missing",
+                        "missing-scale"})
+    BOOST_TEST(names.count(f) == 1u, "missing fault " << f);
+  // Only the two faults below the bf16 floor are excused, and no other.
+  BOOST_TEST((variant_names(false) == std::vector<std::string>{"tf32-merges", "bf16-state"}));
+}
+
+BOOST_AUTO_TEST_CASE(correct_model_passes_every_family) {
+  VariantOutcome const o = run_one("correct");
+  BOOST_TEST(o.run == static_cast<int>(generator_families().size()));
+  BOOST_TEST(o.flagged.empty(), "flagged on " << (o.flagged.empty() ? "" : o.flagged.front()));
+  BOOST_TEST(o.worst_ratio > 0.5);
+  BOOST_TEST(o.worst_ratio <= 8.0);
+  BOOST_TEST(o.verdict() == "passes");
+}
+
+// The gate is real: below the correct model's own error it fails it.
+BOOST_AUTO_TEST_CASE(correct_model_fails_a_gate_below_its_error) {
+  VariantOutcome const o = run_one("correct", 1.0);
+  BOOST_TEST(!o.flagged.empty());
+  BOOST_TEST(o.verdict() == "FAILS");
+}
+
+BOOST_DATA_TEST_CASE(each_fault_is_flagged, bdata::make(variant_names(true)), name) {
+  VariantOutcome const o = run_one(name);
+  BOOST_TEST(!o.flagged.empty(), name << " passed every family (worst " << o.worst_ratio << ")");
+  BOOST_TEST(o.worst_ratio > 8.0);
+  BOOST_TEST(o.verdict() == "caught");
+}
+
+// Reported honestly, not faked: these stay within the floor ratio of the correct model.
+BOOST_DATA_TEST_CASE(faults_below_the_bf16_floor_are_reported_not_caught, bdata::make(variant_names(false)), name) {
+  VariantOutcome const o = run_one(name);
+  BOOST_TEST(o.flagged.empty());
+  BOOST_TEST(o.verdict() == "not caught by the floor ratio");
+}
+
+BOOST_AUTO_TEST_CASE(cli_prints_the_table_and_exits_0) {
+  Run const r = run_cli("selftest");
+  BOOST_TEST(r.status == 0, r.out);
+  for (auto const& v : selftest_variants()) BOOST_TEST(r.out.find(v.name) != std::string::npos, "no row " << v.name);
+  for (char const* s : {"variant", "flagged", "worst", "verdict", "caught", "not caught by the floor ratio",
+                        "selftest passed"})
+    BOOST_TEST(r.out.find(s) != std::string::npos, "missing '" << s << "' in:\n" << r.out);
+}
+
+BOOST_AUTO_TEST_CASE(cli_exits_1_when_the_verdict_fails_and_2_on_usage) {
+  Run const strict = run_cli("selftest --variant correct,missing-scale --max-floor-ratio 1");
+  BOOST_TEST(strict.status == 1, strict.out);
+  BOOST_TEST(strict.out.find("FAILS") != std::string::npos);
+  BOOST_TEST(strict.out.find("selftest FAILED") != std::string::npos);
+  BOOST_TEST(run_cli("selftest --variant nope").status == 2);
+  BOOST_TEST(run_cli("selftest --max-floor-ratio 0").status == 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
