@@ -48,7 +48,7 @@ std::vector<SelftestVariant> selftest_variants() {
   v.back().gated = false;
   v.back().note =
       "tf32 (u = 2^-11) is 8x finer than the bf16 store of A_inv, so its error hides under the bf16 floor "
-      "(A_inv 1.0-1.3x, as the correct model); it needs the componentwise bound R on A_inv (issue 6, "
+      "(A_inv at most ~1.3x the floor where the correct model sits at 1.0x); it needs the componentwise bound R on A_inv (issue 6, "
       "verification-method.md 0.4)";
   v.push_back(fault("bf16-state", "running state rounded to bf16 after every chunk",
                     [](EmulatedFaults& f) { f.state_in_input_dtype = true; }));
