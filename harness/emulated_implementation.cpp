@@ -30,10 +30,18 @@ class EmulatedImplementation final : public Implementation {
 
 }  // namespace
 
-StageOutputs stage_outputs_of(ChunkedResult const& r) {
-  return {{"g_cumsum", r.g_cumsum}, {"A", r.A}, {"A_inv", r.A_inv}, {"w", r.w},
-          {"u", r.u},               {"v_new", r.v_new}, {"h", r.h}, {"o", r.o},
-          {"final_state", r.final_state}};
+StageOutputs stage_outputs_of(ChunkedResult r) {
+  StageOutputs out;  // moved, not copied: h alone is B*NT*HV*K*V doubles
+  out["g_cumsum"] = std::move(r.g_cumsum);
+  out["A"] = std::move(r.A);
+  out["A_inv"] = std::move(r.A_inv);
+  out["w"] = std::move(r.w);
+  out["u"] = std::move(r.u);
+  out["v_new"] = std::move(r.v_new);
+  out["h"] = std::move(r.h);
+  out["o"] = std::move(r.o);
+  out["final_state"] = std::move(r.final_state);
+  return out;
 }
 
 std::string emulated_arithmetic_description() {

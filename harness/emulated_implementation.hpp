@@ -14,7 +14,7 @@ namespace gdnv {
 inline constexpr char kEmulatedName[] = "emulated";
 
 // Every intermediate of a ChunkedResult as StageOutputs (the tensor names of the schema).
-StageOutputs stage_outputs_of(ChunkedResult const& r);
+StageOutputs stage_outputs_of(ChunkedResult r);
 
 // The declared arithmetic of the model (what gdnv check writes in the results file).
 std::string emulated_arithmetic_description();
