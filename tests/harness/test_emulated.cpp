@@ -9,8 +9,11 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <map>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include "datasets/generators.hpp"
 #include "harness/compare.hpp"
@@ -128,27 +131,30 @@ BOOST_AUTO_TEST_CASE(registered_by_name) {
 }
 
 // The model's prediction against the H100: our unfused pipeline rounds at the same points, and
-// bench/results/check-default-H100.json has its worst chunk and whole-o ratio per case.
+// bench/results/check-default-H100.json holds its per-tensor ratios on the default dataset. Every
+// tensor stored in bf16 (and the fp32 final state) must match within 1%, worst chunk and whole
+// tensor; A and g_cumsum are fp32 values far below the bf16 floor (summation order differs).
 BOOST_AUTO_TEST_CASE(predicts_the_h100_unfused_pipeline_on_the_default_dataset) {
-  struct Measured {
-    char const* tensor;
-    double worst, o_ratio;
-  };
-  std::map<std::string, Measured> const h100 = {
-      {"adversarial-beta-near-2", {"o", 2.5826, 2.0445}},
-      {"adversarial-strong-decay", {"o", 1.8461, 1.7449}},
-      {"model-like-gqa", {"A_inv", 4.2540, 2.3350}},
-      {"ragged-varlen", {"o", 2.6764, 1.9950}},
-  };
+  std::ifstream in(GDNV_SOURCE_DIR "/bench/results/check-default-H100.json");
+  BOOST_TEST_REQUIRE(in.good());
+  auto const measured = nlohmann::json::parse(in);
+  std::map<std::string, nlohmann::json> gpu;
+  for (auto const& r : measured["results"])
+    if (r["implementation"] == "unfused") gpu[r["case"].get<std::string>()] = r;
   Dataset const ds = read_dataset(GDNV_SOURCE_DIR "/datasets/default.h5");
-  BOOST_TEST_REQUIRE(ds.cases.size() == h100.size());
+  BOOST_TEST_REQUIRE(ds.cases.size() == 4u);
   for (auto const& c : ds.cases) {
+    BOOST_TEST_REQUIRE(gpu.count(c.name) == 1u, c.name);
+    auto const& m = gpu.at(c.name);
     Comparison const cmp = check_emulated(c.problem);
-    Measured const& m = h100.at(c.name);
-    BOOST_TEST(cmp.worst.tensor == m.tensor, c.name);
-    BOOST_TEST(std::fabs(cmp.worst.ratio / m.worst - 1) < 0.01, c.name << ": worst " << cmp.worst.ratio);
-    double const o = cmp.metrics.at("o").floor_ratio;
-    BOOST_TEST(std::fabs(o / m.o_ratio - 1) < 0.01, c.name << ": o " << o);
+    BOOST_TEST(cmp.worst.tensor == m["worst"]["tensor"].get<std::string>(), c.name);
+    for (char const* t : {"A_inv", "w", "u", "v_new", "h", "o", "final_state"}) {
+      double const worst = m["metrics"][t]["max_chunk_ratio"], whole = m["metrics"][t]["floor_ratio"];
+      BOOST_TEST(std::fabs(cmp.metrics.at(t).max_chunk_ratio / worst - 1) < 0.01,
+                 c.name << " " << t << ": worst chunk " << cmp.metrics.at(t).max_chunk_ratio << ", H100 " << worst);
+      BOOST_TEST(std::fabs(cmp.metrics.at(t).floor_ratio / whole - 1) < 0.01,
+                 c.name << " " << t << ": whole " << cmp.metrics.at(t).floor_ratio << ", H100 " << whole);
+    }
   }
 }
 
