@@ -22,6 +22,13 @@ class EmulatedImplementation final : public Implementation {
     opt.faults = faults_;
     return stage_outputs_of(emulated_forward(p, opt));
   }
+  bool has_isolated_stages() const override { return true; }
+  StageOutputs run_isolated(Problem const& p, ChunkedResult const& ref) override {
+    EmulatedOptions opt;
+    opt.faults = faults_;
+    opt.stage_inputs = &ref;
+    return stage_outputs_of(emulated_forward(p, opt));
+  }
 
  private:
   EmulatedFaults faults_;

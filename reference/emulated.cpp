@@ -168,6 +168,16 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
   int64_t const B = p.B, T = p.T, H = p.H, HV = p.HV, K = p.K, V = p.V;
   int64_t const NT = p.num_chunks_per_row();
   float const scale = f.missing_scale ? 1.0f : static_cast<float>(p.scale);
+  ChunkedResult const* const fed = opt.stage_inputs;
+  // In isolated mode: rows of a fed intermediate, rounded to the dtype its consumer reads.
+  auto fed_rows = [&](Tensor const& x, DType t, int64_t b, int64_t t0, int64_t head, int64_t n) {
+    MatF m(n, x.dim(3));
+    for (int64_t r = 0; r < n; ++r) {
+      double const* src = x.ptr() + x.offset({b, t0 + r, head, 0});
+      for (int64_t c = 0; c < m.cols(); ++c) m(r, c) = round_in(t, static_cast<float>(src[c]));
+    }
+    return m;
+  };
 
   ChunkedResult r;
   r.g_cumsum = Tensor({B, T, HV}, DType::f32);
@@ -206,8 +216,9 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
         float const before = acc;
         acc += static_cast<float>(p.g.at({s.b, t0 + i, hv}));
         gamma[i] = f.gate_one_token_late ? before : acc;
-        eg[i] = std::exp(gamma[i]);
         r.g_cumsum.at({s.b, t0 + i, hv}) = gamma[i];
+        if (fed) gamma[i] = static_cast<float>(fed->g_cumsum.at({s.b, t0 + i, hv}));
+        eg[i] = std::exp(gamma[i]);
       }
 
       // KKT: fp32 Gram matrix, times the gate factor, times beta_r; the mask selects.
@@ -222,7 +233,13 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
             A(i, j) = gram(i, j) * std::exp(gamma[i] - gamma[j]) * beta[i];
           }
         }
-      MatF const Ainv = rounded(kd, inverse_fp32(A, f.tf32_merges));
+      MatF A_in = A;
+      if (fed) {
+        MatF const whole = fed_rows(fed->A, DType::f32, s.b, t0, hv, m);
+        A_in = whole.leftCols(m);
+      }
+      MatF const Ainv = rounded(kd, inverse_fp32(A_in, f.tf32_merges));
+      MatF const Ainv_in = fed ? MatF(fed_rows(fed->A_inv, kd, s.b, t0, hv, m).leftCols(m)) : Ainv;
 
       // w, u: the beta-scaled operands rounded to the input dtype, fp32 products, stored rounded.
       MatF vb(m, V), kb(m, K);
@@ -232,12 +249,14 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
       }
       round_all(vd, vb);
       round_all(kd, kb);
-      MatF const U = rounded(vd, Ainv * vb);
-      MatF const W = rounded(kd, Ainv * kb);
+      MatF const U = rounded(vd, Ainv_in * vb);
+      MatF const W = rounded(kd, Ainv_in * kb);
+      MatF const U_in = fed ? fed_rows(fed->u, vd, s.b, t0, hv, m) : U;
+      MatF const W_in = fed ? fed_rows(fed->w, kd, s.b, t0, hv, m) : W;
 
       // State: the snapshot and the W*S operand are the input-dtype rounding of the fp32 state.
       MatF const Sb = rounded(kd, S);
-      MatF const Delta = U - W * Sb;
+      MatF const Delta = U_in - W_in * Sb;
       MatF const v_new = rounded(vd, Delta);
       float const gl = gamma[m - 1];
       MatF gated(m, V);
@@ -249,7 +268,14 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
       MatF const Hs = f.stale_state_read ? rounded(kd, S_next) : Sb;
 
       // Output: inter-chunk part from the snapshot, intra-chunk scores rounded before the product.
-      MatF O_inter = Q * Hs;
+      MatF Hs_in = Hs;
+      MatF v_new_in = v_new;
+      if (fed) {
+        double const* src = fed->h.ptr() + fed->h.offset({s.b, s.chunk_base + c, hv, 0, 0});
+        for (int64_t i = 0; i < K * V; ++i) Hs_in.data()[i] = round_in(kd, static_cast<float>(src[i]));
+        v_new_in = fed_rows(fed->v_new, vd, s.b, t0, hv, m);
+      }
+      MatF O_inter = Q * Hs_in;
       for (int64_t i = 0; i < m; ++i) O_inter.row(i) *= eg[i];
       MatF P = Q * Kc.transpose();
       for (int64_t i = 0; i < m; ++i)
@@ -259,7 +285,7 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
           else P(i, j) = keep ? P(i, j) * std::exp(gamma[i] - gamma[j]) : 0.0f;
         }
       round_all(vd, P);
-      MatF O = O_inter * scale + (P * v_new) * scale;
+      MatF O = O_inter * scale + (P * v_new_in) * scale;
       round_all(vd, O);
       round_all(qd, O);
 

@@ -59,6 +59,12 @@ struct EmulatedFaults {
 struct EmulatedOptions {
   EmulatedFaults faults;
   int threads = 0;  // 0: all cores
+  // Isolated stages: when set, every stage is fed the exact result of the stages before it (these
+  // intermediates, in chunked_forward's layouts), rounded to the dtype the stage consumes: the gate
+  // cumsum (fp32) for every later stage, A (fp32) for the inverse, A_inv (k dtype) for w/u, w and u
+  // for the state pass (which still runs its own fp32 state), h and v_new for the output. Each
+  // tensor then holds only the error of the stage that produced it.
+  ChunkedResult const* stage_inputs = nullptr;
 };
 
 // True when the model covers these inputs: q, k, v stored as bf16, fp16 or fp32 (fp64 inputs
