@@ -117,8 +117,19 @@ struct ResultIn {
   std::vector<ChunkIn> chunks;
 };
 
+// Fused kernels against the unfused pipeline (`pairs`): how many values are bit-equal.
+struct PairIn {
+  std::string case_name, impl, against;
+  struct Tensor {
+    std::string name;
+    std::optional<double> elements, bit_equal, fraction, max_abs_diff;
+  };
+  std::vector<Tensor> tensors;
+};
+
 struct ResultsIn {
   std::string path, tool, version, command;
+  std::vector<PairIn> pairs;
   double max_floor_ratio = 8;
   std::vector<std::string> files;
   std::vector<json> cases;
@@ -190,6 +201,17 @@ ResultsIn read_results(JsonFile const& f) {
     }
     r.results.push_back(std::move(x));
   }
+  if (auto pairs = top.find("pairs"))
+    for (auto const& n : pairs->items()) {
+      PairIn p;
+      p.case_name = n["case"].str();
+      p.impl = n["implementation"].str();
+      p.against = n["against"].str();
+      for (auto const& [name, t] : n["tensors"].members())
+        p.tensors.push_back({name, t.opt_num("elements"), t.opt_num("bit_equal"), t.opt_num("bit_equal_fraction"),
+                             t.opt_num("max_abs_diff")});
+      r.pairs.push_back(std::move(p));
+    }
   if (auto s = top.find("summary")) {
     r.passed = s->opt_num("passed");
     r.failed = s->opt_num("failed");
@@ -814,7 +836,7 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
     rep.datasets["bench_hist"] = bench_hist;
     perf_charts.push_back(per_chunk_chart());
   }
-  bool const draw = assets.available();
+  bool const draw = opt.charts && assets.available();
 
   // --- verdict ---
   int passed = 0, failed = 0, other = 0;
@@ -946,11 +968,29 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
   };
   o += "<h2 id=\"charts\">Accuracy charts</h2>\n";
   if (!draw)
-    o += fmt::format("<p class=\"note\" id=\"no-charts\">Charts not drawn: this gdnv was built without the chart "
-                     "libraries ({}). Every number is in the tables.</p>\n",
-                     esc(assets.status.empty() ? std::string_view("unknown") : assets.status));
+    o += opt.charts ? fmt::format("<p class=\"note\" id=\"no-charts\">Charts not drawn: this gdnv was built without "
+                                  "the chart libraries ({}). Every number is in the tables.</p>\n",
+                                  esc(assets.status.empty() ? std::string_view("unknown") : assets.status))
+                    : std::string("<p class=\"note\" id=\"no-charts\">Charts left out (--no-charts). Every number is in "
+                                  "the tables.</p>\n");
   put_charts(acc_charts);
   if (!notes_charts.empty()) o += "<ul class=\"note\">" + notes_charts + "</ul>\n";
+
+  // Fused against unfused: the same numbers?
+  if (!R.pairs.empty()) {
+    Table t;
+    t.id = "pairs";
+    t.cls = "nowrap";
+    t.head = {"case", "implementation", "against", "tensor", "elements", "bit-equal", "bit-equal %", "max |difference|"};
+    t.numeric = {false, false, false, false, true, true, true, true};
+    for (auto const& p : R.pairs)
+      for (auto const& x : p.tensors)
+        t.rows.push_back({esc(p.case_name), esc(p.impl), esc(p.against), esc(x.name), g4(x.elements), g4(x.bit_equal),
+                          x.fraction ? fmt::format("{:.2f}", 100 * *x.fraction) : "-", sci(x.max_abs_diff)});
+    o += "<h2 id=\"pairs-h\">Fused against unfused</h2>\n<p class=\"note\">Both sides are judged against the "
+         "reference above; this says whether they compute the same numbers (values compared bit for bit).</p>\n";
+    put_table(o, t);
+  }
 
   // Per-tensor metrics
   {

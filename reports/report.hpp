@@ -32,7 +32,8 @@ class BadField : public std::runtime_error {
 };
 
 struct ReportOptions {
-  int top = 3;  // worst chunks listed per (case, implementation)
+  int top = 3;         // worst chunks listed per (case, implementation)
+  bool charts = true;  // false: tables only, no JavaScript (a small page, e.g. for mail)
 };
 
 // One Vega-Lite chart of the page: the spec refers to the page's shared datasets by name.

@@ -1,4 +1,4 @@
-// gdnv report RESULTS.json [--bench BENCH.json ...] --out report.html [--top N]
+// gdnv report RESULTS.json [--bench BENCH.json ...] --out report.html [--top N] [--no-charts]
 //
 // One self-contained HTML page for a reviewer: the verdict per case and implementation, the worst
 // chunks with the command that reproduces each, charts (Vega-Lite, inlined) and every number in
@@ -36,16 +36,18 @@ struct ReportOptions {
   std::vector<std::string> benches;
   std::string out;
   int top = 3;
+  bool no_charts = false;
 };
 
 }  // namespace
 
 void write_report(std::string const& results_path, nlohmann::json const& results,
-                  std::vector<std::string> const& bench_paths, std::string const& out, int top) {
+                  std::vector<std::string> const& bench_paths, std::string const& out, int top, bool charts) {
   std::vector<reports::JsonFile> benches;
   for (auto const& b : bench_paths) benches.push_back(read_json(b));
   reports::ReportOptions ro;
   ro.top = top;
+  ro.charts = charts;
   reports::Report rep;
   try {
     rep = reports::render_report({results_path, results}, benches, ro);
@@ -62,10 +64,11 @@ Command add_report_command(CLI::App& root) {
   app->add_option("--bench", opt->benches, "bench file(s) (gdnv bench --json): per-stage times, per-chunk times");
   app->add_option("--out", opt->out, "the HTML file to write")->required();
   app->add_option("--top", opt->top, "worst chunks listed per case and implementation")->capture_default_str();
+  app->add_flag("--no-charts", opt->no_charts, "tables only: no JavaScript in the page");
   return {app, [opt] {
             if (opt->top < 0) throw UsageError("--top must be >= 0");
             reports::JsonFile const r = read_json(opt->results);
-            write_report(r.path, r.json, opt->benches, opt->out, opt->top);
+            write_report(r.path, r.json, opt->benches, opt->out, opt->top, !opt->no_charts);
             return 0;
           }};
 }

@@ -191,6 +191,40 @@ BOOST_AUTO_TEST_CASE(charts_or_a_reason) {
   }
 }
 
+// --no-charts: the tables alone, no script at all (a page small enough to mail).
+BOOST_AUTO_TEST_CASE(no_charts_page_is_tables_only) {
+  TempDir tmp;
+  fs::path const page = tmp.file("tables.html");
+  Run const r = run_gdnv(tmp, "report " + kH100Check + " --no-charts --out " + quote(page.string()));
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  std::string const html = slurp(page);
+  BOOST_TEST_MESSAGE("--no-charts page: " << html.size() << " bytes");
+  expect_self_contained(html);
+  BOOST_TEST(!contains(html, "<script"));
+  BOOST_TEST(contains(html, "<body data-charts=\"0\""));
+  BOOST_TEST(contains(html, "Charts left out (--no-charts)"));
+  expect_verdicts(html, json::parse(slurp(fs::path(GDNV_SOURCE_DIR) / kH100Check)));
+  BOOST_TEST(html.size() < 600000u);
+}
+
+// Fused against unfused (`pairs` in the results file): one row per tensor with the bit-equal count.
+BOOST_AUTO_TEST_CASE(fused_vs_unfused_pairs_table) {
+  TempDir tmp;
+  json j = json::parse(slurp(fs::path(GDNV_SOURCE_DIR) / kH100Check));
+  j["pairs"] = json::array({{{"file", "datasets/default.h5"}, {"case", "model-like-gqa"}, {"implementation", "fused"},
+                             {"against", "unfused"},
+                             {"tensors", {{"A_inv", {{"elements", 4096}, {"bit_equal", 4000}, {"bit_equal_fraction", 4000.0 / 4096},
+                                                     {"max_abs_diff", 0.0078125}}}}}}});
+  std::ofstream(tmp.file("pairs.json")) << j.dump();
+  fs::path const page = tmp.file("pairs.html");
+  Run const r = run_gdnv(tmp, "report " + quote(tmp.file("pairs.json")) + " --no-charts --out " + quote(page.string()));
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  std::string const html = slurp(page);
+  BOOST_TEST(contains(html, "Fused against unfused"));
+  BOOST_TEST(contains(html, "<td>model-like-gqa<td>fused<td>unfused<td>A_inv<td class=\"n\">4096<td class=\"n\">4000"
+                            "<td class=\"n\">97.66<td class=\"n\">7.812e-03"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // --- bad input: status 2, one line naming file and field, nothing written ---------------------
@@ -249,6 +283,12 @@ std::vector<BadCase> const kBadCases = {
      [](TempDir const& t) {
        json j = h100();
        j["results"][0]["metrics"] = json::array({1, 2});
+       return quote(write_json(t, "r.json", j));
+     }},
+    {"pair_without_tensors", "pairs[0].tensors",
+     [](TempDir const& t) {
+       json j = h100();
+       j["pairs"] = json::array({{{"case", "c"}, {"implementation", "fused"}, {"against", "unfused"}}});
        return quote(write_json(t, "r.json", j));
      }},
     {"bench_missing_configs", "configs",
