@@ -191,6 +191,39 @@ BOOST_AUTO_TEST_CASE(charts_or_a_reason) {
   }
 }
 
+// A failing gate: gdnv check exits 1 and the page says FAILED, with a failed badge per result.
+BOOST_AUTO_TEST_CASE(a_failed_check_reads_failed) {
+  TempDir tmp;
+  fs::path const page = tmp.file("failed.html");
+  Run const r = run_gdnv(tmp, "check datasets/default.h5 --case model-like-gqa --max-floor-ratio 0.5 --report " +
+                                  quote(page.string()));
+  BOOST_TEST_REQUIRE(r.status == 1, r.err);
+  std::string const html = slurp(page);
+  BOOST_TEST(contains(html, "<div class=\"verdict bad\" id=\"verdict\"><b>FAILED</b>"));
+  BOOST_TEST(contains(html, "<span class=\"badge bad\">failed</span>"));
+  BOOST_TEST(contains(html, "--max-floor-ratio 0.5"), "the reproducing command keeps the gate");
+}
+
+// A non-finite chunk (ratio null, finite false) is listed first among the worst chunks.
+BOOST_AUTO_TEST_CASE(non_finite_chunks_come_first) {
+  TempDir tmp;
+  json j = json::parse(slurp(fs::path(GDNV_SOURCE_DIR) / kH100Check));
+  auto& row = j["results"][2]["chunks"][7];
+  row["ratio"] = nullptr;
+  row["finite"] = false;
+  std::ofstream(tmp.file("nan.json")) << j.dump();
+  fs::path const page = tmp.file("nan.html");
+  Run const r = run_gdnv(tmp, "report " + quote(tmp.file("nan.json")) + " --no-charts --out " + quote(page.string()));
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  std::string const html = slurp(page);
+  std::string const first = fmt::format("<td rowspan=\"3\">{}<td rowspan=\"3\">{}<td class=\"n\">1<td>",
+                                        j["results"][2]["case"].get<std::string>(),
+                                        j["results"][2]["implementation"].get<std::string>());
+  auto const at = html.find(first);
+  BOOST_TEST_REQUIRE(at != std::string::npos);
+  BOOST_TEST(html.substr(at, 300).find("non-finite") != std::string::npos, html.substr(at, 300));
+}
+
 // --no-charts: the tables alone, no script at all (a page small enough to mail).
 BOOST_AUTO_TEST_CASE(no_charts_page_is_tables_only) {
   TempDir tmp;
