@@ -2,7 +2,7 @@
 # the three browser bundles, the Vega-Lite JSON schema and every package's licence notice into OUT.
 # Never fails the build: without npm, or when npm ci fails (offline), the bundles are written empty
 # and OUT/status.txt says why; `gdnv report` then writes its tables and says the charts are missing.
-#   -DNPM=<npm or empty> -DSRC=<reports/> -DWORK=<npm work dir> -DOUT=<asset dir>
+#   -DNPM=<npm or empty> -DWHY=<why there is no npm> -DSRC=<reports/> -DWORK=<npm work dir> -DOUT=<asset dir>
 set(bundles vega/build/vega.min.js vega-lite/build/vega-lite.min.js vega-embed/build/vega-embed.min.js)
 file(MAKE_DIRECTORY "${OUT}")
 
@@ -18,7 +18,7 @@ function(give_up why)
 endfunction()
 
 if(NOT NPM)
-  give_up("npm not found at configure time")
+  give_up("${WHY}")
   return()
 endif()
 file(MAKE_DIRECTORY "${WORK}")

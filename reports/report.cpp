@@ -572,15 +572,17 @@ Chart stage_attribution() {
       {"facet", {{"column", {{"field", "case"}, {"type", "nominal"}, {"title", nullptr}}},
                  {"row", {{"field", "kernel"}, {"type", "nominal"}, {"title", nullptr}}}}},
       {"spec",
-       {{"width", {{"step", 14}}},
+       {{"width", {{"step", 8}}},  // per mode: xOffset splits each tensor's band
         {"height", 140},
-        {"mark", "bar"},
+        // points, not bars: a log axis has no zero to grow bars from
+        {"mark", {{"type", "point"}, {"filled", true}, {"size", 50}}},
         {"encoding",
          {{"x", {{"field", "tensor"}, {"type", "nominal"}, {"title", nullptr}}},
           {"xOffset", {{"field", "mode"}, {"type", "nominal"}}},
           {"y", {{"field", "ratio"}, {"type", "quantitative"}, {"scale", {{"type", "log"}}},
                  {"title", "worst chunk floor ratio, log"}}},
           {"color", {{"field", "mode"}, {"type", "nominal"}, {"title", "stage inputs"}}},
+          {"shape", {{"field", "mode"}, {"type", "nominal"}, {"title", "stage inputs"}}},
           {"tooltip", json::array({{{"field", "case"}}, {{"field", "impl"}}, {{"field", "tensor"}},
                                    {{"field", "ratio"}, {"format", ".3f"}}})}}}}}};
   return {"chart-attribution", "Stage attribution: end to end against every stage fed the reference's inputs",

@@ -56,7 +56,7 @@ def check(browser, html, out_dir, work):
     url = "file://" + os.path.abspath(html)
     netlog = os.path.join(work, name + ".netlog.json")
     run = subprocess.run([browser, *FLAGS, "--enable-logging=stderr", "--v=0", "--user-data-dir=" + work + "/profile",
-                          "--log-net-log=" + netlog, "--dump-dom", url],
+                          "--log-net-log=" + netlog, "--window-size=1400,2000", "--dump-dom", url],
                          capture_output=True, text=True, timeout=120)
     dom = run.stdout
     problems = []

@@ -79,10 +79,11 @@ std::string const kBench = "bench/results/bench-H100-qwen3-next.json";
 std::string const kBenchPerChunk = "bench/results/bench-H100-qwen3-next-T8192-per-chunk.json";
 constexpr size_t kMaxBytes = 2u << 20;  // the limit for the default dataset
 
-// The main job's results: the default dataset with our GPU implementations (not_run on a CPU).
+// The main job's results (scripts/main.sh): the default dataset with our GPU implementations (not_run
+// on a CPU) and the CPU model of the bf16 kernels with its [isolated] stages.
 fs::path default_results(TempDir const& tmp) {
   fs::path const j = tmp.file("default.json");
-  Run const r = run_gdnv(tmp, "check datasets/default.h5 --impl unfused,cublas --json " + quote(j.string()));
+  Run const r = run_gdnv(tmp, "check datasets/default.h5 --impl unfused,cublas,emulated --json " + quote(j.string()));
   BOOST_TEST_REQUIRE(r.status == 0, r.out << r.err);
   return j;
 }
@@ -130,6 +131,9 @@ BOOST_AUTO_TEST_CASE(default_results_have_verdicts_commands_and_fit_2mb) {
   BOOST_TEST(contains(html, "Worst chunks"));
   BOOST_TEST((contains(html, "no CUDA device") || contains(html, "not_run")));
   BOOST_TEST(!leftovers(tmp.file("report.html.tmp")));
+  // emulated and emulated[isolated] both have metrics: the stage attribution chart is drawn
+  if (slurp(fs::path(GDNV_REPORT_ASSET_DIR) / "status.txt") == "ok")
+    BOOST_TEST(contains(html, "id=\"chart-attribution-spec\""));
 }
 
 BOOST_AUTO_TEST_CASE(check_report_option_writes_the_same_page) {
