@@ -129,7 +129,6 @@ BOOST_AUTO_TEST_CASE(default_results_have_verdicts_commands_and_fit_2mb) {
   expect_verdicts(html, json::parse(slurp(results)));
   BOOST_TEST(contains(html, "id=\"verdict\""));
   BOOST_TEST(contains(html, "Worst chunks"));
-  BOOST_TEST((contains(html, "no CUDA device") || contains(html, "not_run")));
   BOOST_TEST(!leftovers(tmp.file("report.html.tmp")));
   // emulated and emulated[isolated] both have metrics: the stage attribution chart is drawn
   if (slurp(fs::path(GDNV_REPORT_ASSET_DIR) / "status.txt") == "ok")
