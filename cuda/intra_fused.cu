@@ -8,11 +8,17 @@
 // bit-identical to the unfused pipeline's. A_inv fp32 with 16-bit inputs (the hi+lo split of
 // "unfused-fp32inv") is not offered here.
 // Variants:
-//   1 (this) one 128-thread block per (chunk, value head); k and v tiles by cp.async (v lands while A
-//     and its inverse are computed); the fp32 A tile becomes the input-dtype A_inv operand once the
-//     inverse is done; k and v are scaled in place; warp m computes rows 16m..16m+15 of u then of w over
-//     all V columns, stopping at its diagonal block (10 of 16 k-tiles). Dynamic shared memory 71 KB
-//     (bf16, K = V = 128): 3 blocks per SM.
+//   1 (this) one 128-thread block per (chunk, value head); k and v tiles by cp.async (v lands while A and its
+//     inverse are computed); the fp32 A tile becomes the input-dtype A_inv operand once the inverse is
+//     done; k and v are scaled in place; warp m computes rows 16m..16m+15 of u then of w over all V
+//     columns, stopping at its diagonal block (10 of 16 k-tiles). Dynamic shared memory 68 KB (bf16,
+//     K = V = 128): 3 blocks per SM. H100, B=1 T=8192 H=16 HV=32: 189 us with A_inv stored (FLA's
+//     intra: 215; our kkt + solve_tril + wu: 247), 17 us per block.
+//     (With the KKT tiles dealt 3/3/2/2 and the merges on 2x4 patches, cuda/kkt_tile.cuh and
+//     tril_inverse.cuh: 189 us, as before: the products with A_inv and the stores dominate here.)
+//   2 (tried, removed) as 1, but v loaded once the inverse is done, into the fp32 A_inv tile's place
+//     (51 KB of shared memory instead of 68): 190 us, no gain -- registers (the 16 x 128 accumulator
+//     strip per warp), not shared memory, hold it at 3 blocks per SM.
 #include "kkt_tile.cuh"
 
 namespace gdn_cuda {
@@ -25,7 +31,7 @@ struct IntraLayout {
   static constexpr std::size_t tile = sizeof(E) * kBT * LDK;
   static constexpr std::size_t ftile = sizeof(float) * kBT * kLdA;
   static_assert(sizeof(E) * kBT * LDI <= ftile, "A_inv operand must fit in the A tile");
-  static constexpr std::size_t bytes = 2 * tile + 2 * ftile + sizeof(MergeScratch);
+  static constexpr std::size_t bytes = 2 * tile + 2 * ftile;
 };
 
 template <class E, int K>
@@ -33,12 +39,11 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   using L = IntraLayout<E, K>;
   constexpr int V = K, LDK = L::LDK, LDI = L::LDI;
   extern __shared__ __align__(16) unsigned char smem[];
-  E* ks = reinterpret_cast<E*>(smem);                      // [64][LDK] k, then beta e^gc k
-  E* vs = reinterpret_cast<E*>(smem + L::tile);            // [64][LDK] v, then beta v
+  E* ks = reinterpret_cast<E*>(smem);                        // [64][LDK] k, then beta e^gc k
+  E* vs = reinterpret_cast<E*>(smem + L::tile);              // [64][LDK] v, then beta v
   float* As = reinterpret_cast<float*>(smem + 2 * L::tile);  // [64][kLdA] A
-  E* Ai = reinterpret_cast<E*>(As);                        // [64][LDI] A_inv operand, replaces A
-  float* Ts = As + kBT * kLdA;                             // [64][kLdA] A_inv fp32
-  MergeScratch& xs = *reinterpret_cast<MergeScratch*>(Ts + kBT * kLdA);
+  E* Ai = reinterpret_cast<E*>(As);                          // [64][LDI] A_inv operand, replaces A
+  float* Ts = As + kBT * kLdA;                               // [64][kLdA] A_inv fp32
   __shared__ float gs[kBT], bs[kBT], es[kBT];
   block_time_begin(a.block_times);
 
@@ -65,7 +70,7 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   __syncthreads();
   gated_kkt_to_smem<E, K>(ks, LDK, gs, bs, c.rows, As);
   __syncthreads();
-  invert_unit_lower_64(As, Ts, xs);  // ends with a barrier: As is free
+  invert_unit_lower_64(As, Ts);  // ends with a barrier: As is free
 
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;
   if (a.A_inv != nullptr)

@@ -8,10 +8,22 @@
 // A_inv is bit-identical to the unfused one -- unlike FLA's fused kernel, which switches the merges to
 // tf32 (gdn-algorithm.md 3.4).
 // Variants:
-//   1 (this) one 128-thread block per (chunk, value head), value head fastest in the 1-D grid so the G
+//   1 one 128-thread block per (chunk, value head), value head fastest in the 1-D grid so the G
 //     heads sharing a key head read the same k tile from L2; k tile by cp.async into padded shared
 //     memory, which the inverse's output tile reuses once the products are done; A as an fp32 shared
-//     tile. Dynamic shared memory: 38 KB (bf16, K = 128).
+//     tile. Dynamic shared memory: 38 KB (bf16, K = 128). H100 (B=1 T=8192 H=16 HV=32 K=128): 98 us
+//     (FLA's fused kernel: 107; our kkt + solve_tril: 130); 14 us per block, ~4.5 blocks per SM in
+//     flight: latency-bound (the serial substitution and six barrier-separated merge phases).
+//   2 (tried, removed) as 1 with 256 threads, warps 4-7 joining the merges (2 rows per thread) and the
+//     store: predicted ~75 us from more warps hiding shared-memory latency; measured 126 us (11 us per
+//     block, but 2.7 blocks per SM instead of 4.5). ncu of 1: L1/shared 74% busy (3500 wavefronts per
+//     block), 9.2 cycles per issued instruction, 30% of stalls at barriers, 5 warps per scheduler.
+//   3 as 1 with the merges on 2 x 4 register patches (cuda/tril_inverse.cuh): 6 float4 loads per 32
+//     FMAs instead of 8 loads per 16. solve_tril 72 -> 64 us, this kernel unchanged (96.7 us). ncu
+//     stall samples of 1: load phase 17%, KKT products + gate 25%, barrier after them 12% (warp 3 had
+//     4 tiles, warp 0 one), substitution 17%, merges + store 40%.
+//   4 (this) as 3, the ten KKT tiles dealt 3/3/2/2 to the warps, and the merges' X blocks kept in the
+//     unused blocks above A's diagonal (35 KB of shared memory: 6 blocks per SM instead of 5).
 #include "kkt_tile.cuh"
 
 namespace gdn_cuda {
@@ -20,7 +32,7 @@ namespace {
 template <class E, int K>
 constexpr std::size_t kkt_solve_smem_bytes() {
   constexpr std::size_t ktile = sizeof(E) * kBT * (K + 8), ts = sizeof(float) * kBT * kLdA;
-  return (ktile > ts ? ktile : ts) + sizeof(float) * kBT * kLdA + sizeof(MergeScratch);
+  return (ktile > ts ? ktile : ts) + sizeof(float) * kBT * kLdA;
 }
 
 template <class E, class OutT, int K>
@@ -31,7 +43,6 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
   E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the products
   float* Ts = reinterpret_cast<float*>(smem);   // [64][kLdA] A_inv, aliases ks
   float* As = reinterpret_cast<float*>(smem + (ktile > ts ? ktile : ts));  // [64][kLdA]
-  MergeScratch& xs = *reinterpret_cast<MergeScratch*>(As + kBT * kLdA);
   __shared__ float gs[kBT], bs[kBT];
   block_time_begin(a.block_times);
 
@@ -53,7 +64,7 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
   __syncthreads();
   gated_kkt_to_smem<E, K>(ks, LDS, gs, bs, c.rows, As);
   __syncthreads();  // As complete, ks free for Ts
-  invert_unit_lower_64(As, Ts, xs);
+  invert_unit_lower_64(As, Ts);
   store_ainv_rows<OutT>(Ts, static_cast<OutT*>(a.A_inv) + (c.row0 * HV + hv) * kBT, static_cast<int64_t>(HV) * kBT,
                         c.rows, 128);
   block_time_end(a.block_times);
@@ -62,8 +73,9 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
 template <class E, class OutT, int K>
 void launch_kkt_solve(Args const& a, Stream s) {
   constexpr std::size_t bytes = kkt_solve_smem_bytes<E, K>();
+  unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.HV);
   ensure_smem<kkt_solve_fused_kernel<E, OutT, K>>(bytes);
-  kkt_solve_fused_kernel<E, OutT, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 128, bytes, s>>>(a);
+  kkt_solve_fused_kernel<E, OutT, K><<<grid, 128, bytes, s>>>(a);
 }
 
 }  // namespace

@@ -24,7 +24,6 @@ template <class OutT>
 __global__ void __launch_bounds__(128) solve_tril_kernel(Args a) {
   __shared__ __align__(16) float As[kBT * kLdA];
   __shared__ __align__(16) float Ts[kBT * kLdA];
-  __shared__ MergeScratch xs;
   block_time_begin(a.block_times);
   int const HV = static_cast<int>(a.d.HV);
   int const hv = blockIdx.x % HV;
@@ -46,7 +45,7 @@ __global__ void __launch_bounds__(128) solve_tril_kernel(Args a) {
     }
   }
   __syncthreads();
-  invert_unit_lower_64(As, Ts, xs);
+  invert_unit_lower_64(As, Ts);
   store_ainv_rows<OutT>(Ts, static_cast<OutT*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows, 128);
   block_time_end(a.block_times);
 }

@@ -4,8 +4,7 @@
 //   (a) the four 16x16 diagonal blocks by forward substitution in fp32: one thread per column of a
 //       block keeps that column of N (T_aa = I + N) in registers; row i = -A[i,:] - sum_m A[i,m] N[m,:].
 //   (b) block merges T_ab = -T_aa * sum_{c=b}^{a-1} A_ac T_cb in the order T10,T21,T32 -> T20,T31 -> T30,
-//       full fp32 FMAs (no tf32). A thread computes 4 rows of one column: P rows read as float4
-//       broadcasts, Q column values reused across the 4 rows (0.5 shared loads per FMA).
+//       full fp32 FMAs (no tf32), 2 x 4 register patches per thread with float4 operands.
 #pragma once
 
 #include "common.cuh"
@@ -14,16 +13,13 @@ namespace gdn_cuda {
 
 constexpr int kLdA = 68;  // fp32 row stride of As / Ts: the two half-warps of the substitution hit different banks
 
-// Scratch of the merges: one 16x16 block per block merged at a level (3 at most), padded.
-struct MergeScratch {
-  float x[3][16][17];
-};
-
 // In: As[64][kLdA] with the strictly lower part of A in every diagonal 16x16 block (upper part of those
-// blocks and rows past the chunk's end exactly 0) and the six blocks below the diagonal blocks.
+// blocks and rows past the chunk's end exactly 0) and the six blocks below the diagonal blocks. The six
+// blocks above the diagonal blocks are scratch: X_ab of the merges lives in block (b, a) (no extra
+// shared memory, which keeps the fused kernel at six blocks per SM).
 // Out: Ts[64][kLdA] holding (I + A)^-1 in the diagonal and lower blocks (the blocks above the diagonal
-// blocks are not written). Every thread of the 128 must call it; it ends with a block barrier.
-__device__ __forceinline__ void invert_unit_lower_64(float const* As, float* Ts, MergeScratch& xs) {
+// blocks are not written). Exactly 128 threads must call it; it ends with a block barrier.
+__device__ __forceinline__ void invert_unit_lower_64(float* As, float* Ts) {
   int const tid = threadIdx.x;
   // (a) diagonal blocks: thread (b, j) for tid < 64 owns column j of block b; rows of A read as float4
   if (tid < 64) {
@@ -51,56 +47,70 @@ __device__ __forceinline__ void invert_unit_lower_64(float const* As, float* Ts,
   }
   __syncthreads();
 
-  // (b) merges. Level L computes blocks (a, b) with a - b = L.
+  // (b) merges. Level L computes blocks (a, b) with a - b = L; a thread owns a 2 x 4 patch (rows 2rg,
+  // 2rg+1, columns 4cg..4cg+3) of one block: per 4 k-values, 4 float4 loads of T (or X) rows and 2 of
+  // A rows feed 32 FMAs (eight independent chains). Each entry sums over k in ascending order.
+  int const cg = tid & 3, rg = (tid >> 2) & 7, blk = tid >> 5;  // one warp per block merged
 #pragma unroll
   for (int L = 1; L <= 3; ++L) {
-    int const nb = 4 - L;
+    bool const active = blk < 4 - L;
+    int const bb = blk, aa = blk + L;
     // X_ab = sum_{c=b}^{a-1} A_ac T_cb
-    for (int item = tid; item < nb * 64; item += 128) {
-      int const blk = item >> 6, rg = (item >> 4) & 3, cc = item & 15;
-      int const bb = blk, aa = blk + L;
-      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    if (active) {
+      float acc[2][4] = {};
       for (int cb = bb; cb < aa; ++cb) {
 #pragma unroll
         for (int m0 = 0; m0 < 16; m0 += 4) {
-          float q[4];
+          float4 q[4], p[2];
 #pragma unroll
-          for (int x = 0; x < 4; ++x) q[x] = Ts[(16 * cb + m0 + x) * kLdA + 16 * bb + cc];
+          for (int x = 0; x < 4; ++x) q[x] = *reinterpret_cast<float4 const*>(Ts + (16 * cb + m0 + x) * kLdA + 16 * bb + 4 * cg);
 #pragma unroll
-          for (int rr = 0; rr < 4; ++rr) {
-            float4 const p = *reinterpret_cast<float4 const*>(As + (16 * aa + 4 * rg + rr) * kLdA + 16 * cb + m0);
-            acc[rr] = fmaf(p.x, q[0], acc[rr]);
-            acc[rr] = fmaf(p.y, q[1], acc[rr]);
-            acc[rr] = fmaf(p.z, q[2], acc[rr]);
-            acc[rr] = fmaf(p.w, q[3], acc[rr]);
+          for (int r = 0; r < 2; ++r) p[r] = *reinterpret_cast<float4 const*>(As + (16 * aa + 2 * rg + r) * kLdA + 16 * cb + m0);
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            float const pk[4] = {p[r].x, p[r].y, p[r].z, p[r].w};
+#pragma unroll
+            for (int x = 0; x < 4; ++x) {
+              acc[r][0] = fmaf(pk[x], q[x].x, acc[r][0]);
+              acc[r][1] = fmaf(pk[x], q[x].y, acc[r][1]);
+              acc[r][2] = fmaf(pk[x], q[x].z, acc[r][2]);
+              acc[r][3] = fmaf(pk[x], q[x].w, acc[r][3]);
+            }
           }
         }
       }
 #pragma unroll
-      for (int rr = 0; rr < 4; ++rr) xs.x[blk][4 * rg + rr][cc] = acc[rr];
+      for (int r = 0; r < 2; ++r)
+        *reinterpret_cast<float4*>(As + (16 * bb + 2 * rg + r) * kLdA + 16 * aa + 4 * cg) =
+            make_float4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
     }
     __syncthreads();
     // T_ab = -T_aa X_ab
-    for (int item = tid; item < nb * 64; item += 128) {
-      int const blk = item >> 6, rg = (item >> 4) & 3, cc = item & 15;
-      int const bb = blk, aa = blk + L;
-      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    if (active) {
+      float acc[2][4] = {};
 #pragma unroll
       for (int m0 = 0; m0 < 16; m0 += 4) {
-        float q[4];
+        float4 q[4], p[2];
 #pragma unroll
-        for (int x = 0; x < 4; ++x) q[x] = xs.x[blk][m0 + x][cc];
+        for (int x = 0; x < 4; ++x) q[x] = *reinterpret_cast<float4 const*>(As + (16 * bb + m0 + x) * kLdA + 16 * aa + 4 * cg);
 #pragma unroll
-        for (int rr = 0; rr < 4; ++rr) {
-          float4 const p = *reinterpret_cast<float4 const*>(Ts + (16 * aa + 4 * rg + rr) * kLdA + 16 * aa + m0);
-          acc[rr] = fmaf(p.x, q[0], acc[rr]);
-          acc[rr] = fmaf(p.y, q[1], acc[rr]);
-          acc[rr] = fmaf(p.z, q[2], acc[rr]);
-          acc[rr] = fmaf(p.w, q[3], acc[rr]);
+        for (int r = 0; r < 2; ++r) p[r] = *reinterpret_cast<float4 const*>(Ts + (16 * aa + 2 * rg + r) * kLdA + 16 * aa + m0);
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          float const pk[4] = {p[r].x, p[r].y, p[r].z, p[r].w};
+#pragma unroll
+          for (int x = 0; x < 4; ++x) {
+            acc[r][0] = fmaf(pk[x], q[x].x, acc[r][0]);
+            acc[r][1] = fmaf(pk[x], q[x].y, acc[r][1]);
+            acc[r][2] = fmaf(pk[x], q[x].z, acc[r][2]);
+            acc[r][3] = fmaf(pk[x], q[x].w, acc[r][3]);
+          }
         }
       }
 #pragma unroll
-      for (int rr = 0; rr < 4; ++rr) Ts[(16 * aa + 4 * rg + rr) * kLdA + 16 * bb + cc] = -acc[rr];
+      for (int r = 0; r < 2; ++r)
+        *reinterpret_cast<float4*>(Ts + (16 * aa + 2 * rg + r) * kLdA + 16 * bb + 4 * cg) =
+            make_float4(-acc[r][0], -acc[r][1], -acc[r][2], -acc[r][3]);
     }
     __syncthreads();
   }

@@ -16,7 +16,8 @@ GPU=${GPU:-gpu}
 B=/tmp/gdnv-build
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
   -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-cmake --build $B -j"$(nproc)" >>"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -40; exit 1; }
+# TARGETS (optional): build only these (e.g. "gdnv test_cuda test_harness")
+cmake --build $B -j"$(nproc)" ${TARGETS:+--target $TARGETS} >>"$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -40; exit 1; }
 echo "build ok ($(grep -c 'warning' "$OUT/build.log") warning lines)"
 (cd $B && ctest -L gpu -j4 --output-on-failure >"$OUT/ctest-gpu-$GPU.txt" 2>&1); echo "ctest -L gpu exit $?"
 grep -E "tests passed|tests failed|Failed|\*\*\*Failed" "$OUT/ctest-gpu-$GPU.txt" | head -20
