@@ -315,6 +315,40 @@ void put_table(std::string& o, Table const& t) {
   o += "</tbody></table>\n";
 }
 
+// A dataset as the page stores it: field names once, rows as arrays, and string fields as indices
+// into a per-field list of their distinct values (the page's script expands it before embedding).
+json compact_rows(json const& rows) {
+  std::vector<std::string> fields;
+  if (!rows.empty())
+    for (auto it = rows.front().begin(); it != rows.front().end(); ++it) fields.push_back(it.key());
+  json strings = json::object();
+  std::vector<std::map<std::string, size_t>> index(fields.size());
+  std::vector<bool> is_string(fields.size(), true);
+  for (auto const& r : rows)
+    for (size_t f = 0; f < fields.size(); ++f) {
+      auto it = r.find(fields[f]);
+      if (it == r.end() || !it->is_string()) is_string[f] = false;
+    }
+  json out_rows = json::array();
+  for (auto const& r : rows) {
+    json a = json::array();
+    for (size_t f = 0; f < fields.size(); ++f) {
+      auto it = r.find(fields[f]);
+      if (it == r.end()) {
+        a.push_back(nullptr);
+      } else if (is_string[f]) {
+        auto [pos, added] = index[f].emplace(it->get<std::string>(), index[f].size());
+        if (added) strings[fields[f]].push_back(it->get<std::string>());
+        a.push_back(pos->second);
+      } else {
+        a.push_back(*it);
+      }
+    }
+    out_rows.push_back(std::move(a));
+  }
+  return {{"fields", fields}, {"strings", strings}, {"rows", out_rows}};
+}
+
 // JSON inside <script>: "</" must not close the element.
 std::string script_json(json const& j) {
   std::string s = j.dump();
@@ -685,7 +719,7 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f3f4f6;pa
 .verdict.ok{border:1px solid #11632b}.verdict.bad{border:1px solid #9b1c1c}
 .note{color:#555}.chart{margin:8px 0 4px;min-height:40px}
 figure{margin:14px 0 22px}figcaption{color:#444;max-width:900px}
-table.nowrap td{white-space:nowrap}td.cmd code{white-space:normal}
+table.nowrap td{white-space:nowrap}table.chunks td{text-align:right}table.chunks td:first-child{text-align:left}td.cmd code{white-space:normal}
 details{margin:6px 0}summary{cursor:pointer}
 pre.notices{font-size:11px;max-height:420px;overflow:auto;background:#f8f8f8;padding:8px;white-space:pre-wrap}
 )css";
@@ -714,11 +748,19 @@ constexpr char const* kConsoleHook = R"js(
 // Embeds every chart; when all are drawn, <body data-rendered> holds their count.
 constexpr char const* kEmbed = R"js(
 (function(){
-  var body=document.body, text=document.getElementById('gdnv-datasets').textContent;
+  var body=document.body, stored=JSON.parse(document.getElementById('gdnv-datasets').textContent);
+  function expand(d){  // fields + rows (+ string lists) -> one object per row
+    return d.rows.map(function(r){
+      var o={};
+      d.fields.forEach(function(f,j){var s=d.strings[f];o[f]=(s&&r[j]!==null)?s[r[j]]:r[j];});
+      return o;
+    });
+  }
   var divs=Array.prototype.slice.call(document.querySelectorAll('div[data-spec]'));
   var jobs=divs.map(function(div){
     var spec=JSON.parse(document.getElementById(div.getAttribute('data-spec')).textContent);
-    spec.datasets=JSON.parse(text);
+    spec.datasets={};
+    Object.keys(stored).forEach(function(k){spec.datasets[k]=expand(stored[k]);});
     div.textContent='';
     return vegaEmbed(div,spec,{mode:'vega-lite',renderer:'svg',actions:false,logLevel:vega.Warn})
       .then(function(){div.setAttribute('data-rendered','1');});
@@ -1092,16 +1134,14 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
     if (r.chunks.empty()) continue;
     o += fmt::format("<details><summary>{} / {} ({} rows, {})</summary>\n", esc(r.case_name), esc(r.impl),
                      r.chunks.size(), esc(r.disposition));
-    Table t;
-    t.head = {"tensor", "seq", "head", "chunk", "rows", "ratio", "error", "floor", "floor from u", "finite"};
-    t.numeric = {false, true, true, true, true, true, true, true, false, false};
+    // Written by hand: the widest tables of the page, numbers right-aligned by the table's CSS.
+    o += "<table class=\"chunks\"><thead><tr><th>tensor<th>seq<th>head<th>chunk<th>rows<th>ratio<th>error<th>floor"
+         "<th>floor from u<th>finite</tr></thead><tbody>\n";
     for (auto const& c : r.chunks)
-      t.rows.push_back({c.tensor, std::to_string(c.seq), std::to_string(c.head), std::to_string(c.chunk),
-                        std::to_string(c.rows), ratio_str(c.ratio, c.finite), sci(c.error_norm), sci(c.floor_norm),
-                        c.floor_from_u ? "yes" : "", c.finite ? "" : "no"});
-    for (auto& row : t.rows) row[0] = esc(row[0]);
-    put_table(o, t);
-    o += "</details>\n";
+      o += fmt::format("<tr><td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}\n", esc(c.tensor), c.seq, c.head,
+                       c.chunk, c.rows, ratio_str(c.ratio, c.finite), sci(c.error_norm), sci(c.floor_norm),
+                       c.floor_from_u ? "yes" : "", c.finite ? "" : "no");
+    o += "</tbody></table></details>\n";
   }
 
   // Licences
@@ -1119,7 +1159,9 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
 
   // Data, specs, libraries, embedding
   if (draw) {
-    o += fmt::format("<script type=\"application/json\" id=\"gdnv-datasets\">{}</script>\n", script_json(rep.datasets));
+    json compact = json::object();
+    for (auto it = rep.datasets.begin(); it != rep.datasets.end(); ++it) compact[it.key()] = compact_rows(it.value());
+    o += fmt::format("<script type=\"application/json\" id=\"gdnv-datasets\">{}</script>\n", script_json(compact));
     for (auto const* list : {&acc_charts, &perf_charts})
       for (auto const& c : *list)
         o += fmt::format("<script type=\"application/json\" id=\"{}-spec\">{}</script>\n", c.id, script_json(c.spec));

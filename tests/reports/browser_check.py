@@ -4,7 +4,7 @@
     browser_check.py ASSET_STATUS_FILE OUT_DIR REPORT.html...
 
 For each page: every chart embedded (<body data-rendered> equals data-charts, each chart <div>
-holds an <svg>), no console error or warning and no uncaught error (the page counts them into
+holds an <svg> with data marks), no console error or warning and no uncaught error (the page counts them into
 <html data-console-errors>; Chromium's log shows them too), and no request leaves the file
 (Chromium's NetLog has no request started by the page for anything but file:, data: or blob:).
 Saves a screenshot of each page to OUT_DIR/<name>.png (a CI artifact).
@@ -75,6 +75,10 @@ def check(browser, html, out_dir, work):
     for cid, rest, inner in divs:
         if 'data-rendered="1"' not in rest or "<svg" not in inner:
             problems.append(f"chart {cid} has no drawing")
+        # data marks, not only axes and the threshold rule: some mark group holds an element
+        groups = re.findall(r'<g class="mark-(\w+) role-mark[^"]*"[^>]*>(<\w+)?', inner)
+        if not any(kind != "rule" and child for kind, child in groups):
+            problems.append(f"chart {cid} draws no data")
     html_tag = re.search(r"<html([^>]*)>", dom)
     errors = re.search(r'data-console-errors="(\d+)"', html_tag.group(1)) if html_tag else None
     if not errors or errors.group(1) != "0":

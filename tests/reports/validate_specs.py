@@ -4,7 +4,8 @@ shipped in the pinned npm package (an invalid spec otherwise renders silently wr
 
     validate_specs.py SCHEMA.json REPORT.html...
 
-The page embeds each spec with the shared datasets merged in; so does this check. Prints
+The page embeds each spec with the shared datasets merged in (stored compactly, expanded by its
+script); so does this check. Prints
 "skipped: ..." and exits 0 when the schema (gdnv built without npm) or python3-jsonschema is missing.
 """
 import json
@@ -36,7 +37,11 @@ def main():
             print(f"{page}: no specs or no datasets embedded")
             failures += 1
             continue
-        datasets = json.loads(data.group(1))
+        stored = json.loads(data.group(1))
+        # expanded as the page's script does: fields + rows (+ string lists) -> one object per row
+        datasets = {name: [{f: (d["strings"][f][v] if f in d["strings"] and v is not None else v)
+                            for f, v in zip(d["fields"], row)} for row in d["rows"]]
+                    for name, d in stored.items()}
         for chart_id, text in specs:
             spec = json.loads(text)
             spec["datasets"] = datasets
