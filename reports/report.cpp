@@ -598,6 +598,40 @@ Chart heat_map(std::vector<std::string> const& tensors, int64_t heads) {
           spec};
 }
 
+// Every other kernel against the unfused pipeline, chunk by chunk: the chunk rows pivoted to one
+// column per implementation (a layout step; no number is derived), one point per chunk.
+Chart against_unfused(std::vector<std::string> const& others, double lo, double hi) {
+  json fold = json::array();
+  for (auto const& o : others) fold.push_back(o);
+  json points = {
+      {"transform",
+       json::array({{{"filter", "isValid(datum.ratio) && datum.ratio > 0"}},
+                    {{"pivot", "impl"}, {"value", "ratio"}, {"groupby", {"case", "tensor", "seq", "head", "chunk"}}},
+                    {{"fold", fold}, {"as", {"kernel", "ratio"}}},
+                    {{"filter", "isValid(datum.unfused) && isValid(datum.ratio)"}}})},
+      {"mark", {{"type", "point"}, {"filled", true}, {"size", 18}, {"opacity", 0.6}}},
+      {"encoding",
+       {{"x", {{"field", "unfused"}, {"type", "quantitative"}, {"scale", {{"type", "log"}}},
+               {"title", "unfused: floor ratio of the chunk, log"}}},
+        {"y", {{"field", "ratio"}, {"type", "quantitative"}, {"scale", {{"type", "log"}}},
+               {"title", "the other kernel: floor ratio of the same chunk, log"}}},
+        {"color", {{"field", "kernel"}, {"type", "nominal"}, {"title", "kernel"}}},
+        {"tooltip", json::array({{{"field", "case"}}, {{"field", "tensor"}}, {{"field", "seq"}},
+                                 {{"field", "head"}, {"title", "value head"}}, {{"field", "chunk"}},
+                                 {{"field", "kernel"}}, {{"field", "ratio"}, {"format", ".3f"}},
+                                 {{"field", "unfused"}, {"format", ".3f"}}})}}}};
+  json diagonal = {{"data", {{"values", json::array({{{"v", lo}}, {{"v", hi}}})}}},
+                   {"mark", {{"type", "line"}, {"color", "#888888"}, {"strokeDash", {3, 3}}}},
+                   {"encoding", {{"x", {{"field", "v"}, {"type", "quantitative"}}},
+                                 {"y", {{"field", "v"}, {"type", "quantitative"}}}}}};
+  json spec = {{"$schema", kSchema}, {"data", {{"name", "chunks"}}}, {"width", 420}, {"height", 420},
+               {"layer", json::array({diagonal, points})}};
+  return {"chart-against-unfused", "Chunk by chunk against the unfused pipeline",
+          "One point per (case, tensor, sequence, value head, chunk) both compute: on the dashed diagonal the "
+          "two have the same error; above it the other kernel is less accurate on that chunk.",
+          spec};
+}
+
 Chart stage_attribution() {
   json spec = {
       {"$schema", kSchema},
@@ -859,6 +893,23 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
   }
   if (!chunks.empty())
     acc_charts.push_back(heat_map(std::vector<std::string>(tensor_set.begin(), tensor_set.end()), max_head + 1));
+  {
+    // Kernels to set against "unfused": ours and baselines with chunk rows (captured groups and the
+    // [isolated] runs answer other questions; their names also are not plain field names).
+    std::vector<std::string> others;
+    bool has_unfused = false;
+    double lo = INFINITY, hi = 0;
+    for (auto const& r : R.results) {
+      if (r.chunks.empty()) continue;
+      if (r.impl == "unfused") has_unfused = true;
+      else if (r.impl.rfind("captured:", 0) != 0 && r.impl.find_first_of("[].\\\"'") == std::string::npos &&
+               std::find(others.begin(), others.end(), r.impl) == others.end())
+        others.push_back(r.impl);
+      for (auto const& c : r.chunks)
+        if (c.ratio && *c.ratio > 0) lo = std::min(lo, *c.ratio), hi = std::max(hi, *c.ratio);
+    }
+    if (has_unfused && !others.empty() && lo < hi) acc_charts.push_back(against_unfused(others, lo, hi));
+  }
   if (!isolation.empty()) {
     rep.datasets["isolation"] = isolation;
     acc_charts.push_back(stage_attribution());

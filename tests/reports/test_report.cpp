@@ -183,7 +183,7 @@ BOOST_AUTO_TEST_CASE(charts_or_a_reason) {
   std::string const html = slurp(page);
   std::string const status = slurp(fs::path(GDNV_REPORT_ASSET_DIR) / "status.txt");
   if (status == "ok") {
-    BOOST_TEST(contains(html, "<body data-charts=\"5\""), "expected 5 charts");
+    BOOST_TEST(contains(html, "<body data-charts=\"6\""), "expected 6 charts");
     BOOST_TEST(contains(html, "Vega-Lite"));
     BOOST_TEST(contains(html, "BSD-3-Clause"));
     BOOST_TEST(contains(html, "id=\"gdnv-datasets\""));
