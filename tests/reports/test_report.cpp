@@ -183,7 +183,11 @@ BOOST_AUTO_TEST_CASE(charts_or_a_reason) {
   std::string const html = slurp(page);
   std::string const status = slurp(fs::path(GDNV_REPORT_ASSET_DIR) / "status.txt");
   if (status == "ok") {
-    BOOST_TEST(contains(html, "<body data-charts=\"6\""), "expected 6 charts");
+    // one chart element per declared chart, at least the results' four and the bench file's two
+    size_t divs = 0;
+    for (size_t at = 0; (at = html.find("data-spec=\"", at)) != std::string::npos; ++at) ++divs;
+    BOOST_TEST(divs >= 6u);
+    BOOST_TEST(contains(html, fmt::format("<body data-charts=\"{}\"", divs)), divs << " chart elements");
     BOOST_TEST(contains(html, "Vega-Lite"));
     BOOST_TEST(contains(html, "BSD-3-Clause"));
     BOOST_TEST(contains(html, "id=\"gdnv-datasets\""));
@@ -339,10 +343,10 @@ std::vector<BadCase> const kBadCases = {
        b["configs"][0]["entries"][2].erase("name");
        return kH100Check + " --bench " + quote(write_json(t, "b.json", b));
      }},
-    {"bench_median_is_text", "configs[1].entries[0].cold.median",
+    {"bench_median_is_text", "configs[0].entries[0].cold.median",
      [](TempDir const& t) {
        json b = bench();
-       b["configs"][1]["entries"][0]["cold"]["median"] = "fast";
+       b["configs"][0]["entries"][0]["cold"]["median"] = "fast";
        return kH100Check + " --bench " + quote(write_json(t, "b.json", b));
      }},
 };
