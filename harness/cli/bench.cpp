@@ -135,6 +135,8 @@ std::pair<std::string, bool> capture(char const* cmd) {
 }
 
 json git_info() {
+  // An explicit commit wins: a tree exported from git (no .git of its own) may sit inside another checkout.
+  if (char const* e = std::getenv("GDNV_GIT_COMMIT"); e && *e) return {{"commit", e}, {"source", "env GDNV_GIT_COMMIT"}};
   auto const [head, ok] = capture("git rev-parse HEAD 2>/dev/null");
   if (ok && head.size() == 40) {
     auto const [st, ok2] = capture("git status --porcelain --untracked-files=no 2>/dev/null");
@@ -142,7 +144,6 @@ json git_info() {
     if (ok2) j["uncommitted_changes"] = !st.empty();
     return j;
   }
-  if (char const* e = std::getenv("GDNV_GIT_COMMIT"); e && *e) return {{"commit", e}, {"source", "env GDNV_GIT_COMMIT"}};
   return {{"commit", "unknown"}, {"source", "none"}};
 }
 
