@@ -648,13 +648,13 @@ Chart stage_attribution() {
          {{"x", {{"field", "tensor"}, {"type", "nominal"}, {"title", nullptr}}},
           {"xOffset", {{"field", "mode"}, {"type", "nominal"}}},
           {"y", {{"field", "ratio"}, {"type", "quantitative"}, {"scale", {{"type", "log"}}},
-                 {"title", "worst chunk floor ratio, log"}}},
+                 {"title", "worst ratio"}}},
           {"color", {{"field", "mode"}, {"type", "nominal"}, {"title", "stage inputs"}}},
           {"shape", {{"field", "mode"}, {"type", "nominal"}, {"title", "stage inputs"}}},
           {"tooltip", json::array({{{"field", "case"}}, {{"field", "impl"}}, {{"field", "tensor"}},
                                    {{"field", "ratio"}, {"format", ".3f"}}})}}}}}};
   return {"chart-attribution", "Stage attribution: end to end against every stage fed the reference's inputs",
-          "For each tensor the worst chunk's floor ratio (the results file's max_chunk_ratio) when the "
+          "For each tensor the worst chunk's floor ratio (the results file's max_chunk_ratio, log axis) when the "
           "implementation runs end to end, and when each stage gets the fp64 reference's inputs ([isolated]). "
           "A stage whose isolated error is as large as its end-to-end error made that error itself.",
           spec};
