@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 mkdir -p "$BUILD_DIR/results"
-exec "$BUILD_DIR/gdnv" check datasets/default.h5 --impl unfused,cublas,emulated --json "$BUILD_DIR/results/default.json" "$@"
+exec "$BUILD_DIR/gdnv" check datasets/default.h5 --impl unfused,fused,cublas,emulated --json "$BUILD_DIR/results/default.json" "$@"

@@ -7,8 +7,9 @@
 // Why 8: the floor is the error of rounding the exact result once to the output dtype. A correct
 // bf16 kernel also rounds its operands (A_inv, w, u, the state operand, the score matrix) to bf16
 // on the way, each adding an error of the same order; measured correct pipelines sit near 1-4x
-// the floor per chunk (FLA 2.0x on the whole output). A kernel bug that doubles the error, a
-// wrong mask or a bf16 state lands well above 8.
+// the floor per chunk (FLA 2.0x on the whole output). A wrong mask, a gate off by a token or a lost
+// state lands far above 8; faults that stay near the bf16 floor (tf32 merges, a bf16 running state)
+// need the componentwise bounds of the error analysis (`gdnv selftest` lists what is caught).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
