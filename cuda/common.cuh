@@ -236,6 +236,21 @@ __device__ __forceinline__ void store2(E* p, float a, float b) {
   }
 }
 
+// ---------------------------------------------------------------- per-row gate and beta of a chunk
+// gs[r] = g_cumsum (if gs), bs[r] = beta and es[r] = beta e^g_cumsum (if es) of the chunk's row r for
+// value head hv, 0 past the chunk's end; threads 0..63 load them, the caller's barrier publishes them.
+__device__ __forceinline__ void load_gate_beta(Args const& a, ChunkDesc const& c, int hv, float* gs, float* bs,
+                                               float* es = nullptr) {
+  int const r = threadIdx.x;
+  if (r >= kBT) return;
+  bool const ok = r < c.rows;
+  int64_t const i = (c.row0 + r) * a.d.HV + hv;
+  float const g = ok ? a.g_cumsum[i] : 0.f, b = ok ? load_scalar(a.beta, a.beta_t, i) : 0.f;
+  if (gs) gs[r] = g;
+  bs[r] = b;
+  if (es) es[r] = ok ? b * expf(g) : 0.f;
+}
+
 // Raise a kernel's dynamic shared-memory limit once (per process; one device assumed).
 template <auto Kern>
 void ensure_smem(std::size_t bytes) {

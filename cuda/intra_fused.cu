@@ -58,14 +58,7 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   cp_async_commit();
   load_tile_async<E>(vs, LDK, vg, static_cast<int64_t>(HV) * V, kBT, c.rows, V, tid, 128);
   cp_async_commit();
-  if (tid < kBT) {
-    bool const ok = tid < c.rows;
-    int64_t const i = (c.row0 + tid) * HV + hv;
-    float const gi = ok ? a.g_cumsum[i] : 0.f, b = ok ? load_scalar(a.beta, a.beta_t, i) : 0.f;
-    gs[tid] = gi;
-    bs[tid] = b;
-    es[tid] = ok ? b * expf(gi) : 0.f;
-  }
+  load_gate_beta(a, c, hv, gs, bs, es);
   cp_async_wait<1>();  // k landed; v may still be in flight
   __syncthreads();
   gated_kkt_to_smem<E, K>(ks, LDK, gs, bs, c.rows, As);

@@ -54,12 +54,7 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
   E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
   load_tile_async<E>(ks, LDS, kg, a.d.H * K, kBT, c.rows, K, tid, 128);
   cp_async_commit();
-  if (tid < kBT) {
-    bool const ok = tid < c.rows;
-    int64_t const i = (c.row0 + tid) * HV + hv;
-    gs[tid] = ok ? a.g_cumsum[i] : 0.f;
-    bs[tid] = ok ? load_scalar(a.beta, a.beta_t, i) : 0.f;
-  }
+  load_gate_beta(a, c, hv, gs, bs);
   cp_async_wait<0>();
   __syncthreads();
   gated_kkt_to_smem<E, K>(ks, LDS, gs, bs, c.rows, As);

@@ -13,6 +13,21 @@ namespace gdn_cuda {
 
 constexpr int kLdA = 68;  // fp32 row stride of As / Ts: the two half-warps of the substitution hit different banks
 
+// acc[r][c] += sum_x p[r][x] * q[x][c] for a 2 x 4 patch, x ascending (the order every entry keeps).
+__device__ __forceinline__ void patch_fma_2x4(float (&acc)[2][4], float4 const (&p)[2], float4 const (&q)[4]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float const pk[4] = {p[r].x, p[r].y, p[r].z, p[r].w};
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      acc[r][0] = fmaf(pk[x], q[x].x, acc[r][0]);
+      acc[r][1] = fmaf(pk[x], q[x].y, acc[r][1]);
+      acc[r][2] = fmaf(pk[x], q[x].z, acc[r][2]);
+      acc[r][3] = fmaf(pk[x], q[x].w, acc[r][3]);
+    }
+  }
+}
+
 // In: As[64][kLdA] with the strictly lower part of A in every diagonal 16x16 block (upper part of those
 // blocks and rows past the chunk's end exactly 0) and the six blocks below the diagonal blocks. The six
 // blocks above the diagonal blocks are scratch: X_ab of the merges lives in block (b, a) (no extra
@@ -66,17 +81,7 @@ __device__ __forceinline__ void invert_unit_lower_64(float* As, float* Ts) {
           for (int x = 0; x < 4; ++x) q[x] = *reinterpret_cast<float4 const*>(Ts + (16 * cb + m0 + x) * kLdA + 16 * bb + 4 * cg);
 #pragma unroll
           for (int r = 0; r < 2; ++r) p[r] = *reinterpret_cast<float4 const*>(As + (16 * aa + 2 * rg + r) * kLdA + 16 * cb + m0);
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            float const pk[4] = {p[r].x, p[r].y, p[r].z, p[r].w};
-#pragma unroll
-            for (int x = 0; x < 4; ++x) {
-              acc[r][0] = fmaf(pk[x], q[x].x, acc[r][0]);
-              acc[r][1] = fmaf(pk[x], q[x].y, acc[r][1]);
-              acc[r][2] = fmaf(pk[x], q[x].z, acc[r][2]);
-              acc[r][3] = fmaf(pk[x], q[x].w, acc[r][3]);
-            }
-          }
+          patch_fma_2x4(acc, p, q);
         }
       }
 #pragma unroll
@@ -95,17 +100,7 @@ __device__ __forceinline__ void invert_unit_lower_64(float* As, float* Ts) {
         for (int x = 0; x < 4; ++x) q[x] = *reinterpret_cast<float4 const*>(As + (16 * bb + m0 + x) * kLdA + 16 * aa + 4 * cg);
 #pragma unroll
         for (int r = 0; r < 2; ++r) p[r] = *reinterpret_cast<float4 const*>(Ts + (16 * aa + 2 * rg + r) * kLdA + 16 * aa + m0);
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          float const pk[4] = {p[r].x, p[r].y, p[r].z, p[r].w};
-#pragma unroll
-          for (int x = 0; x < 4; ++x) {
-            acc[r][0] = fmaf(pk[x], q[x].x, acc[r][0]);
-            acc[r][1] = fmaf(pk[x], q[x].y, acc[r][1]);
-            acc[r][2] = fmaf(pk[x], q[x].z, acc[r][2]);
-            acc[r][3] = fmaf(pk[x], q[x].w, acc[r][3]);
-          }
-        }
+        patch_fma_2x4(acc, p, q);
       }
 #pragma unroll
       for (int r = 0; r < 2; ++r)

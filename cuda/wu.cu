@@ -34,13 +34,7 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   int64_t const rowAi = static_cast<int64_t>(HV) * kBT;
 
-  if (tid < kBT) {
-    bool const ok = tid < c.rows;
-    int64_t const i = (c.row0 + tid) * HV + hv;
-    float const b = ok ? load_scalar(a.beta, a.beta_t, i) : 0.f;
-    bs[tid] = b;
-    es[tid] = ok ? b * expf(a.g_cumsum[i]) : 0.f;
-  }
+  load_gate_beta(a, c, hv, nullptr, bs, es);
   AT const* Ag = static_cast<AT const*>(a.A_inv) + (c.row0 * HV + hv) * kBT;
   if constexpr (!SPLIT) {
     load_tile_async<E>(Ai, LDI, Ag, rowAi, kBT, c.rows, kBT, tid, 256);

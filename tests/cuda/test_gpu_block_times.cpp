@@ -3,6 +3,8 @@
 // exactly timed_blocks() pairs are written (nothing past them), and turning it on changes no output bit.
 #include <boost/test/unit_test.hpp>
 
+#include "cuda/gpu_test_util.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <iterator>
@@ -16,22 +18,6 @@
 namespace utf = boost::unit_test;
 
 namespace {
-
-struct has_gpu {
-  boost::test_tools::assertion_result operator()(utf::test_unit_id) const {
-#ifdef GDNV_HAVE_CUDA
-    std::string why;
-    if (gdn_cuda::device_count(&why) > 0) return true;
-    boost::test_tools::assertion_result r(false);
-    r.message() << "no CUDA device (" << why << ")";
-    return r;
-#else
-    boost::test_tools::assertion_result r(false);
-    r.message() << "no CUDA device (built without CUDA)";
-    return r;
-#endif
-  }
-};
 
 #ifdef GDNV_HAVE_CUDA
 namespace gc = gdn_cuda;
@@ -133,7 +119,7 @@ void run_timing_case(TimingCase const& tc) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(gpu_block_times, *utf::label("gpu") * utf::precondition(has_gpu()))
+BOOST_AUTO_TEST_SUITE(gpu_block_times, *utf::label("gpu") * utf::precondition(gdnv::test::has_gpu()))
 
 #ifdef GDNV_HAVE_CUDA
 BOOST_AUTO_TEST_CASE(bf16_T1000_G2) { run_timing_case(TimingCase{}); }

@@ -13,6 +13,7 @@
 #include "datasets/generators.hpp"
 #include "harness/compare.hpp"
 #include "harness/implementation.hpp"
+#include "cuda/gpu_test_util.hpp"
 #include "test_util.hpp"
 
 #ifdef GDNV_HAVE_CUDA
@@ -23,22 +24,6 @@ namespace utf = boost::unit_test;
 using namespace gdnv;
 
 namespace {
-
-struct has_gpu {
-  boost::test_tools::assertion_result operator()(utf::test_unit_id) const {
-#ifdef GDNV_HAVE_CUDA
-    std::string why;
-    if (gdn_cuda::device_count(&why) > 0) return true;
-    boost::test_tools::assertion_result r(false);
-    r.message() << "no CUDA device (" << why << ")";
-    return r;
-#else
-    boost::test_tools::assertion_result r(false);
-    r.message() << "no CUDA device (built without CUDA)";
-    return r;
-#endif
-  }
-};
 
 Problem family_problem(std::string family, int64_t T, int64_t H, int64_t G, int64_t K, std::vector<int64_t> seqlens,
                        DType dtype, uint64_t seed) {
@@ -73,7 +58,7 @@ void expect_same_as_unfused(Problem const& p) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(gpu_fused, *utf::label("gpu") * utf::precondition(has_gpu()))
+BOOST_AUTO_TEST_SUITE(gpu_fused, *utf::label("gpu") * utf::precondition(gdnv::test::has_gpu()))
 
 BOOST_AUTO_TEST_CASE(fla_test_T1000_G2) { expect_same_as_unfused(family_problem("fla-test", 1000, 1, 2, 128, {}, DType::bf16, 101)); }
 BOOST_AUTO_TEST_CASE(model_like_T65_G3) { expect_same_as_unfused(family_problem("model-like", 65, 1, 3, 128, {}, DType::bf16, 102)); }

@@ -14,6 +14,7 @@
 #include "harness/compare.hpp"
 #include "harness/implementation.hpp"
 #include "reference/chunked.hpp"
+#include "cuda/gpu_test_util.hpp"
 #include "test_util.hpp"
 
 #ifdef GDNV_HAVE_CUDA
@@ -24,22 +25,6 @@ namespace utf = boost::unit_test;
 using namespace gdnv;
 
 namespace {
-
-struct has_gpu {
-  boost::test_tools::assertion_result operator()(utf::test_unit_id) const {
-#ifdef GDNV_HAVE_CUDA
-    std::string why;
-    if (gdn_cuda::device_count(&why) > 0) return true;
-    boost::test_tools::assertion_result r(false);
-    r.message() << "no CUDA device (" << why << ")";
-    return r;
-#else
-    boost::test_tools::assertion_result r(false);
-    r.message() << "no CUDA device (built without CUDA)";
-    return r;
-#endif
-  }
-};
 
 struct GpuCase {
   std::string family = "fla-test";
@@ -138,7 +123,7 @@ void run_case(GpuCase const& c, std::vector<std::string> impls = {"unfused", "un
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(gpu_stages, *utf::label("gpu") * utf::precondition(has_gpu()))
+BOOST_AUTO_TEST_SUITE(gpu_stages, *utf::label("gpu") * utf::precondition(gdnv::test::has_gpu()))
 
 BOOST_AUTO_TEST_CASE(fla_test_T1_G1) { run_case(mk("fla-test", 1, 1, 11)); }
 BOOST_AUTO_TEST_CASE(fla_test_T63_G2) { run_case(mk("fla-test", 63, 2, 12)); }
