@@ -28,6 +28,9 @@
 //     first barrier, by which every warp has finished reading them), and the next chunk's cp.async
 //     prefetch issued after that first barrier instead of at the top of the step: no measurable change
 //     (300.6 / 262.7 us), kept (compute-sanitizer racecheck clean).
+//     Tried (issue 5 session): the prefetch and h store moved behind the issue of the W*S products and
+//     the v_new store behind the state update's, predicted -10..25% from overlapping that memory work
+//     with the tensor-core latency: 255.6 us bf16 S (no change), 310.5 split (3% slower); reverted.
 #include "common.cuh"
 
 namespace gdn_cuda {
