@@ -27,6 +27,9 @@ struct ChunkRow {
   double error_norm = 0, floor_norm = 0, ratio = 0;
   bool floor_from_u = false;  // the rounding floor was zero; u * ||exact|| used
   bool finite = true;         // every compared value of the block was finite
+  // The componentwise bound ratio (harness/inverse_bound.hpp), where computed (A_inv rows).
+  bool has_bound = false;
+  double r_det = 0, r_prob = 0;
 };
 
 struct TensorMetrics {
@@ -41,6 +44,10 @@ struct TensorMetrics {
   double floor_ratio = 0;          // whole-tensor r (what targets.md quotes)
   double max_chunk_ratio = 0;
   double median_chunk_ratio = 0;
+  // Quantiles of the per-chunk bound ratio R (harness/inverse_bound.hpp), where computed.
+  bool has_bound = false;
+  double max_r_det = 0, p50_r_det = 0, p99_r_det = 0;
+  double max_r_prob = 0, p50_r_prob = 0, p99_r_prob = 0;
 };
 
 struct Comparison {

@@ -12,6 +12,9 @@ class EmulatedImplementation final : public Implementation {
     if (faults_.any()) a += " (with deliberate faults: a selftest variant)";
     return a;
   }
+  // fp32 KKT, fp32 16x16 substitution and merges, A_inv in the input dtype (a fault variant declares
+  // the same: the fault is a bug against its declaration).
+  std::optional<DeclaredArithmetic> declared_arithmetic() const override { return emulated_declared_arithmetic(); }
   Availability can_implement(Problem const& p) const override {
     std::string why;
     if (!emulation_supports(p, &why)) return Availability::not_supported(why);
@@ -59,6 +62,8 @@ std::string emulated_arithmetic_description() {
          "state fp32 with its W*S operand rounded to the input dtype, gated delta and score matrix rounded to "
          "the input dtype, final_state fp32 (fp32 inputs: fp32 throughout)";
 }
+
+DeclaredArithmetic emulated_declared_arithmetic() { return DeclaredArithmetic{}; }
 
 std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults, std::string name) {
   return std::make_unique<EmulatedImplementation>(faults, std::move(name));

@@ -18,6 +18,9 @@ StageOutputs stage_outputs_of(ChunkedResult r);
 
 // The declared arithmetic of the model (what gdnv check writes in the results file).
 std::string emulated_arithmetic_description();
+// The same up to A_inv, machine-readable: q/k in the input dtype, fp32 KKT and gate cumsum, fp32 16x16
+// forward substitution and fp32 merges, A_inv stored in the input dtype.
+DeclaredArithmetic emulated_declared_arithmetic();
 
 // The correct model under kEmulatedName; with faults, a wrong variant (for the selftest).
 std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults = {},

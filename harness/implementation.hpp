@@ -4,10 +4,12 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "harness/dataset.hpp"
+#include "reference/bounds.hpp"
 #include "reference/chunked.hpp"
 #include "reference/problem.hpp"
 #include "reference/tensor.hpp"
@@ -32,6 +34,9 @@ class Implementation {
   virtual std::string name() const = 0;
   // Declared arithmetic, e.g. "bf16 in, fp32 accumulate, A_inv bf16, state fp32".
   virtual std::string arithmetic() const = 0;
+  // The same up to A_inv in machine-readable form (for the bound ratio R, harness/inverse_bound.hpp).
+  // nullopt: not declared here (gdnv then looks the name up, or parses a captured group's attribute).
+  virtual std::optional<DeclaredArithmetic> declared_arithmetic() const { return std::nullopt; }
   virtual Availability can_implement(Problem const& p) const = 0;
   virtual StageOutputs run(Problem const& p) = 0;
 

@@ -22,14 +22,40 @@ std::string disposition_name(Disposition d) {
 }
 
 nlohmann::json to_json(ChunkRow const& r) {
-  return {{"tensor", r.tensor},         {"sequence", r.sequence},   {"head", r.head},
-          {"chunk", r.chunk},           {"rows", r.rows},           {"ratio", num(r.ratio)},
-          {"error_norm", num(r.error_norm)}, {"floor_norm", num(r.floor_norm)},
-          {"floor_from_u", r.floor_from_u},  {"finite", r.finite}};
+  nlohmann::json j = {{"tensor", r.tensor},         {"sequence", r.sequence},   {"head", r.head},
+                      {"chunk", r.chunk},           {"rows", r.rows},           {"ratio", num(r.ratio)},
+                      {"error_norm", num(r.error_norm)}, {"floor_norm", num(r.floor_norm)},
+                      {"floor_from_u", r.floor_from_u},  {"finite", r.finite}};
+  if (r.has_bound) {
+    j["r_det"] = num(r.r_det);
+    j["r_prob"] = num(r.r_prob);
+  }
+  return j;
+}
+
+nlohmann::json to_json(BoundSummary const& s) {
+  if (!s.computed) return nullptr;
+  auto const& w = s.worst;
+  return {{"tensor", s.tensor},
+          {"arithmetic", s.arithmetic},
+          {"gate", s.gate},
+          {"passed", s.passed()},
+          {"chunks", s.chunks},
+          {"chunks_over", s.chunks_over},
+          {"max_r_det", num(s.max_r_det)},
+          {"p50_r_det", num(s.p50_r_det)},
+          {"p99_r_det", num(s.p99_r_det)},
+          {"max_r_prob", num(s.max_r_prob)},
+          {"p50_r_prob", num(s.p50_r_prob)},
+          {"p99_r_prob", num(s.p99_r_prob)},
+          {"margin_ref", num(s.margin_ref)},
+          {"worst", {{"sequence", w.sequence}, {"head", w.head}, {"chunk", w.chunk}, {"row", w.row}, {"col", w.col},
+                     {"r_det", num(w.r_det)}, {"r_prob", num(w.r_prob)}, {"error", num(w.error)},
+                     {"bound", num(w.bound)}}}};
 }
 
 nlohmann::json to_json(TensorMetrics const& m) {
-  return {{"dtype", dtype_name(m.dtype)},
+  nlohmann::json j = {{"dtype", dtype_name(m.dtype)},
           {"floor_dtype", dtype_name(m.floor_dtype)},
           {"chunks", m.chunks},
           {"nonfinite", m.nonfinite},
@@ -39,6 +65,15 @@ nlohmann::json to_json(TensorMetrics const& m) {
           {"floor_ratio", num(m.floor_ratio)},
           {"max_chunk_ratio", num(m.max_chunk_ratio)},
           {"median_chunk_ratio", num(m.median_chunk_ratio)}};
+  if (m.has_bound) {
+    j["max_r_det"] = num(m.max_r_det);
+    j["p50_r_det"] = num(m.p50_r_det);
+    j["p99_r_det"] = num(m.p99_r_det);
+    j["max_r_prob"] = num(m.max_r_prob);
+    j["p50_r_prob"] = num(m.p50_r_prob);
+    j["p99_r_prob"] = num(m.p99_r_prob);
+  }
+  return j;
 }
 
 nlohmann::json to_json(CheckResult const& r, bool with_chunks) {
@@ -55,6 +90,8 @@ nlohmann::json to_json(CheckResult const& r, bool with_chunks) {
     nlohmann::json metrics = nlohmann::json::object();
     for (auto const& [name, m] : r.comparison.metrics) metrics[name] = to_json(m);
     j["metrics"] = metrics;
+    j["bound"] = to_json(r.bound);
+    if (!r.bound.computed) j["bound_reason"] = r.bound.reason;
     if (with_chunks) {
       nlohmann::json rows = nlohmann::json::array();
       for (auto const& row : r.comparison.rows) rows.push_back(to_json(row));

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/compare.hpp"
+#include "harness/inverse_bound.hpp"
 
 namespace gdnv {
 
@@ -22,10 +23,14 @@ struct CheckResult {
   Disposition disposition = Disposition::not_run;
   std::string reason;  // why not_run / not_supported / error / failed
   Comparison comparison;
+  // The bound ratio R on A_inv; written as "bound" (null with "bound_reason" when not computed)
+  // for every result that was compared.
+  BoundSummary bound;
 };
 
 nlohmann::json to_json(ChunkRow const& r);
 nlohmann::json to_json(TensorMetrics const& m);
+nlohmann::json to_json(BoundSummary const& s);  // null when not computed
 nlohmann::json to_json(CheckResult const& r, bool with_chunks = true);
 
 }  // namespace gdnv

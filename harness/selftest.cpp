@@ -1,5 +1,6 @@
 #include "harness/selftest.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -9,6 +10,8 @@
 #include "datasets/generators.hpp"
 #include "harness/compare.hpp"
 #include "harness/emulated_implementation.hpp"
+#include "harness/inverse_bound.hpp"
+#include "reference/bounds.hpp"
 #include "reference/chunked.hpp"
 
 namespace gdnv {
@@ -45,19 +48,19 @@ std::vector<SelftestVariant> selftest_variants() {
                     [](EmulatedFaults& f) { f.gate_one_token_late = true; }));
   v.push_back(fault("tf32-merges", "block-inverse merge operands rounded to tf32 (10 mantissa bits)",
                     [](EmulatedFaults& f) { f.tf32_merges = true; }));
-  v.back().gated = false;
   v.back().note =
       "tf32 (u = 2^-11) is 8x finer than the bf16 store of A_inv, so its error hides under the bf16 floor "
-      "(A_inv at most ~1.3x the floor where the correct model sits at 1.0x); it needs the componentwise bound R on A_inv (issue 6, "
-      "verification-method.md 0.4)";
+      "(A_inv at most ~1.3x the floor where the correct model sits at 1.0x); the componentwise bound R on A_inv "
+      "(verification-method.md 0.4, 3.8) catches it: entries small by cancellation get errors of u_tf32 |X||T||X|, "
+      "far above the fp32 inverse's bound";
   v.push_back(fault("bf16-state", "running state rounded to bf16 after every chunk",
                     [](EmulatedFaults& f) { f.state_in_input_dtype = true; }));
   v.back().gated = false;
   v.back().note =
       "the delta rule contracts state errors along the keys every chunk and the gates decay them, so the "
       "rounded state stays near one bf16 floor, the size of the bf16 roundings of w, u, v_new and h a correct "
-      "pipeline makes (also without decay at T=2048-4096); it needs the per-stage bounds of issue 6 with the "
-      "declared fp32 state";
+      "pipeline makes (also without decay at T=2048-4096); R covers only A_inv, which the state never touches: "
+      "it needs the per-stage bounds of issue 6 (h, final_state) with the declared fp32 state";
   v.push_back(fault("dropped-initial-state", "every sequence starts from zeros",
                     [](EmulatedFaults& f) { f.drop_initial_state = true; }));
   v.push_back(fault("gqa-modulo", "value head hv reads key head hv % H instead of hv / G",
@@ -98,8 +101,11 @@ bool VariantOutcome::passed() const { return variant.correct() ? flagged.empty()
 
 std::string VariantOutcome::verdict() const {
   if (variant.correct()) return flagged.empty() ? "passes" : "FAILS";
+  if (!flagged_by_floor.empty() && !flagged_by_bound.empty()) return "caught by floor ratio and R";
+  if (!flagged_by_floor.empty()) return "caught by floor ratio";
+  if (!flagged_by_bound.empty()) return "caught by R";
   if (!flagged.empty()) return "caught";
-  return variant.gated ? "MISSED" : "not caught by the floor ratio";
+  return variant.gated ? "MISSED" : "not caught by the floor ratio or R";
 }
 
 bool SelftestReport::ok() const {
@@ -117,21 +123,40 @@ SelftestReport run_selftest(SelftestOptions const& opt) {
     for (auto const& name : opt.only) wanted = wanted || name == v.name;
     if (wanted) variants.push_back(v);
   }
-  for (auto const& v : variants) report.outcomes.push_back({v, 0, {}, 0.0, "-", 0.0});
+  for (auto const& v : variants) {
+    VariantOutcome o;
+    o.variant = v;
+    report.outcomes.push_back(o);
+  }
 
   for (auto const& c : selftest_cases(opt)) {
     ChunkedOptions co;
     co.threads = opt.threads;
     ChunkedResult const ref = chunked_forward(c.problem, co);
+    // Every variant declares the correct model's arithmetic: a fault is a bug against it.
+    InverseBounds const bounds = inverse_bounds(c.problem, ref, emulated_declared_arithmetic(), opt.threads);
     for (auto& out : report.outcomes) {
       EmulatedOptions eo;
       eo.faults = out.variant.faults;
       eo.threads = opt.threads;
-      Comparison const cmp = compare_outputs(c.problem, ref, stage_outputs_of(emulated_forward(c.problem, eo)));
+      StageOutputs const produced = stage_outputs_of(emulated_forward(c.problem, eo));
+      Comparison cmp = compare_outputs(c.problem, ref, produced);
+      BoundSummary const bound = summarize_inverse_bound(c.problem, ref, bounds, produced.at("A_inv"), cmp);
       ++out.run;
       ChunkRow const& w = cmp.worst;
       double const ratio = w.finite ? w.ratio : std::numeric_limits<double>::infinity();
-      if (!w.finite || !(w.ratio <= opt.max_floor_ratio)) out.flagged.push_back(c.family);
+      bool const by_floor = !w.finite || !(w.ratio <= opt.max_floor_ratio);
+      bool const by_bound = !bound.passed();
+      if (by_floor) out.flagged_by_floor.push_back(c.family);
+      if (by_bound) out.flagged_by_bound.push_back(c.family);
+      if (by_floor || by_bound) out.flagged.push_back(c.family);
+      if (out.worst_r_det_where == "-" || worse(bound.max_r_det, out.worst_r_det)) {
+        out.worst_r_det = bound.max_r_det;
+        auto const& b = bound.worst;
+        out.worst_r_det_where = fmt::format("{}: A_inv seq {} head {} chunk {}", c.family, b.sequence, b.head, b.chunk);
+      }
+      if (worse(bound.max_r_prob, out.worst_r_prob)) out.worst_r_prob = bound.max_r_prob;
+      out.margin_ref = std::max(out.margin_ref, bound.margin_ref);
       if (out.worst_where == "-" || worse(ratio, out.worst_ratio)) {
         out.worst_ratio = ratio;
         out.worst_where = where_of(c.family, w);

@@ -1,7 +1,8 @@
 // The selftest of the verification itself: small in-memory cases of every generator family, the
 // correct CPU model of the kernels (reference/emulated.hpp), which must pass everywhere, and a
 // catalogue of deliberately wrong variants of it, each of which must be flagged (floor ratio above
-// the gate on some chunk, or a non-finite value) on at least one family.
+// the gate on some chunk, a non-finite value, or A_inv's bound ratio R_det above 1 on some chunk:
+// harness/inverse_bound.hpp) on at least one family.
 #pragma once
 
 #include <cstdint>
@@ -47,12 +48,20 @@ std::vector<SelftestCase> selftest_cases(SelftestOptions const& opt);
 struct VariantOutcome {
   SelftestVariant variant;
   int run = 0;                             // families run
-  std::vector<std::string> flagged;        // families where the gate or finiteness failed
+  std::vector<std::string> flagged;        // families where the gate or finiteness failed (either gate)
+  std::vector<std::string> flagged_by_floor;  // ... by the floor ratio (or a non-finite value)
+  std::vector<std::string> flagged_by_bound;  // ... by R_det > 1 on A_inv
   double worst_ratio = 0;                  // over every family and tensor (inf: non-finite)
   std::string worst_where;                 // "family: tensor seq s head h chunk c"
   double worst_o_state_ratio = 0;          // over o and final_state only (what a capture shows)
+  double worst_r_det = 0;                  // A_inv's bound ratio, over every family (inf: non-finite)
+  double worst_r_prob = 0;
+  std::string worst_r_det_where = "-";     // "family: A_inv seq s head h chunk c"
+  double margin_ref = 0;                   // the fp64 reference's own bound / B_det, max over families
   bool passed() const;                     // correct: nothing flagged; fault: something flagged
-  std::string verdict() const;             // "passes", "FAILS", "caught", "MISSED", "not caught by the floor ratio"
+  // "passes", "FAILS", "caught by floor ratio", "caught by R", "caught by floor ratio and R", "MISSED",
+  // "not caught by the floor ratio or R"
+  std::string verdict() const;
 };
 
 struct SelftestReport {

@@ -2,7 +2,9 @@
 //
 // For every case: the fp64 chunked reference from the stored inputs, then every captured group
 // and every --impl implementation compared per chunk. An implementation passes when every
-// chunk's floor ratio is <= X (default 8) and every value is finite.
+// chunk's floor ratio is <= X (default 8) and every value is finite, and, where it produces A_inv
+// and declares its arithmetic, every chunk's componentwise bound ratio R_det on A_inv is <= 1
+// (harness/inverse_bound.hpp; this is what catches tf32 merges).
 //
 // Why 8: the floor is the error of rounding the exact result once to the output dtype. A correct
 // bf16 kernel also rounds its operands (A_inv, w, u, the state operand, the score matrix) to bf16
@@ -28,6 +30,7 @@
 #include "harness/dataset.hpp"
 #include "harness/errors.hpp"
 #include "harness/implementation.hpp"
+#include "harness/inverse_bound.hpp"
 #include "harness/progress.hpp"
 #include "harness/results.hpp"
 #include "reference/chunked.hpp"
@@ -95,6 +98,7 @@ CheckResult judge(std::string const& file, Case const& c, Implementation& impl, 
     r.reason = w.finite ? fmt::format("{}: floor ratio {} > {}", where_str(w), ratio_str(w.ratio), max_ratio)
                         : fmt::format("{}: non-finite values", where_str(w));
   }
+  apply_inverse_bound(r, impl, c.problem, ref, out);  // R on A_inv: a second gate, R_det <= 1
   return r;
 }
 
@@ -144,8 +148,8 @@ void print_pairs(nlohmann::json const& pairs) {
 }
 
 void print_table(std::vector<CheckResult> const& results, CheckOptions const& opt) {
-  std::printf("%-26s %-40s %-13s %-36s %8s %10s %10s\n", "case", "implementation", "disposition",
-              "worst chunk", "ratio", "o ratio", "o rel_rms");
+  std::printf("%-26s %-40s %-13s %-36s %8s %10s %10s %8s\n", "case", "implementation", "disposition",
+              "worst chunk", "ratio", "o ratio", "o rel_rms", "R_det");
   for (auto const& r : results) {
     std::string worst = "-", ratio = "-", o_ratio = "-", o_rms = "-";
     if (r.comparison.any_compared()) {
@@ -157,9 +161,11 @@ void print_table(std::vector<CheckResult> const& results, CheckOptions const& op
         o_rms = fmt::format("{:.3e}", it->second.rel_rms);
       }
     }
-    std::printf("%-26s %-40s %-13s %-36s %8s %10s %10s\n", r.case_name.c_str(), r.implementation.c_str(),
+    // A_inv's bound ratio (harness/inverse_bound.hpp), where computed
+    std::string const r_det = r.bound.computed ? fmt::format("{:.3g}", r.bound.max_r_det) : "-";
+    std::printf("%-26s %-40s %-13s %-36s %8s %10s %10s %8s\n", r.case_name.c_str(), r.implementation.c_str(),
                 disposition_name(r.disposition).c_str(), worst.c_str(), ratio.c_str(), o_ratio.c_str(),
-                o_rms.c_str());
+                o_rms.c_str(), r_det.c_str());
   }
   // The worst chunks of each checked implementation, so a reviewer sees where to look.
   if (opt.top > 0) {

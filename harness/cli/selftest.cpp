@@ -2,7 +2,8 @@
 //
 // Checks the checker: one small bf16 case of every generator family, in memory; the correct CPU
 // model of the serving kernels must pass on every family, and every deliberately wrong variant
-// must be flagged (a chunk above the floor-ratio gate, or a non-finite value) on at least one.
+// must be flagged (a chunk above the floor-ratio gate, a non-finite value, or A_inv's bound ratio
+// R_det above 1) on at least one.
 // Prints one row per variant; exit 0 when all of that holds, 1 otherwise.
 #include <cmath>
 #include <cstdio>
@@ -21,6 +22,12 @@ namespace {
 std::string ratio_str(double r) {
   if (!std::isfinite(r)) return "inf";
   return r < 1e5 ? fmt::format("{:.2f}", r) : fmt::format("{:.1e}", r);
+}
+
+// R is a ratio to a bound: 3 significant digits (a correct model sits far below 1).
+std::string r_str(double r) {
+  if (!std::isfinite(r)) return "inf";
+  return r < 1e5 ? fmt::format("{:.3g}", r) : fmt::format("{:.1e}", r);
 }
 
 int run_selftest_command(SelftestOptions const& opt) {
@@ -45,11 +52,12 @@ int run_selftest_command(SelftestOptions const& opt) {
               static_cast<long long>(families), static_cast<long long>(opt.T), static_cast<long long>(opt.H),
               static_cast<long long>(opt.HV), static_cast<long long>(opt.K), static_cast<long long>(opt.V),
               opt.max_floor_ratio);
-  std::printf("%-22s %-9s %9s %9s  %-46s %s\n", "variant", "flagged", "worst", "o/state", "worst chunk", "verdict");
+  std::printf("%-22s %-9s %9s %9s %9s  %-46s %s\n", "variant", "flagged", "worst", "o/state", "R_det", "worst chunk",
+              "verdict");
   for (auto const& o : report.outcomes) {
-    std::printf("%-22s %4zu / %-2d %9s %9s  %-46s %s\n", o.variant.name.c_str(), o.flagged.size(), o.run,
-                ratio_str(o.worst_ratio).c_str(), ratio_str(o.worst_o_state_ratio).c_str(), o.worst_where.c_str(),
-                o.verdict().c_str());
+    std::printf("%-22s %4zu / %-2d %9s %9s %9s  %-46s %s\n", o.variant.name.c_str(), o.flagged.size(), o.run,
+                ratio_str(o.worst_ratio).c_str(), ratio_str(o.worst_o_state_ratio).c_str(),
+                r_str(o.worst_r_det).c_str(), o.worst_where.c_str(), o.verdict().c_str());
   }
   std::printf("\n");
   for (auto const& o : report.outcomes) {
@@ -62,8 +70,15 @@ int run_selftest_command(SelftestOptions const& opt) {
       std::printf("%s (%s) is not flagged on any family%s%s\n", o.variant.name.c_str(), o.variant.description.c_str(),
                   o.variant.gated ? "" : ": ", o.variant.gated ? "" : o.variant.note.c_str());
   }
-  std::printf("flagged = families where some chunk of some tensor exceeds the gate or is non-finite; "
-              "o/state = worst ratio over o and final_state only\n");
+  std::printf("flagged = families where some chunk of some tensor exceeds the floor-ratio gate or is non-finite, or "
+              "some chunk of A_inv has R_det > 1; o/state = worst floor ratio over o and final_state only; R_det = worst "
+              "bound ratio of A_inv (verification-method.md 3.8; the correct model's arithmetic declared)\n");
+  for (auto const& o : report.outcomes)
+    if (o.variant.correct())
+      std::printf("correct model: max R_det %s, max R_prob %s (%s); the fp64 reference's own bound is at most %.1e of "
+                  "B_det\n",
+                  r_str(o.worst_r_det).c_str(), r_str(o.worst_r_prob).c_str(), o.worst_r_det_where.c_str(),
+                  o.margin_ref);
   std::printf("%s in %.1f s\n", report.ok() ? "selftest passed" : "selftest FAILED", report.seconds);
   return report.ok() ? 0 : 1;
 }
