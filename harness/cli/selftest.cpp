@@ -74,6 +74,10 @@ int run_selftest_command(SelftestOptions const& opt) {
               "some chunk of A_inv has R_det > 1; o/state = worst floor ratio over o and final_state only; R_det = worst "
               "bound ratio of A_inv (verification-method.md 3.8; the correct model's arithmetic declared)\n");
   for (auto const& o : report.outcomes)
+    if (!o.variant.correct() && o.flagged_by_floor.empty() && !o.flagged_by_bound.empty())
+      std::printf("%s is caught by R alone: R_det %s at %s\n", o.variant.name.c_str(), r_str(o.worst_r_det).c_str(),
+                  o.worst_r_det_where.c_str());
+  for (auto const& o : report.outcomes)
     if (o.variant.correct())
       std::printf("correct model: max R_det %s, max R_prob %s (%s); the fp64 reference's own bound is at most %.1e of "
                   "B_det\n",
