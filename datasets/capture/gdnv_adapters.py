@@ -106,7 +106,9 @@ def capture_qwen3_next(rec, model=None, **kw):
     * The module-level functions of modeling_qwen3_next are patched, so layers built after
       this call are recorded too.
     The layer repeats q and k to HV heads before the call; kv_group (from the config) lets the
-    recorder store the H distinct heads. Returns the list of wrapped layer objects.
+    recorder store the H distinct heads. The layer asks for the final state only when it has a
+    cache; request_final_state=True records it anyway (the layer still gets None).
+    Returns the list of wrapped layer objects.
     """
     mod = _import(TRANSFORMERS_QWEN3_NEXT, "transformers (with Qwen3-Next)")
     cls = _attr(mod, TRANSFORMERS_QWEN3_NEXT, "Qwen3NextGatedDeltaNet", "transformers")
@@ -138,7 +140,8 @@ def capture_qwen3_next(rec, model=None, **kw):
         nv, nk = getattr(tc, "linear_num_value_heads", None), getattr(tc, "linear_num_key_heads", None)
         if nv and nk and nv % nk == 0:
             kv = nv // nk
-        rec.patch(mod, name, **_defaults(kw, name=gname, arithmetic=arith, convention=conv, kv_group=kv))
+        rec.patch(mod, name, **_defaults(kw, name=gname, arithmetic=arith, convention=conv, kv_group=kv,
+                                          request_final_state=True))
 
     layers = []
     if model is not None:
@@ -153,7 +156,8 @@ def capture_qwen3_next(rec, model=None, **kw):
                     fn = fn.__wrapped__  # already wrapped through the module-level patch
                 gname, arith, conv = _describe(fn, kind)
                 wrapped = rec.wrap(fn, **_defaults(kw, name=gname, arithmetic=arith, convention=conv,
-                                                   kv_group=group_of(m), layer=getattr(m, "layer_idx", None)))
+                                                   kv_group=group_of(m), layer=getattr(m, "layer_idx", None),
+                                                   request_final_state=True))
                 rec._patches.append((m, attr, m.__dict__.get(attr, gdnv_capture._MISSING)))
                 setattr(m, attr, wrapped)
             layers.append(m)

@@ -212,6 +212,11 @@ def a_wrong_implementation_fails_check_naming_its_group():
         assert failed and all("captured:numpy-scaled-1.05" in ln and "L1-c0000-numpy-scaled-1.05" in ln
                               for ln in failed), out
         assert any("captured:numpy-good" in ln and " passed " in ln for ln in out.splitlines()), out
+        # gdnv replay on the failing case: the chunk's story, the wrong group's o above the gate
+        rc, out, err = gdnv("replay", path, "--case", "L1-c0000-numpy-scaled-1.05", "--chunk", "0:0:1")
+        assert rc == 1 and "ABOVE GATE" in out and "captured:numpy-scaled-1.05" in out, f"rc {rc}\n{out}{err}"
+        rc, out, err = gdnv("replay", path, "--case", "L1-c0000-numpy-good", "--chunk", "0:3:0")
+        assert rc == 0 and "kappa_1" in out, f"rc {rc}\n{out}{err}"
 
 
 @test
