@@ -395,15 +395,18 @@ class Recorder:
             return spec.fn(*args, **kwargs)
 
         asked = bool(bound.get("output_final_state", False))
-        if spec.request_final_state and not asked:
-            if spec.sig is not None and "output_final_state" in spec.sig.parameters:
-                kwargs = dict(kwargs)
-                ba = spec.sig.bind_partial(*args, **kwargs)
-                if "output_final_state" in ba.arguments and "output_final_state" not in kwargs:
-                    spec.warn_once("positional-ofs", "request_final_state: output_final_state passed "
-                                   "positionally, left as the caller gave it")
-                else:
-                    kwargs["output_final_state"] = True
+        if spec.request_final_state and not asked and spec.sig is not None \
+                and "output_final_state" in spec.sig.parameters:
+            try:
+                positional = "output_final_state" in spec.sig.bind_partial(*args, **kwargs).arguments \
+                    and "output_final_state" not in kwargs
+            except TypeError:  # a call the function itself will refuse
+                positional = True
+            if positional:
+                spec.warn_once("positional-ofs", f"{spec.name}: request_final_state: output_final_state "
+                               "passed positionally, left as the caller gave it")
+            else:
+                kwargs = dict(kwargs, output_final_state=True)
         result = spec.fn(*args, **kwargs)
         got_state = kwargs.get("output_final_state", asked)
         try:

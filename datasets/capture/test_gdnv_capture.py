@@ -191,6 +191,8 @@ def round_trip_bf16_is_stored_as_the_custom_float_and_passes():
             assert np.array_equal(stored, gdnv_capture.widen(x["q"])), "bf16 inputs not stored exactly"
         rc, out, err = gdnv("check", path)
         assert rc == 0, out + err
+        rc, out, err = gdnv("replay", path, "--chunk", "0:3:2")  # one case: --case may be left out
+        assert rc == 0 and "case L5-c0000-numpy-bf16: sequence 0, value head 3, chunk 2" in out, out + err
 
 
 @test
