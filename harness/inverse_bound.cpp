@@ -82,6 +82,8 @@ BoundSummary summarize_inverse_bound(Problem const& p, ChunkedResult const& ref,
     det.push_back(r.r_det);
     prob.push_back(r.r_prob);
     if (!(r.r_det <= s.gate)) ++s.chunks_over;
+    s.upper_nonzero += r.upper_nonzero;
+    s.diagonal_not_one += r.diagonal_not_one;
     if (s.chunks == 0 || r.r_det > s.worst.r_det || (std::isinf(r.r_det) && !std::isinf(s.worst.r_det))) s.worst = r;
     ++s.chunks;
   }

@@ -42,6 +42,9 @@ struct BoundSummary {
   double max_r_prob = 0, p50_r_prob = 0, p99_r_prob = 0;
   double margin_ref = 0;         // the fp64 reference's own bound / B_det, max (must be << 1)
   InverseBoundRow worst;         // the chunk with the largest R_det
+  // Summed over chunks, reported only (a kernel may keep another convention for the unused triangle):
+  // strictly-upper entries not exactly 0, diagonal entries not exactly 1.
+  int64_t upper_nonzero = 0, diagonal_not_one = 0;
   bool passed() const { return !computed || chunks_over == 0; }
 };
 

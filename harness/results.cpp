@@ -49,6 +49,8 @@ nlohmann::json to_json(BoundSummary const& s) {
           {"p50_r_prob", num(s.p50_r_prob)},
           {"p99_r_prob", num(s.p99_r_prob)},
           {"margin_ref", num(s.margin_ref)},
+          {"upper_nonzero", s.upper_nonzero},
+          {"diagonal_not_one", s.diagonal_not_one},
           {"worst", {{"sequence", w.sequence}, {"head", w.head}, {"chunk", w.chunk}, {"row", w.row}, {"col", w.col},
                      {"r_det", num(w.r_det)}, {"r_prob", num(w.r_prob)}, {"error", num(w.error)},
                      {"bound", num(w.bound)}}}};

@@ -302,6 +302,11 @@ std::vector<InverseBoundRow> inverse_bound_ratios(Problem const& p, ChunkedResul
       r.head = hv;
       r.chunk = c.chunk;
       r.rows = c.rows;
+      for (int64_t i = 0; i < c.rows; ++i) {
+        double const* xrow = Xhat.ptr() + Xhat.offset({c.b, c.begin + i, hv, 0});
+        r.diagonal_not_one += xrow[i] != 1.0;
+        for (int64_t j = i + 1; j < c.rows; ++j) r.upper_nonzero += xrow[j] != 0.0;
+      }
       for (int64_t i = 1; i < c.rows; ++i) {
         int64_t const off = Xhat.offset({c.b, c.begin + i, hv, 0});
         for (int64_t j = 0; j < i; ++j) {

@@ -88,6 +88,9 @@ struct InverseBoundRow {
   double r_det = 0, r_prob = 0;  // inf where an entry is non-finite
   int64_t row = -1, col = -1;    // the entry (within the chunk) that sets r_det; -1 for a 1-row chunk
   double error = 0, bound = 0;   // |Xhat - X| and B_det at that entry
+  // Structure (verification-method.md 0.3), reported, not part of R: entries of the chunk's valid
+  // square strictly above the diagonal that are not exactly 0, diagonal entries that are not exactly 1.
+  int64_t upper_nonzero = 0, diagonal_not_one = 0;
 };
 
 // Xhat: an implementation's A_inv, same shape as ref.A_inv.

@@ -168,6 +168,8 @@ BOOST_AUTO_TEST_CASE(check_json_carries_the_bound_ratio) {
     BOOST_TEST(b["max_r_det"].get<double>() <= 1.0);
     BOOST_TEST(b["max_r_det"].get<double>() > 0.1);
     BOOST_TEST(b["margin_ref"].get<double>() < 1e-3);
+    BOOST_TEST(b["upper_nonzero"] == 0);
+    BOOST_TEST(b["diagonal_not_one"] == 0);
     BOOST_TEST(b["arithmetic"].get<std::string>().find("A_inv=input") != std::string::npos);
     for (char const* k : {"p50_r_det", "p99_r_det", "max_r_prob", "p50_r_prob", "p99_r_prob", "worst"})
       BOOST_TEST(b.contains(k), "bound misses " << k);

@@ -120,6 +120,18 @@ BOOST_FIXTURE_TEST_CASE(exact_inverse_rounded_once_to_bf16_is_inside, Fixture) {
   BOOST_TEST(max_r_det(rows) <= 1.0);
   BOOST_TEST(max_r_prob(rows) <= 1.0);
   BOOST_TEST(max_r_det(rows) > 0.9);  // u_out |X| dominates: the rounding reaches its bound
+  for (auto const& r : rows) {
+    BOOST_TEST(r.upper_nonzero == 0);
+    BOOST_TEST(r.diagonal_not_one == 0);
+  }
+  // structure is counted, not folded into R
+  auto const& c0 = p.chunks().front();
+  X.at({c0.b, c0.begin + 5, 0, 5}) = 0.0;
+  X.at({c0.b, c0.begin + 5, 0, 9}) = 1e-3;
+  auto const bad = inverse_bound_ratios(p, ref, bounds, X);
+  BOOST_TEST(bad.front().diagonal_not_one == 1);
+  BOOST_TEST(bad.front().upper_nonzero == 1);
+  BOOST_TEST(max_r_det(bad) == max_r_det(rows));
   // the exact inverse itself: R = 0
   BOOST_TEST(max_r_det(inverse_bound_ratios(p, ref, bounds, ref.A_inv)) == 0.0);
 }
