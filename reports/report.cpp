@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -632,6 +633,34 @@ Chart against_unfused(std::vector<std::string> const& others, double lo, double 
           spec};
 }
 
+// The floor ratio of every chunk against the conditioning of its I + A (kappa_inf from the results
+// file's cases[].conditioning, joined by case, sequence, value head and chunk), log-log.
+Chart error_vs_conditioning() {
+  json spec = {
+      {"$schema", kSchema},
+      {"data", {{"name", "conditioning"}}},
+      {"transform", json::array({{{"filter", "isValid(datum.ratio) && datum.ratio > 0 && datum.kappa_inf > 0"}}})},
+      {"facet", {{"column", {{"field", "tensor"}, {"type", "nominal"}, {"title", nullptr}}}}},
+      {"spec",
+       {{"width", 300},
+        {"height", 260},
+        {"mark", {{"type", "point"}, {"filled", true}, {"size", 22}, {"opacity", 0.6}}},
+        {"encoding",
+         {{"x", {{"field", "kappa_inf"}, {"type", "quantitative"}, {"scale", {{"type", "log"}}},
+                 {"title", "kappa_inf of I + A (chunk), log"}}},
+          {"y", log_ratio_axis("floor ratio of the chunk, log")},
+          {"color", {{"field", "impl"}, {"type", "nominal"}, {"title", "implementation"}}},
+          {"tooltip", json::array({{{"field", "case"}}, {{"field", "impl"}}, {{"field", "tensor"}}, {{"field", "seq"}},
+                                   {{"field", "head"}, {"title", "value head"}}, {{"field", "chunk"}},
+                                   {{"field", "kappa_inf"}, {"format", ".3g"}}, {{"field", "skeel"}, {"format", ".3g"}},
+                                   {{"field", "ratio"}, {"format", ".3f"}}})}}}}}};
+  return {"chart-conditioning", "Error against conditioning",
+          "One point per (case, implementation, sequence, value head, chunk) for A_inv and o: the chunk's floor "
+          "ratio against kappa_inf of its I + A. A kernel whose error grows with kappa much faster than the others' "
+          "loses accuracy on ill-conditioned chunks.",
+          spec};
+}
+
 Chart stage_attribution() {
   json spec = {
       {"$schema", kSchema},
@@ -917,8 +946,36 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
     notes_charts += "<li>Stage attribution: no implementation in this file has both an end-to-end and an "
                     "<code>[isolated]</code> result with metrics.</li>";
   }
-  notes_charts += "<li>Error against conditioning: this results file carries no per-chunk conditioning "
-                  "(kappa of I + A); the chart appears once <code>gdnv check</code> writes it.</li>";
+  {
+    // chunk rows of A_inv and o joined with their case's conditioning rows (a layout step)
+    std::map<std::tuple<std::string, int64_t, int64_t, int64_t>, std::pair<double, double>> cond;
+    for (auto const& c : R.cases) {
+      if (!c.contains("conditioning") || !c["conditioning"].is_array()) continue;
+      for (auto const& row : c["conditioning"]) {
+        if (!row.is_object() || !row.contains("kappa_inf") || !row["kappa_inf"].is_number()) continue;
+        cond[{c.value("case", ""), row.value("sequence", int64_t{0}), row.value("head", int64_t{0}),
+              row.value("chunk", int64_t{0})}] = {row["kappa_inf"].get<double>(), row.value("skeel", 0.0)};
+      }
+    }
+    json joined = json::array();
+    for (auto const& r : R.results)
+      for (auto const& c : r.chunks) {
+        if (!c.ratio || (c.tensor != "A_inv" && c.tensor != "o")) continue;
+        auto it = cond.find({r.case_name, c.seq, c.head, c.chunk});
+        if (it == cond.end()) continue;
+        joined.push_back({{"case", r.case_name}, {"impl", r.impl}, {"tensor", c.tensor}, {"seq", c.seq},
+                          {"head", c.head}, {"chunk", c.chunk}, {"ratio", chart_num(*c.ratio)},
+                          {"kappa_inf", chart_num(it->second.first)}, {"skeel", chart_num(it->second.second)}});
+      }
+    if (!joined.empty()) {
+      rep.datasets["conditioning"] = joined;
+      acc_charts.push_back(error_vs_conditioning());
+    } else {
+      notes_charts += "<li>Error against conditioning: this results file carries no per-chunk conditioning "
+                      "(<code>cases[].conditioning</code>, written by <code>gdnv check</code> without "
+                      "<code>--no-chunk-rows</code>) for chunks of A_inv or o.</li>";
+    }
+  }
   if (!bench_times.empty()) {
     rep.datasets["bench_times"] = bench_times;
     perf_charts.push_back(times_chart());
@@ -1193,6 +1250,33 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
                        c.chunk, c.rows, ratio_str(c.ratio, c.finite), sci(c.error_norm), sci(c.floor_norm),
                        c.floor_from_u ? "yes" : "", c.finite ? "" : "no");
     o += "</tbody></table></details>\n";
+  }
+
+  // Conditioning of every chunk's I + A, per case (the numbers of the error-against-conditioning chart)
+  bool any_cond = false;
+  for (auto const& c : R.cases) any_cond = any_cond || (c.contains("conditioning") && c["conditioning"].is_array());
+  if (any_cond) {
+    o += "<h2 id=\"conditioning\">Conditioning of every chunk</h2>\n<p class=\"note\">Per (sequence, value head, "
+         "chunk) of I + A, computed from the stored inputs in double (gdnv check): kappa in the 1- and inf-norms, "
+         "Skeel's condition number, max |(I + A)<sup>-1</sup>| against its structural bound, ||A||<sub>inf</sub>, "
+         "the Neumann amplification max (I - |A|)<sup>-1</sup> and max beta ||k||<sup>2</sup>.</p>\n";
+    for (auto const& c : R.cases) {
+      if (!c.contains("conditioning") || !c["conditioning"].is_array()) continue;
+      auto num = [](json const& row, char const* k) {
+        auto it = row.find(k);
+        return it != row.end() && it->is_number() ? g4(it->get<double>()) : std::string("-");
+      };
+      o += fmt::format("<details><summary>{} ({} rows)</summary>\n", esc(c.value("case", "?")), c["conditioning"].size());
+      o += "<table class=\"chunks\"><thead><tr><th>seq<th>head<th>chunk<th>rows<th>kappa_1<th>kappa_inf<th>Skeel"
+           "<th>max |X|<th>structural bound<th>||A||_inf<th>Neumann max<th>max beta k^2</tr></thead><tbody>\n";
+      for (auto const& row : c["conditioning"])
+        o += fmt::format("<tr><td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}<td>{}\n",
+                         num(row, "sequence"), num(row, "head"), num(row, "chunk"), num(row, "rows"), num(row, "kappa_1"),
+                         num(row, "kappa_inf"), num(row, "skeel"), num(row, "max_abs_inv"),
+                         num(row, "structural_bound"), num(row, "norm_A_inf"), num(row, "neumann_max"),
+                         num(row, "max_beta_k2"));
+      o += "</tbody></table></details>\n";
+    }
   }
 
   // Licences

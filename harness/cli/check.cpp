@@ -34,6 +34,7 @@
 #include "harness/progress.hpp"
 #include "harness/results.hpp"
 #include "reference/chunked.hpp"
+#include "reference/conditioning.hpp"
 
 namespace gdnv::cli {
 namespace {
@@ -116,6 +117,37 @@ class IsolatedStages final : public Implementation {
   Implementation& inner_;
   ChunkedResult const& ref_;
 };
+
+// Per-chunk conditioning of I + A (reference/conditioning.hpp) on the case's entry: it depends on the
+// inputs only, so the report can set every implementation's error against it. Rows unless
+// --no-chunk-rows; the summary always.
+void add_conditioning(nlohmann::json& case_entry, Problem const& p, ChunkedResult const& ref, bool with_rows) {
+  std::vector<ChunkConditioning> const cond = chunk_conditioning(p, ref);
+  if (cond.empty()) return;
+  nlohmann::json rows = nlohmann::json::array();
+  std::vector<double> kinf, skeel;
+  double neumann = 0, structural = 0, max_inv = 0;
+  for (auto const& c : cond) {
+    kinf.push_back(c.kappa_inf);
+    skeel.push_back(c.skeel);
+    neumann = std::max(neumann, c.neumann_max);
+    structural = std::max(structural, c.structural_bound);
+    max_inv = std::max(max_inv, c.max_abs_inv);
+    if (with_rows)
+      rows.push_back({{"sequence", c.sequence}, {"head", c.head}, {"chunk", c.chunk}, {"rows", c.rows},
+                      {"kappa_1", c.kappa_1}, {"kappa_inf", c.kappa_inf}, {"skeel", c.skeel},
+                      {"max_abs_inv", c.max_abs_inv}, {"structural_bound", c.structural_bound},
+                      {"norm_A_inf", c.norm_A_inf}, {"neumann_max", c.neumann_max}, {"max_beta_k2", c.max_beta_k2}});
+  }
+  auto median_max = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return nlohmann::json{{"median", v[v.size() / 2]}, {"max", v.back()}};
+  };
+  case_entry["conditioning_summary"] = {{"chunks", static_cast<int64_t>(cond.size())}, {"kappa_inf", median_max(kinf)},
+                                        {"skeel", median_max(skeel)}, {"neumann_max", neumann},
+                                        {"structural_bound", structural}, {"max_abs_inv", max_inv}};
+  if (with_rows) case_entry["conditioning"] = rows;
+}
 
 // Fused kernels against the unfused pipeline they replace ("pairs" in the JSON): both are judged against
 // the reference; this says in addition whether they compute the same numbers.
@@ -228,6 +260,7 @@ int run_check(CheckOptions const& opt) {
                        {"sequences", p.num_sequences()}, {"chunks", static_cast<int64_t>(p.chunks().size())},
                        {"scale", p.scale}, {"qk_l2norm", p.qk_l2norm}, {"input_dtype", dtype_name(input_dtype(p))},
                        {"initial_state", !p.initial_state.empty()}});
+      add_conditioning(cases.back(), p, ref, !opt.no_chunk_rows);
       for (auto const& g : c.captured) {
         CapturedImplementation impl(g);
         results.push_back(judge(ds.path, c, impl, ref, opt.max_floor_ratio));

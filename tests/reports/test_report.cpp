@@ -135,6 +135,44 @@ BOOST_AUTO_TEST_CASE(default_results_have_verdicts_commands_and_fit_2mb) {
     BOOST_TEST(contains(html, "id=\"chart-attribution-spec\""));
 }
 
+// gdnv check writes each case's per-chunk conditioning (one row per sequence x value head x chunk, and a
+// summary; only the summary with --no-chunk-rows), and the report sets every A_inv / o chunk's floor ratio
+// against it.
+BOOST_AUTO_TEST_CASE(conditioning_rows_and_the_error_against_conditioning_chart) {
+  TempDir tmp;
+  fs::path const results = default_results(tmp);
+  json const j = json::parse(slurp(results));
+  for (auto const& c : j["cases"]) {
+    BOOST_TEST_REQUIRE(c.contains("conditioning"), c["case"] << ": no conditioning rows");
+    int64_t const expect = c["chunks"].get<int64_t>() * c["HV"].get<int64_t>();
+    BOOST_TEST(static_cast<int64_t>(c["conditioning"].size()) == expect, c["case"]);
+    for (auto const& row : c["conditioning"]) {
+      BOOST_TEST(row["kappa_inf"].get<double>() >= 1.0);  // kappa of a unit triangular matrix
+      BOOST_TEST(row["skeel"].get<double>() >= 1.0);
+    }
+    BOOST_TEST(c["conditioning_summary"]["kappa_inf"]["max"].get<double>() >=
+               c["conditioning_summary"]["kappa_inf"]["median"].get<double>());
+  }
+  fs::path const page = tmp.file("report.html");
+  Run const r = run_gdnv(tmp, "report " + quote(results.string()) + " --out " + quote(page.string()));
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  std::string const html = slurp(page);
+  if (slurp(fs::path(GDNV_REPORT_ASSET_DIR) / "status.txt") == "ok") {
+    BOOST_TEST(contains(html, "id=\"chart-conditioning-spec\""));
+    BOOST_TEST(!contains(html, "carries no per-chunk conditioning"));
+  }
+  BOOST_TEST(contains(html, "<h2 id=\"conditioning\">"));  // the chart's numbers, also as tables
+  // without chunk rows: the summary only, and the page says why there is no such chart
+  fs::path const bare = tmp.file("bare.json"), bare_page = tmp.file("bare.html");
+  Run const b = run_gdnv(tmp, "check datasets/default.h5 --case ragged-varlen --impl emulated --no-chunk-rows --json " +
+                                  quote(bare.string()) + " --report " + quote(bare_page.string()));
+  BOOST_TEST_REQUIRE(b.status == 0, b.out << b.err);
+  json const jb = json::parse(slurp(bare));
+  BOOST_TEST(!jb["cases"][0].contains("conditioning"));
+  BOOST_TEST(jb["cases"][0]["conditioning_summary"]["chunks"].get<int64_t>() == 9 * 4);
+  BOOST_TEST(contains(slurp(bare_page), "carries no per-chunk conditioning"));
+}
+
 BOOST_AUTO_TEST_CASE(check_report_option_writes_the_same_page) {
   TempDir tmp;
   fs::path const j = tmp.file("r.json"), a = tmp.file("from-check.html"), b = tmp.file("from-report.html");
