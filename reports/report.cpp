@@ -633,6 +633,37 @@ Chart against_unfused(std::vector<std::string> const& others, double lo, double 
           spec};
 }
 
+// kappa_inf of every chunk's I + A as a value head x chunk heat map per case, laid out like heat_map so
+// the two read side by side (conditioning depends on the inputs only: one row of cells per case).
+Chart conditioning_heat_map(int64_t heads) {
+  json spec = {
+      {"$schema", kSchema},
+      {"data", {{"name", "conditioning_rows"}}},
+      {"transform",
+       json::array({{{"filter", "isValid(datum.kappa_inf) && datum.kappa_inf > 0"}},
+                    {{"calculate", "'s' + datum.seq + ' c' + datum.chunk"}, {"as", "at"}},
+                    {{"calculate", "datum.seq * 100000 + datum.chunk"}, {"as", "order"}}})},
+      {"facet", {{"column", {{"field", "case"}, {"type", "nominal"}, {"title", nullptr}}}}},
+      {"resolve", {{"scale", {{"x", "independent"}, {"y", "independent"}}}}},
+      {"spec",
+       {{"width", {{"step", 11}}},
+        {"height", std::clamp<int64_t>(11 * heads, 22, 400)},
+        {"mark", "rect"},
+        {"encoding",
+         {{"x", {{"field", "at"}, {"type", "ordinal"}, {"sort", {{"field", "order"}, {"op", "min"}}},
+                 {"title", nullptr}, {"axis", {{"labels", false}, {"ticks", false}}}}},
+          {"y", {{"field", "head"}, {"type", "ordinal"}, {"title", nullptr}}},
+          {"color", {{"field", "kappa_inf"}, {"type", "quantitative"},
+                     {"scale", {{"type", "log"}, {"scheme", "inferno"}}}, {"title", "kappa_inf"}}},
+          {"tooltip", json::array({{{"field", "case"}}, {{"field", "seq"}}, {{"field", "head"}, {"title", "value head"}},
+                                   {{"field", "chunk"}}, {{"field", "kappa_inf"}, {"format", ".3g"}},
+                                   {{"field", "skeel"}, {"format", ".3g"}}})}}}}}};
+  return {"chart-conditioning-heatmap", "Value head x chunk heat map of the conditioning",
+          "kappa_inf of I + A per (sequence, chunk) across and value head down, one panel per case, laid out as "
+          "the floor-ratio heat map above.",
+          spec};
+}
+
 // The floor ratio of every chunk against the conditioning of its I + A (kappa_inf from the results
 // file's cases[].conditioning, joined by case, sequence, value head and chunk), log-log.
 Chart error_vs_conditioning() {
@@ -949,13 +980,24 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
   {
     // chunk rows of A_inv and o joined with their case's conditioning rows (a layout step)
     std::map<std::tuple<std::string, int64_t, int64_t, int64_t>, std::pair<double, double>> cond;
+    json cond_rows = json::array();
+    int64_t cond_heads = 1;
     for (auto const& c : R.cases) {
       if (!c.contains("conditioning") || !c["conditioning"].is_array()) continue;
       for (auto const& row : c["conditioning"]) {
         if (!row.is_object() || !row.contains("kappa_inf") || !row["kappa_inf"].is_number()) continue;
-        cond[{c.value("case", ""), row.value("sequence", int64_t{0}), row.value("head", int64_t{0}),
-              row.value("chunk", int64_t{0})}] = {row["kappa_inf"].get<double>(), row.value("skeel", 0.0)};
+        int64_t const seq = row.value("sequence", int64_t{0}), head = row.value("head", int64_t{0}),
+                      chunk = row.value("chunk", int64_t{0});
+        double const kinf = row["kappa_inf"].get<double>(), skeel = row.value("skeel", 0.0);
+        cond[{c.value("case", ""), seq, head, chunk}] = {kinf, skeel};
+        cond_rows.push_back({{"case", c.value("case", "")}, {"seq", seq}, {"head", head}, {"chunk", chunk},
+                             {"kappa_inf", chart_num(kinf)}, {"skeel", chart_num(skeel)}});
+        cond_heads = std::max(cond_heads, head + 1);
       }
+    }
+    if (!cond_rows.empty()) {
+      rep.datasets["conditioning_rows"] = cond_rows;
+      acc_charts.push_back(conditioning_heat_map(cond_heads));
     }
     json joined = json::array();
     for (auto const& r : R.results)

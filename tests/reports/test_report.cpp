@@ -159,6 +159,7 @@ BOOST_AUTO_TEST_CASE(conditioning_rows_and_the_error_against_conditioning_chart)
   std::string const html = slurp(page);
   if (slurp(fs::path(GDNV_REPORT_ASSET_DIR) / "status.txt") == "ok") {
     BOOST_TEST(contains(html, "id=\"chart-conditioning-spec\""));
+    BOOST_TEST(contains(html, "id=\"chart-conditioning-heatmap-spec\""));
     BOOST_TEST(!contains(html, "carries no per-chunk conditioning"));
   }
   BOOST_TEST(contains(html, "<h2 id=\"conditioning\">"));  // the chart's numbers, also as tables
