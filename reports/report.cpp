@@ -561,6 +561,23 @@ Chart worst_per_case(double max_ratio) {
           spec};
 }
 
+// The cell of a value head x chunk heat map: one square per (sequence, chunk) across (from the `at` and
+// `order` fields the caller's transform computes) and value head down, coloured by `field` on a log scale.
+json heat_cell(int64_t heads, std::string const& field, std::string const& scheme, std::string const& title,
+               json tooltip) {
+  return {{"width", {{"step", 11}}},
+          // a fixed height: Vega-Lite 6 fails on step heights with independent facet scales
+          {"height", std::clamp<int64_t>(11 * heads, 22, 400)},
+          {"mark", "rect"},
+          {"encoding",
+           {{"x", {{"field", "at"}, {"type", "ordinal"}, {"sort", {{"field", "order"}, {"op", "min"}}},
+                   {"title", nullptr}, {"axis", {{"labels", false}, {"ticks", false}}}}},
+            {"y", {{"field", "head"}, {"type", "ordinal"}, {"title", nullptr}}},
+            {"color", {{"field", field}, {"type", "quantitative"}, {"scale", {{"type", "log"}, {"scheme", scheme}}},
+                       {"title", title}}},
+            {"tooltip", std::move(tooltip)}}}};
+}
+
 Chart heat_map(std::vector<std::string> const& tensors, int64_t heads) {
   std::string def = std::find(tensors.begin(), tensors.end(), "o") != tensors.end() ? "o" : tensors.front();
   json options = json::array();
@@ -579,20 +596,10 @@ Chart heat_map(std::vector<std::string> const& tensors, int64_t heads) {
        {{"row", {{"field", "impl"}, {"type", "nominal"}, {"title", nullptr}, {"header", {{"labelAngle", 0}, {"labelAlign", "left"}}}}},
         {"column", {{"field", "case"}, {"type", "nominal"}, {"title", nullptr}}}}},
       {"resolve", {{"scale", {{"x", "independent"}, {"y", "independent"}}}}},
-      {"spec",
-       {{"width", {{"step", 11}}},
-        // a fixed height: Vega-Lite 6 fails on step heights with independent facet scales
-        {"height", std::clamp<int64_t>(11 * heads, 22, 400)},
-        {"mark", "rect"},
-        {"encoding",
-         {{"x", {{"field", "at"}, {"type", "ordinal"}, {"sort", {{"field", "order"}, {"op", "min"}}},
-                 {"title", nullptr}, {"axis", {{"labels", false}, {"ticks", false}}}}},
-          {"y", {{"field", "head"}, {"type", "ordinal"}, {"title", nullptr}}},
-          {"color", {{"field", "ratio"}, {"type", "quantitative"}, {"scale", {{"type", "log"}, {"scheme", "viridis"}}},
-                     {"title", "floor ratio"}}},
-          {"tooltip", json::array({{{"field", "case"}}, {{"field", "impl"}}, {{"field", "tensor"}}, {{"field", "seq"}},
-                                   {{"field", "head"}, {"title", "value head"}}, {{"field", "chunk"}},
-                                   {{"field", "ratio"}, {"format", ".3f"}}})}}}}}};
+      {"spec", heat_cell(heads, "ratio", "viridis", "floor ratio",
+                         json::array({{{"field", "case"}}, {{"field", "impl"}}, {{"field", "tensor"}}, {{"field", "seq"}},
+                                      {{"field", "head"}, {"title", "value head"}}, {{"field", "chunk"}},
+                                      {{"field", "ratio"}, {"format", ".3f"}}}))}};
   return {"chart-heatmap", "Value head x chunk heat map of the floor ratio",
           "Rows: implementations; columns: cases; inside each cell, one square per (sequence, chunk) across "
           "and value head down. Pick the tensor with the selector (default o). Chunks of a sequence run left to right.",
@@ -645,19 +652,10 @@ Chart conditioning_heat_map(int64_t heads) {
                     {{"calculate", "datum.seq * 100000 + datum.chunk"}, {"as", "order"}}})},
       {"facet", {{"column", {{"field", "case"}, {"type", "nominal"}, {"title", nullptr}}}}},
       {"resolve", {{"scale", {{"x", "independent"}, {"y", "independent"}}}}},
-      {"spec",
-       {{"width", {{"step", 11}}},
-        {"height", std::clamp<int64_t>(11 * heads, 22, 400)},
-        {"mark", "rect"},
-        {"encoding",
-         {{"x", {{"field", "at"}, {"type", "ordinal"}, {"sort", {{"field", "order"}, {"op", "min"}}},
-                 {"title", nullptr}, {"axis", {{"labels", false}, {"ticks", false}}}}},
-          {"y", {{"field", "head"}, {"type", "ordinal"}, {"title", nullptr}}},
-          {"color", {{"field", "kappa_inf"}, {"type", "quantitative"},
-                     {"scale", {{"type", "log"}, {"scheme", "inferno"}}}, {"title", "kappa_inf"}}},
-          {"tooltip", json::array({{{"field", "case"}}, {{"field", "seq"}}, {{"field", "head"}, {"title", "value head"}},
-                                   {{"field", "chunk"}}, {{"field", "kappa_inf"}, {"format", ".3g"}},
-                                   {{"field", "skeel"}, {"format", ".3g"}}})}}}}}};
+      {"spec", heat_cell(heads, "kappa_inf", "inferno", "kappa_inf",
+                         json::array({{{"field", "case"}}, {{"field", "seq"}}, {{"field", "head"}, {"title", "value head"}},
+                                      {{"field", "chunk"}}, {{"field", "kappa_inf"}, {"format", ".3g"}},
+                                      {{"field", "skeel"}, {"format", ".3g"}}}))}};
   return {"chart-conditioning-heatmap", "Value head x chunk heat map of the conditioning",
           "kappa_inf of I + A per (sequence, chunk) across and value head down, one panel per case, laid out as "
           "the floor-ratio heat map above.",
