@@ -140,6 +140,8 @@ def capture_qwen3_next(rec, model=None, **kw):
         nv, nk = getattr(tc, "linear_num_value_heads", None), getattr(tc, "linear_num_key_heads", None)
         if nv and nk and nv % nk == 0:
             kv = nv // nk
+        elif model is not None:  # no config on the module (a bare layer or a list of layers): ask the layers
+            kv = next((group_of(m) for m in model.modules() if isinstance(m, cls) and group_of(m)), None)
         rec.patch(mod, name, **_defaults(kw, name=gname, arithmetic=arith, convention=conv, kv_group=kv,
                                           request_final_state=True))
 

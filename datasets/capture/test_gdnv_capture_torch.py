@@ -109,7 +109,7 @@ def t_transformers_layer(torch, d):
     from transformers.models.qwen3_next import modeling_qwen3_next as mq
     cfg = cq.Qwen3NextConfig(hidden_size=64, linear_num_key_heads=2, linear_num_value_heads=4,
                              linear_key_head_dim=32, linear_value_head_dim=32, linear_conv_kernel_dim=4,
-                             num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+                             num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=1)
     torch.manual_seed(0)
     layer = mq.Qwen3NextGatedDeltaNet(cfg, layer_idx=3).to(torch.bfloat16)
     path = os.path.join(d, "layer.h5")
