@@ -3,11 +3,15 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "reference/problem.hpp"
@@ -106,5 +110,33 @@ struct TempDir {
   TempDir& operator=(TempDir const&) = delete;
   std::string file(std::string const& name) const { return (path / name).string(); }
 };
+
+// The whole file ("" when it cannot be read).
+inline std::string slurp(std::filesystem::path const& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// One scratch directory per test process, removed at exit.
+inline std::filesystem::path const& scratch_dir() {
+  static TempDir const dir;
+  return dir.path;
+}
+
+#ifdef GDNV_EXE
+struct CliRun {
+  int status = -1;
+  std::string out, err;
+};
+
+// `gdnv <args>` with stdout and stderr captured through files in `dir`; run from `cwd` when given.
+inline CliRun run_gdnv(std::filesystem::path const& dir, std::string const& args, std::string const& cwd = "") {
+  std::string const o = (dir / "stdout.txt").string(), e = (dir / "stderr.txt").string();
+  std::string cmd = quote(GDNV_EXE) + " " + args + " >" + quote(o) + " 2>" + quote(e);
+  if (!cwd.empty()) cmd = "cd " + quote(cwd) + " && " + cmd;
+  int const rc = std::system(cmd.c_str());
+  return {(rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1, slurp(o), slurp(e)};
+}
+#endif
 
 }  // namespace gdnv::test

@@ -108,27 +108,11 @@ uint64_t fingerprint(Tensor const& t) {
 using test::quote;
 using test::TempDir;
 
-std::string slurp(std::string const& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-struct RunResult {
-  int status = -1;
-  std::string out, err;
-};
+using RunResult = test::CliRun;
+using test::slurp;
 
 // Runs `gdnv <args>` with stdout and stderr captured into files of `dir`.
-RunResult run_gdnv(TempDir const& dir, std::string const& args) {
-  std::string const out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-  std::string const cmd = quote(GDNV_EXE) + " " + args + " >" + quote(out) + " 2>" + quote(err);
-  int const raw = std::system(cmd.c_str());
-  RunResult r;
-  r.status = (raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+RunResult run_gdnv(TempDir const& dir, std::string const& args) { return test::run_gdnv(dir.path, args); }
 
 int64_t count_lines(std::string const& s) { return std::count(s.begin(), s.end(), '\n'); }
 

@@ -13,41 +13,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_util.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string err;
-};
+using Run = gdnv::test::CliRun;
 
-fs::path scratch() {
-  static fs::path const dir = [] {
-    fs::path d = fs::temp_directory_path() / ("gdnv-bench-cli-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
+fs::path scratch() { return gdnv::test::scratch_dir(); }
 
-struct ScratchCleaner {
-  fs::path dir = scratch();
-  ~ScratchCleaner() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-} const cleaner;
-
-Run run(std::string const& args) {
-  fs::path const o = scratch() / "stdout.txt", e = scratch() / "stderr.txt";
-  std::string const cmd = std::string(GDNV_EXE) + " " + args + " >" + o.string() + " 2>" + e.string();
-  int const rc = std::system(cmd.c_str());
-  std::ifstream in(e);
-  std::stringstream s;
-  s << in.rdbuf();
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, s.str()};
-}
+Run run(std::string const& args) { return gdnv::test::run_gdnv(scratch(), args); }
 
 }  // namespace
 

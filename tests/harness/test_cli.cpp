@@ -13,47 +13,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_util.hpp"
+
 namespace fs = std::filesystem;
 namespace bdata = boost::unit_test::data;
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string slurp(fs::path const& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using Run = gdnv::test::CliRun;
+using gdnv::test::slurp;
 
 // A private scratch folder per test process, removed at exit.
-fs::path scratch() {
-  static fs::path const dir = [] {
-    fs::path d = fs::temp_directory_path() / ("gdnv-cli-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
+fs::path scratch() { return gdnv::test::scratch_dir(); }
 
-struct ScratchCleaner {
-  fs::path dir = scratch();  // copied now: scratch()'s static is gone by the time this dies
-  ~ScratchCleaner() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-} const cleaner;
-
-Run run(std::string const& args) {
-  fs::path const o = scratch() / "stdout.txt", e = scratch() / "stderr.txt";
-  std::string const cmd = std::string(GDNV_EXE) + " " + args + " >" + o.string() + " 2>" + e.string();
-  int const rc = std::system(cmd.c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(o), slurp(e)};
-}
+Run run(std::string const& args) { return gdnv::test::run_gdnv(scratch(), args); }
 
 fs::path bad_file(std::string const& name) {
   fs::path const p = scratch() / name;

@@ -23,47 +23,19 @@
 #include "reference/bounds.hpp"
 #include "reference/chunked.hpp"
 #include "reference/rounding.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace gdnv;
 
 namespace {
 
-fs::path scratch() {
-  static fs::path const dir = [] {
-    fs::path d = fs::temp_directory_path() / ("gdnv-bound-" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
+fs::path scratch() { return gdnv::test::scratch_dir(); }
 
-struct ScratchCleaner {
-  fs::path dir = scratch();
-  ~ScratchCleaner() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-} const cleaner;
+using Run = gdnv::test::CliRun;
+using gdnv::test::slurp;
 
-std::string slurp(fs::path const& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-
-Run run(std::string const& args) {
-  fs::path const o = scratch() / "stdout.txt", e = scratch() / "stderr.txt";
-  std::string const cmd = std::string(GDNV_EXE) + " " + args + " >" + o.string() + " 2>" + e.string();
-  int const rc = std::system(cmd.c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(o), slurp(e)};
-}
+Run run(std::string const& args) { return gdnv::test::run_gdnv(scratch(), args); }
 
 nlohmann::json const* find_result(nlohmann::json const& j, std::string const& impl) {
   for (auto const& r : j["results"])

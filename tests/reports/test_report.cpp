@@ -25,26 +25,11 @@ using nlohmann::json;
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string slurp(fs::path const& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using Run = gdnv::test::CliRun;
+using gdnv::test::slurp;
 
 // Runs gdnv from the source tree (results files name datasets relative to it).
-Run run_gdnv(TempDir const& tmp, std::string const& args) {
-  std::string const o = tmp.file("stdout.txt"), e = tmp.file("stderr.txt");
-  std::string const cmd =
-      "cd " + quote(GDNV_SOURCE_DIR) + " && " + quote(GDNV_EXE) + " " + args + " >" + quote(o) + " 2>" + quote(e);
-  int const rc = std::system(cmd.c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(o), slurp(e)};
-}
+Run run_gdnv(TempDir const& tmp, std::string const& args) { return gdnv::test::run_gdnv(tmp.path, args, GDNV_SOURCE_DIR); }
 
 int count_lines(std::string const& s) {
   int n = 0;
