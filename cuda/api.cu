@@ -141,8 +141,8 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
   A = mk(BT * d.HV * kBT, 4);
   A_inv = mk(BT * d.HV * kBT, elem_size(ainv));
   w = mk(BT * d.HV * d.K, e);
-  u = mk(BT * d.HV * d.V, e);
-  v_new = mk(BT * d.HV * d.V, e);
+  u = mk(BT * d.HV * d.V, 4);  // 4 bytes: room for Args::precise_uv's fp32 u and v_new
+  v_new = mk(BT * d.HV * d.V, 4);
   h = mk(d.B * d.NT * d.HV * d.K * d.V, e);
   o = mk(BT * d.HV * d.V, e);
   final_state = mk(d.N * d.HV * d.K * d.V, 4);
@@ -162,6 +162,8 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
 void Workspace::poison() {
   for (DeviceBuffer* b : {&g_cumsum, &A, &A_inv, &w, &u, &v_new, &h, &o, &final_state}) b->fill_bytes(0xFF);
 }
+
+ElemType uv_type(Args const& a) { return a.precise_uv ? ElemType::f32 : a.qkv; }
 
 void forward(Args const& a, Stream s) {
   chunk_cumsum(a, s);

@@ -112,8 +112,12 @@ void launch_output(Args const& a, Stream s) {
   chunk_output_kernel<E, K, K><<<grid, 128, bytes, s>>>(a);
 }
 
-template <class E, int K, int V>
+// UT: v_new's dtype (E, or float with Args::precise_uv: v_new and the score tile then enter the
+// product as hi + lo 16-bit pairs, P V = Ph Vh + Ph Vl + Pl Vh, the lo x lo term ~2^-16 below).
+template <class E, class UT, int K, int V>
 __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
+  static_assert(K == V, "v_new's lo tile reuses the K tile");
+  constexpr bool PRE = !std::is_same_v<UT, E>;
   constexpr int LDK = K + 8, LDV = V + 8, LDP = kBT + 8;
   constexpr int ONT = V / 16;  // 8-col tiles of o per warp (V/2 columns)
   extern __shared__ __align__(16) unsigned char smem[];
@@ -121,7 +125,9 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
   E* Ks = Qs + kBT * LDK;
   E* Hs = Ks + kBT * LDK;  // [K][LDV]
   E* Vn = Hs + K * LDV;    // [64][LDV]
-  E* Pb = Vn + kBT * LDV;  // [64][LDP]
+  E* Pb = Vn + kBT * LDV;  // [64][LDP] (hi when PRE)
+  E* Pl = Pb + kBT * LDP;  // [64][LDP] lo (PRE)
+  E* Vl = Ks;              // [64][LDV] v_new lo (PRE), written once the scores are done with Ks
   __shared__ float gs[kBT];
   block_time_begin(a.block_times);
 
@@ -136,12 +142,24 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
   E const* qg = static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K;
   E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
   E const* hgp = static_cast<E const*>(a.h) + (c.h_row * HV + hv) * K * V;
-  E const* vg = static_cast<E const*>(a.v_new) + (c.row0 * HV + hv) * V;
+  UT const* vg = static_cast<UT const*>(a.v_new) + (c.row0 * HV + hv) * V;
   load_tile_async<E>(Qs, LDK, qg, a.d.H * K, kBT, c.rows, K, tid, 256);
   load_tile_async<E>(Ks, LDK, kg, a.d.H * K, kBT, c.rows, K, tid, 256);
   cp_async_commit();
   load_tile_async<E>(Hs, LDV, hgp, V, K, K, V, tid, 256);
-  load_tile_async<E>(Vn, LDV, vg, static_cast<int64_t>(HV) * V, kBT, c.rows, V, tid, 256);
+  // PRE: the fp32 v_new goes through registers (split after the scores, into Vn and Vl)
+  constexpr int VREGS = PRE ? kBT * V / 4 / 256 : 1;  // float4 pieces per thread
+  float4 vr[VREGS];
+  if constexpr (PRE) {
+#pragma unroll
+    for (int x = 0; x < VREGS; ++x) {
+      int const idx = tid + 256 * x, r = idx / (V / 4), q = (idx % (V / 4)) * 4;
+      vr[x] = r < c.rows ? *reinterpret_cast<float4 const*>(vg + static_cast<int64_t>(r) * HV * V + q)
+                         : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  } else {
+    load_tile_async<E>(Vn, LDV, reinterpret_cast<E const*>(vg), static_cast<int64_t>(HV) * V, kBT, c.rows, V, tid, 256);
+  }
   cp_async_commit();
   if (tid < kBT) gs[tid] = tid < c.rows ? a.g_cumsum[(c.row0 + tid) * HV + hv] : 0.f;
   cp_async_wait<1>();
@@ -172,11 +190,29 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
           bool const keep = rok && (j + e) <= r;
           v[e] = keep ? P[x][0][jj][2 * hh + e] * expf(keep ? gr - gs[j + e] : 0.f) : 0.f;
         }
-        store2<E>(Pb + r * LDP + j, v[0], v[1]);
+        if constexpr (PRE) {
+          E h0, l0, h1, l1;
+          split_f<E>(v[0], h0, l0);
+          split_f<E>(v[1], h1, l1);
+          Pb[r * LDP + j] = h0, Pb[r * LDP + j + 1] = h1;
+          Pl[r * LDP + j] = l0, Pl[r * LDP + j + 1] = l1;
+        } else {
+          store2<E>(Pb + r * LDP + j, v[0], v[1]);
+        }
       }
   }
   cp_async_wait<0>();
   __syncthreads();
+  if constexpr (PRE) {  // every warp is past its scores: Ks is free for v_new's lo part
+#pragma unroll
+    for (int x = 0; x < VREGS; ++x) {
+      int const idx = tid + 256 * x, r = idx / (V / 4), q = (idx % (V / 4)) * 4;
+      float const e[4] = {vr[x].x, vr[x].y, vr[x].z, vr[x].w};
+#pragma unroll
+      for (int y = 0; y < 4; ++y) split_f<E>(e[y], Vn[r * LDV + q + y], Vl[r * LDV + q + y]);
+    }
+    __syncthreads();
+  }
 
   float O[1][ONT][4];
   zero_acc(O);
@@ -188,7 +224,12 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
 #pragma unroll
     for (int j = 0; j < ONT; ++j) O[0][j][2 * hh] *= er, O[0][j][2 * hh + 1] *= er;
   }
-  warp_mma<E, true, false, 1, ONT>(O, Pb, LDP, 16 * m, Vn, LDV, nh * (V / 2), 0, 16 * (m + 1));
+  if constexpr (PRE) {
+    warp_mma<E, true, false, 1, ONT, true>(O, Pb, LDP, 16 * m, Vn, LDV, nh * (V / 2), 0, 16 * (m + 1), Vl);
+    warp_mma<E, true, false, 1, ONT>(O, Pl, LDP, 16 * m, Vn, LDV, nh * (V / 2), 0, 16 * (m + 1));
+  } else {
+    warp_mma<E, true, false, 1, ONT>(O, Pb, LDP, 16 * m, Vn, LDV, nh * (V / 2), 0, 16 * (m + 1));
+  }
 
   E* og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + nh * (V / 2);
   float const sc = a.scale;
@@ -203,11 +244,13 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
-template <class E, int K>
+template <class E, class UT, int K>
 void launch_output_v2(Args const& a, Stream s) {
-  std::size_t const bytes = sizeof(E) * (2 * kBT * (K + 8) + K * (K + 8) + kBT * (K + 8) + kBT * (kBT + 8));
-  ensure_smem<chunk_output_v2_kernel<E, K, K>>(bytes);
-  chunk_output_v2_kernel<E, K, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 256, bytes, s>>>(a);
+  constexpr bool PRE = !std::is_same_v<UT, E>;
+  std::size_t const bytes =
+      sizeof(E) * (2 * kBT * (K + 8) + K * (K + 8) + kBT * (K + 8) + (PRE ? 2 : 1) * kBT * (kBT + 8));
+  ensure_smem<chunk_output_v2_kernel<E, UT, K, K>>(bytes);
+  chunk_output_v2_kernel<E, UT, K, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 256, bytes, s>>>(a);
 }
 
 }  // namespace
@@ -216,10 +259,13 @@ void chunk_output(Args const& a, Stream s) {
   if (a.d.num_chunks == 0) return;
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
-    if (a.output_variant == 1) {
+    if (a.precise_uv && !std::is_same_v<E, float>) {
+      if (a.output_variant == 1) throw std::invalid_argument("chunk_output: precise_uv needs output variant 2");
+      if (a.d.K == 128) launch_output_v2<E, float, 128>(a, s); else launch_output_v2<E, float, 64>(a, s);
+    } else if (a.output_variant == 1) {
       if (a.d.K == 128) launch_output<E, 128>(a, s); else launch_output<E, 64>(a, s);
     } else {
-      if (a.d.K == 128) launch_output_v2<E, 128>(a, s); else launch_output_v2<E, 64>(a, s);
+      if (a.d.K == 128) launch_output_v2<E, E, 128>(a, s); else launch_output_v2<E, E, 64>(a, s);
     }
   });
   GDN_LAUNCH_CHECK();

@@ -9,6 +9,8 @@
 // (300 vs 263 us) and moved the o / final-state errors by < 5% even with g = 0 (tests/cuda no-decay:
 // final-state rel. error 3.82e-3 -> 3.64e-3), because w, u, v_new, h and the score matrix are rounded
 // to bf16 anyway; "unfused-splitstate" keeps it selectable.
+// Args::precise_uv ("precise", variant 2 only): u read and v_new written in fp32 (Delta = u - W S is
+// formed in fp32 anyway, so only the storage changes; the gated delta operand stays rounded to E).
 // Variants:
 //   1 (this) BV = 32 (128 blocks at HV=32, V=128), 4 warps; w, k, u tiles of the next chunk prefetched
 //     with cp.async into a second buffer while the current chunk computes; g_cumsum prefetched to a
@@ -194,20 +196,21 @@ void launch_state_v1(Args const& a, Stream s) {
   chunk_state_v1_kernel<E, K, K, BV, SPLIT><<<grid, 128, bytes, s>>>(a);
 }
 
-template <class E, int K, int V, int BV, bool SPLIT>
+// UT: the dtype of u and v_new (E, or float with Args::precise_uv).
+template <class E, class UT, int K, int V, int BV, bool SPLIT>
 __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   constexpr int NW = 8;
   constexpr int LDK = K + 8, LDU = BV + 8;
   constexpr int MTILES = K / 16;               // 16-row tiles of the state
   constexpr int WPM = NW / MTILES;             // warps per m-tile (1 for K=128, 2 for K=64)
   constexpr int SNT = BV / 8 / WPM;            // 8-col tiles of the state per warp
-  constexpr int STAGE = 2 * kBT * LDK + kBT * LDU;
+  // one prefetch stage: W, K tiles (E) and the U tile (UT), in bytes (multiples of 16)
+  constexpr int STAGE_BYTES = 2 * kBT * LDK * sizeof(E) + kBT * LDU * sizeof(UT);
   extern __shared__ __align__(16) unsigned char smem[];
-  E* stage0 = reinterpret_cast<E*>(smem);
-  E* Sb = stage0 + 2 * STAGE;           // [K][LDU] hi (= the h snapshot)
+  E* Sb = reinterpret_cast<E*>(smem + 2 * STAGE_BYTES);  // [K][LDU] hi (= the h snapshot)
   E* Sl = Sb + K * LDU;                 // [K][LDU] lo (SPLIT)
   E* Db = Sl + (SPLIT ? K * LDU : 0);   // [64][LDU] gated delta
-  E* Vs = Db + kBT * LDU;               // [64][LDU] v_new staging
+  UT* Vs = reinterpret_cast<UT*>(Db + kBT * LDU);  // [64][LDU] v_new staging
   __shared__ float gs[kBT];
   block_time_begin(a.block_times);
 
@@ -240,28 +243,31 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
     zero_acc(S);
   }
 
+  auto stage_at = [&](int64_t i) { return reinterpret_cast<E*>(smem + (i & 1) * STAGE_BYTES); };
   auto prefetch = [&](ChunkDesc const& c, E* st) {
     E const* wg = static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K;
     E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
-    E const* ug = static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV;
+    UT const* ug = static_cast<UT const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV;
     load_tile_async<E>(st, LDK, wg, static_cast<int64_t>(HV) * K, kBT, c.rows, K, tid, NW * 32);
     load_tile_async<E>(st + kBT * LDK, LDK, kg, a.d.H * K, kBT, c.rows, K, tid, NW * 32);
-    load_tile_async<E>(st + 2 * kBT * LDK, LDU, ug, static_cast<int64_t>(HV) * V, kBT, c.rows, BV, tid, NW * 32);
+    load_tile_async<UT>(reinterpret_cast<UT*>(st + 2 * kBT * LDK), LDU, ug, static_cast<int64_t>(HV) * V, kBT, c.rows,
+                        BV, tid, NW * 32);
     cp_async_commit();
   };
   ChunkDesc cur{}, nxt{};
   float g_next = 0.f;
   if (c_begin < c_end) {
     cur = a.chunks[c_begin];
-    prefetch(cur, stage0);
+    prefetch(cur, stage_at(0));
     if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
   if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
-  constexpr int VPR = BV * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per row of BV
+  constexpr int VPR = BV * static_cast<int>(sizeof(E)) / 16;   // 16-byte pieces per row of BV (h)
+  constexpr int UPR = BV * static_cast<int>(sizeof(UT)) / 16;  // the same for v_new
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
     ChunkDesc const c = cur;
-    E* st = stage0 + ((ci - c_begin) & 1) * STAGE;
+    E* st = stage_at(ci - c_begin);
     bool const has_next = ci + 1 < c_end;
     ChunkDesc const c_next = nxt;
     if (tid < kBT) gs[tid] = g_next;
@@ -283,7 +289,7 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
     __syncthreads();
     // Every warp has finished the previous step (its K^T Db read the buffer refilled here), so the next
     // chunk's prefetch can be issued now, off the critical path; no barrier at the end of the step.
-    if (has_next) prefetch(c_next, stage0 + ((ci + 1 - c_begin) & 1) * STAGE);
+    if (has_next) prefetch(c_next, stage_at(ci + 1 - c_begin));
 
     // h store, coalesced 16-byte pieces
     {
@@ -297,7 +303,7 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
     // 2. Delta = u - W S
     E const* Ws = st;
     E const* Ks = st + kBT * LDK;
-    E const* Us = st + 2 * kBT * LDK;
+    UT const* Us = reinterpret_cast<UT const*>(st + 2 * kBT * LDK);
     // four (two) independent accumulator sets: hi/lo x two halves of K, so each mma chain is K/32 long
     float D[1][2][4], D1[1][2][4];
     zero_acc(D);
@@ -330,7 +336,7 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
         int const col = dc0 + 8 * j + 2 * t;
         float const d0 = to_f(Us[r * LDU + col]) - D[0][j][2 * hh];
         float const d1 = to_f(Us[r * LDU + col + 1]) - D[0][j][2 * hh + 1];
-        store2<E>(Vs + r * LDU + col, d0, d1);
+        store2<UT>(Vs + r * LDU + col, d0, d1);
         store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
       }
     }
@@ -338,9 +344,9 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
 
     // v_new store (valid rows), coalesced
     {
-      E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
-      for (int idx = tid; idx < c.rows * VPR; idx += NW * 32) {
-        int const r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+      UT* vng = static_cast<UT*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
+      for (int idx = tid; idx < c.rows * UPR; idx += NW * 32) {
+        int const r = idx / UPR, q = (idx % UPR) * (16 / static_cast<int>(sizeof(UT)));
         *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + q) =
             *reinterpret_cast<uint4 const*>(Vs + r * LDU + q);
       }
@@ -365,23 +371,27 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
-template <class E, int K, bool SPLIT>
+template <class E, class UT, int K, bool SPLIT>
 void launch_state_v2(Args const& a, Stream s) {
   constexpr int BV = 32;
   constexpr int LDK = K + 8, LDU = BV + 8;
-  std::size_t const bytes =
-      sizeof(E) * (2 * (2 * kBT * LDK + kBT * LDU) + (SPLIT ? 2 : 1) * K * LDU + 2 * kBT * LDU);
-  ensure_smem<chunk_state_v2_kernel<E, K, K, BV, SPLIT>>(bytes);
+  std::size_t const bytes = 2 * (2 * kBT * LDK * sizeof(E) + kBT * LDU * sizeof(UT)) +
+                            sizeof(E) * ((SPLIT ? 2 : 1) * K * LDU + kBT * LDU) + sizeof(UT) * kBT * LDU;
+  ensure_smem<chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT>>(bytes);
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / BV));
-  chunk_state_v2_kernel<E, K, K, BV, SPLIT><<<grid, 256, bytes, s>>>(a);
+  chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT><<<grid, 256, bytes, s>>>(a);
 }
 
 template <class E, int K, bool SPLIT>
 void launch_state(Args const& a, Stream s) {
-  if (a.state_variant == 1)
+  if (a.precise_uv && !std::is_same_v<E, float>) {
+    if (a.state_variant == 1) throw std::invalid_argument("chunk_state: precise_uv needs state variant 2");
+    launch_state_v2<E, float, K, SPLIT>(a, s);
+  } else if (a.state_variant == 1) {
     launch_state_v1<E, K, SPLIT>(a, s);
-  else
-    launch_state_v2<E, K, SPLIT>(a, s);
+  } else {
+    launch_state_v2<E, E, K, SPLIT>(a, s);
+  }
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 //   q, k [B,T,H,K]  v [B,T,HV,V]  g, beta [B,T,HV]  h0 [N,HV,K,V] fp32
 //   g_cumsum [B,T,HV] fp32 (natural log units, chunk-local)
 //   A [B,T,HV,64] fp32 (strictly lower)   A_inv [B,T,HV,64] (unit lower; dtype Args::ainv)
-//   w [B,T,HV,K]  u, v_new, o [B,T,HV,V] (dtype Args::qkv)
+//   w [B,T,HV,K]  o [B,T,HV,V] (dtype Args::qkv)  u, v_new [B,T,HV,V] (dtype uv_type(Args))
 //   h [B,NT,HV,K,V] (dtype Args::qkv)   final_state [N,HV,K,V] fp32
 // Row t of A / A_inv holds row t-64c of its chunk. Varlen (cu_seqlens) requires B == 1.
 //
@@ -71,6 +71,11 @@ struct Args {
   int output_variant = 2;   // chunk_output kernel variant (1 or 2, see chunk_output.cu)
   bool split_state = false; // chunk_state: W*S with S split into bf16 hi+lo (true) or S rounded to bf16 (FLA)
   Fusion fusion = Fusion::none;  // which kernels forward() runs for stages 2-4
+  // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
+  // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
+  // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Needs Fusion none or
+  // kkt_solve and state/output variant 2. See uv_type().
+  bool precise_uv = false;
   // device pointers
   ChunkDesc const* chunks = nullptr;
   int64_t const* seq_chunk_begin = nullptr;
@@ -94,6 +99,10 @@ struct Args {
   // timed_blocks() says how many blocks a launch has. Outputs are bit-identical with it on or off.
   unsigned long long* block_times = nullptr;
 };
+
+// The dtype u and v_new are stored in: f32 with Args::precise_uv, else the input dtype. Workspace
+// allocates both buffers with 4-byte elements so either fits.
+ElemType uv_type(Args const& a);
 
 // "" when the kernels support this problem, else the reason.
 std::string can_implement(Dims const& d, ElemType qkv, ElemType g_t, ElemType beta_t, ElemType ainv);

@@ -127,6 +127,7 @@ void launch_intra(Args const& a, Stream s) {
 void intra_fused(Args const& a, Stream s) {
   if (a.d.num_chunks == 0) return;
   if (a.ainv != a.qkv) throw std::invalid_argument("intra_fused: A_inv must be stored in the input dtype");
+  if (uv_type(a) != a.qkv) throw std::invalid_argument("intra_fused: precise_uv (fp32 u) is not implemented here");
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     a.d.K == 128 ? launch_intra<E, 128>(a, s) : launch_intra<E, 64>(a, s);

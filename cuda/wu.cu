@@ -3,6 +3,11 @@
 // are mma.sync m16n8k16 with fp32 accumulation; u, w stored in the input dtype.
 // A_inv bf16/fp16 (serving): used as is. A_inv fp32 with 16-bit inputs ("unfused-fp32inv"): split
 // into hi + lo 16-bit tiles and multiplied twice (A_inv error ~2^-16 instead of 2^-9).
+// Args::precise_uv with 16-bit inputs ("precise"): beta v kept as an hi + lo pair of 16-bit tiles
+// (the A_inv fragments are reused for both products) and u stored fp32. Of all the roundings of the
+// bf16 pipeline, beta v, u, v_new and the score matrix are the ones that set o's error (measured with
+// the CPU model: keeping these four in fp32 takes o from 2.0x to 1.01x the bf16 floor on the `normal`
+// family; w, h, A_inv and beta e^g k barely matter), so only those are made precise.
 // Variants:
 //   1 (this) one 256-thread block per (chunk, value head); warp (m, half) computes 16 rows x V/2 cols
 //     of u then of w; the k range stops at the warp's diagonal block (A_inv is unit lower, strict upper
@@ -14,16 +19,18 @@
 namespace gdn_cuda {
 namespace {
 
-template <class E, class AT, int K, int V>
+template <class E, class AT, class UT, int K, int V>
 __global__ void __launch_bounds__(256) wu_kernel(Args a) {
   static_assert(K == V, "K == V");
   constexpr bool SPLIT = !std::is_same_v<AT, E>;  // fp32 A_inv with 16-bit inputs
+  constexpr bool PRE = !std::is_same_v<UT, E>;    // precise_uv: beta v as hi + lo, u fp32
   constexpr int LDI = kBT + 8, LDK = K + 8, LDV = V + 8;
   extern __shared__ __align__(16) unsigned char smem[];
   E* Ai = reinterpret_cast<E*>(smem);                        // [64][LDI] (hi when SPLIT)
   E* Ai_lo = Ai + kBT * LDI;                                 // [64][LDI] (only when SPLIT)
-  E* Vb = Ai + (SPLIT ? 2 : 1) * kBT * LDI;                  // [64][LDV]
-  E* Kb = Vb + kBT * LDV;                                    // [64][LDK]
+  E* Vb = Ai + (SPLIT ? 2 : 1) * kBT * LDI;                  // [64][LDV] (hi when PRE)
+  E* Vb_lo = Vb + kBT * LDV;                                 // [64][LDV] (only when PRE)
+  E* Kb = Vb + (PRE ? 2 : 1) * kBT * LDV;                    // [64][LDK]
   __shared__ float bs[kBT], es[kBT];
   block_time_begin(a.block_times);
 
@@ -57,20 +64,24 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
     E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
     for (int idx = tid; idx < kBT * (V / per); idx += 256) {
       int const i = idx / (V / per), q = (idx % (V / per)) * per;
-      alignas(16) E tv[per], tk[per];
+      alignas(16) E tv[per], tk[per], tl[per];
       if (i < c.rows) {
         *reinterpret_cast<uint4*>(tv) = *reinterpret_cast<uint4 const*>(vg + i * static_cast<int64_t>(HV) * V + q);
         *reinterpret_cast<uint4*>(tk) = *reinterpret_cast<uint4 const*>(kg + i * a.d.H * K + q);
 #pragma unroll
         for (int x = 0; x < per; ++x) {
-          tv[x] = from_f<E>(to_f(tv[x]) * bs[i]);
+          if constexpr (PRE)
+            split_f<E>(to_f(tv[x]) * bs[i], tv[x], tl[x]);
+          else
+            tv[x] = from_f<E>(to_f(tv[x]) * bs[i]);
           tk[x] = from_f<E>(to_f(tk[x]) * es[i]);
         }
       } else {
 #pragma unroll
-        for (int x = 0; x < per; ++x) tv[x] = tk[x] = from_f<E>(0.f);
+        for (int x = 0; x < per; ++x) tv[x] = tk[x] = tl[x] = from_f<E>(0.f);
       }
       *reinterpret_cast<uint4*>(Vb + i * LDV + q) = *reinterpret_cast<uint4 const*>(tv);
+      if constexpr (PRE) *reinterpret_cast<uint4*>(Vb_lo + i * LDV + q) = *reinterpret_cast<uint4 const*>(tl);
       *reinterpret_cast<uint4*>(Kb + i * LDK + q) = *reinterpret_cast<uint4 const*>(tk);
     }
   }
@@ -87,20 +98,29 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
     int const ldb = which == 0 ? LDV : LDK;
     float acc[1][NT][4];
     zero_acc(acc);
-    warp_mma<E, true, false, 1, NT>(acc, Ai, LDI, 16 * mrow, Bt, ldb, half * (V / 2), 0, kend);
+    if (PRE && which == 0)  // u = A_inv (beta v)_hi + A_inv (beta v)_lo, A fragments loaded once
+      warp_mma<E, true, false, 1, NT, true>(acc, Ai, LDI, 16 * mrow, Vb, LDV, half * (V / 2), 0, kend, Vb_lo);
+    else
+      warp_mma<E, true, false, 1, NT>(acc, Ai, LDI, 16 * mrow, Bt, ldb, half * (V / 2), 0, kend);
     if constexpr (SPLIT) warp_mma<E, true, false, 1, NT>(acc, Ai_lo, LDI, 16 * mrow, Bt, ldb, half * (V / 2), 0, kend);
-    E* outg = static_cast<E*>(which == 0 ? a.u : a.w);
+    auto store_rows = [&](auto* outg) {
+      using O = std::remove_pointer_t<decltype(outg)>;
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      int const i = 16 * mrow + g + 8 * hh;
-      if (i >= c.rows) continue;
-      E* orow = outg + ((c.row0 + i) * HV + hv) * V;
+      for (int hh = 0; hh < 2; ++hh) {
+        int const i = 16 * mrow + g + 8 * hh;
+        if (i >= c.rows) continue;
+        O* orow = outg + ((c.row0 + i) * HV + hv) * V;
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        int const col = half * (V / 2) + 8 * j + 2 * t;
-        store2<E>(orow + col, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
+        for (int j = 0; j < NT; ++j) {
+          int const col = half * (V / 2) + 8 * j + 2 * t;
+          store2<O>(orow + col, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
+        }
       }
-    }
+    };
+    if (which == 0)
+      store_rows(static_cast<UT*>(a.u));
+    else
+      store_rows(static_cast<E*>(a.w));
   }
   block_time_end(a.block_times);
 }
@@ -108,9 +128,19 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
 template <class E, class AT, int K>
 void launch_wu(Args const& a, Stream s) {
   constexpr bool SPLIT = !std::is_same_v<AT, E>;
-  std::size_t const bytes = sizeof(E) * ((SPLIT ? 2 : 1) * kBT * (kBT + 8) + 2 * kBT * (K + 8));
-  ensure_smem<wu_kernel<E, AT, K, K>>(bytes);
-  wu_kernel<E, AT, K, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 256, bytes, s>>>(a);
+  auto launch = [&](auto ut) {
+    using UT = decltype(ut);
+    constexpr bool PRE = !std::is_same_v<UT, E>;
+    std::size_t const bytes = sizeof(E) * ((SPLIT ? 2 : 1) * kBT * (kBT + 8) + (PRE ? 3 : 2) * kBT * (K + 8));
+    ensure_smem<wu_kernel<E, AT, UT, K, K>>(bytes);
+    wu_kernel<E, AT, UT, K, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 256, bytes, s>>>(a);
+  };
+  if constexpr (std::is_same_v<E, float>)
+    launch(float{});
+  else if (a.precise_uv)
+    launch(float{});
+  else
+    launch(E{});
 }
 
 }  // namespace

@@ -5,10 +5,14 @@ namespace {
 
 class EmulatedImplementation final : public Implementation {
  public:
-  EmulatedImplementation(EmulatedFaults faults, std::string name) : faults_(faults), name_(std::move(name)) {}
+  EmulatedImplementation(EmulatedFaults faults, std::string name, bool precise_uv)
+      : faults_(faults), name_(std::move(name)), precise_uv_(precise_uv) {}
   std::string name() const override { return name_; }
   std::string arithmetic() const override {
     std::string a = emulated_arithmetic_description();
+    if (precise_uv_)
+      a += "; precise variant: beta*v, u, v_new and the score matrix kept in fp32 (not rounded to the input "
+           "dtype; u and v_new stored fp32), as the \"precise\" CUDA kernels' hi+lo pairs";
     if (faults_.any()) a += " (with deliberate faults: a selftest variant)";
     return a;
   }
@@ -23,12 +27,14 @@ class EmulatedImplementation final : public Implementation {
   StageOutputs run(Problem const& p) override {
     EmulatedOptions opt;
     opt.faults = faults_;
+    opt.precise_uv = precise_uv_;
     return stage_outputs_of(emulated_forward(p, opt));
   }
   bool has_isolated_stages() const override { return true; }
   StageOutputs run_isolated(Problem const& p, ChunkedResult const& ref) override {
     EmulatedOptions opt;
     opt.faults = faults_;
+    opt.precise_uv = precise_uv_;
     opt.stage_inputs = &ref;
     return stage_outputs_of(emulated_forward(p, opt));
   }
@@ -36,6 +42,7 @@ class EmulatedImplementation final : public Implementation {
  private:
   EmulatedFaults faults_;
   std::string name_;
+  bool precise_uv_ = false;
 };
 
 }  // namespace
@@ -65,8 +72,9 @@ std::string emulated_arithmetic_description() {
 
 DeclaredArithmetic emulated_declared_arithmetic() { return DeclaredArithmetic{}; }
 
-std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults, std::string name) {
-  return std::make_unique<EmulatedImplementation>(faults, std::move(name));
+std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults, std::string name,
+                                                             bool precise_uv) {
+  return std::make_unique<EmulatedImplementation>(faults, std::move(name), precise_uv);
 }
 
 }  // namespace gdnv

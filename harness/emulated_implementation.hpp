@@ -12,6 +12,8 @@
 namespace gdnv {
 
 inline constexpr char kEmulatedName[] = "emulated";
+// The model of the "precise" CUDA variant (EmulatedOptions::precise_uv).
+inline constexpr char kEmulatedPreciseName[] = "emulated-precise";
 
 // Every intermediate of a ChunkedResult as StageOutputs (the tensor names of the schema).
 StageOutputs stage_outputs_of(ChunkedResult r);
@@ -24,6 +26,7 @@ DeclaredArithmetic emulated_declared_arithmetic();
 
 // The correct model under kEmulatedName; with faults, a wrong variant (for the selftest).
 std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults = {},
-                                                             std::string name = kEmulatedName);
+                                                             std::string name = kEmulatedName,
+                                                             bool precise_uv = false);
 
 }  // namespace gdnv

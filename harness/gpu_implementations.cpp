@@ -3,7 +3,7 @@
 
 namespace gdnv {
 std::vector<std::string> gpu_implementation_names() {
-  return {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "cublas", "cublas-fp64"};
+  return {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "precise", "cublas", "cublas-fp64"};
 }
 }  // namespace gdnv
 
@@ -20,7 +20,7 @@ namespace {
 
 namespace gc = gdn_cuda;
 
-enum class Variant { unfused, unfused_splitstate, unfused_fp32inv, fused, fused_intra, cublas, cublas_fp64 };
+enum class Variant { unfused, unfused_splitstate, unfused_fp32inv, fused, fused_intra, precise, cublas, cublas_fp64 };
 
 bool to_elem(DType t, gc::ElemType& e) {
   switch (t) {
@@ -107,6 +107,13 @@ class GpuImplementation final : public Implementation {
         return "fused intra CUDA kernel (kkt + solve + w/u in one kernel; A fp32 and A_inv on chip, A_inv also "
                "stored in the input dtype; the unfused arithmetic, bit for bit); state, output: the unfused "
                "kernels; " + common;
+      case Variant::precise:
+        return "fused kkt+solve CUDA kernel (A_inv in the input dtype, as \"fused\"), then precise w/u, state and "
+               "output kernels: beta*v split into hi+lo input-dtype parts (~2^-16) for u, u and v_new stored fp32, "
+               "v_new and the score matrix split hi+lo for the score product (P V = Ph Vh + Ph Vl + Pl Vh), "
+               "beta*e^g*k, w, h, the gated delta and o as in the other variants: q/k/v in their stored dtype "
+               "(mma.sync m16n8k16, fp32 accumulate), running state fp32, state operand of W*S rounded to the "
+               "input dtype, final_state fp32";
       case Variant::cublas:
         return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
                "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
@@ -147,9 +154,13 @@ class GpuImplementation final : public Implementation {
     return v_ == Variant::unfused_fp32inv || v_ == Variant::cublas || v_ == Variant::cublas_fp64 ? gc::ElemType::f32 : e;
   }
   // FLA's rounding of the state operand for "unfused" and the fused variants; the others split it.
-  bool split_state() const { return v_ != Variant::unfused && v_ != Variant::fused && v_ != Variant::fused_intra; }
+  bool split_state() const {
+    return v_ != Variant::unfused && v_ != Variant::fused && v_ != Variant::fused_intra && v_ != Variant::precise;
+  }
   gc::Fusion fusion() const {
-    return v_ == Variant::fused ? gc::Fusion::kkt_solve : v_ == Variant::fused_intra ? gc::Fusion::intra : gc::Fusion::none;
+    return v_ == Variant::fused || v_ == Variant::precise ? gc::Fusion::kkt_solve
+           : v_ == Variant::fused_intra                   ? gc::Fusion::intra
+                                                          : gc::Fusion::none;
   }
 
   StageOutputs execute(Problem const& p, ChunkedResult const* ref) {
@@ -172,6 +183,8 @@ class GpuImplementation final : public Implementation {
     gc::Args a = ws.args;
     a.scale = static_cast<float>(p.scale);
     a.split_state = split_state();
+    a.precise_uv = v_ == Variant::precise;
+    gc::ElemType const uvt = gc::uv_type(a);  // u, v_new
     if (p.qk_l2norm) {
       gc::l2norm(ws.q.get(), ws.q.get(), qkv, d.B * d.T * d.H, d.K, nullptr);
       gc::l2norm(ws.k.get(), ws.k.get(), qkv, d.B * d.T * d.H, d.K, nullptr);
@@ -228,16 +241,16 @@ class GpuImplementation final : public Implementation {
         sync();
       }
       out["w"] = download(ws.w, tokK, qkv);
-      out["u"] = download(ws.u, tokV, qkv);
+      out["u"] = download(ws.u, tokV, uvt);
       upload(ws.w, ref->w, qkv);
-      upload(ws.u, ref->u, qkv);
+      upload(ws.u, ref->u, uvt);
       gc::chunk_state(a, nullptr);
       sync();
       out["h"] = download(ws.h, hshape, qkv);
-      out["v_new"] = download(ws.v_new, tokV, qkv);
+      out["v_new"] = download(ws.v_new, tokV, uvt);
       out["final_state"] = download(ws.final_state, fshape, gc::ElemType::f32);
       upload(ws.h, ref->h, qkv);
-      upload(ws.v_new, ref->v_new, qkv);
+      upload(ws.v_new, ref->v_new, uvt);
       gc::chunk_output(a, nullptr);
       sync();
       out["o"] = download(ws.o, tokV, qkv);
@@ -247,8 +260,8 @@ class GpuImplementation final : public Implementation {
     if (has_A) out["A"] = download(ws.A, tok64, gc::ElemType::f32);
     out["A_inv"] = download(ws.A_inv, tok64, ai);
     out["w"] = download(ws.w, tokK, qkv);
-    out["u"] = download(ws.u, tokV, qkv);
-    out["v_new"] = download(ws.v_new, tokV, qkv);
+    out["u"] = download(ws.u, tokV, uvt);
+    out["v_new"] = download(ws.v_new, tokV, uvt);
     out["h"] = download(ws.h, hshape, qkv);
     out["o"] = download(ws.o, tokV, qkv);
     out["final_state"] = download(ws.final_state, fshape, gc::ElemType::f32);
@@ -267,6 +280,7 @@ std::unique_ptr<Implementation> make_gpu_implementation(std::string const& name)
   if (name == "unfused-fp32inv") return std::make_unique<GpuImplementation>(name, Variant::unfused_fp32inv);
   if (name == "fused") return std::make_unique<GpuImplementation>(name, Variant::fused);
   if (name == "fused-intra") return std::make_unique<GpuImplementation>(name, Variant::fused_intra);
+  if (name == "precise") return std::make_unique<GpuImplementation>(name, Variant::precise);
   if (name == "cublas") return std::make_unique<GpuImplementation>(name, Variant::cublas);
   if (name == "cublas-fp64") return std::make_unique<GpuImplementation>(name, Variant::cublas_fp64);
   return nullptr;

@@ -35,11 +35,13 @@ class NotBuiltImplementation final : public Implementation {
 std::vector<std::string> known_implementation_names() {
   auto names = gpu_implementation_names();
   names.push_back(kEmulatedName);  // the CPU model of the kernels' arithmetic: runs everywhere
+  names.push_back(kEmulatedPreciseName);
   return names;
 }
 
 std::unique_ptr<Implementation> make_implementation(std::string const& name) {
   if (name == kEmulatedName) return make_emulated_implementation();
+  if (name == kEmulatedPreciseName) return make_emulated_implementation({}, kEmulatedPreciseName, true);
   auto const names = known_implementation_names();
   if (std::find(names.begin(), names.end(), name) == names.end()) {
     std::string list;

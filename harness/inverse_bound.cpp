@@ -30,7 +30,9 @@ std::string num_str(double x) {
 std::optional<DeclaredArithmetic> known_declared_arithmetic(std::string const& name) {
   std::string const n = base_name(name);
   DeclaredArithmetic d;  // input dtype in, fp32 KKT, fp32 16x16 substitution + fp32 merges, A_inv input dtype
-  if (n == "emulated" || n == "unfused" || n == "unfused-splitstate" || n == "fused" || n == "fused-intra") return d;
+  if (n == "emulated" || n == "emulated-precise" || n == "unfused" || n == "unfused-splitstate" || n == "fused" ||
+      n == "fused-intra" || n == "precise")
+    return d;
   if (n == "unfused-fp32inv") {
     d.A_inv = Precision::fp32;
     return d;

@@ -184,8 +184,10 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
   r.A = Tensor({B, T, HV, kChunk}, DType::f32);
   r.A_inv = Tensor({B, T, HV, kChunk}, kd);
   r.w = Tensor({B, T, HV, K}, kd);
-  r.u = Tensor({B, T, HV, V}, vd);
-  r.v_new = Tensor({B, T, HV, V}, vd);
+  bool const pre = opt.precise_uv && vd != DType::f32;
+  DType const uvd = pre ? DType::f32 : vd;  // u, v_new as stored
+  r.u = Tensor({B, T, HV, V}, uvd);
+  r.v_new = Tensor({B, T, HV, V}, uvd);
   r.o = Tensor({B, T, HV, V}, qd);
   r.h = Tensor({B, NT, HV, K, V}, kd);
   r.final_state = Tensor({N, HV, K, V}, DType::f32);
@@ -247,17 +249,17 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
         vb.row(i) = Vc.row(i) * beta[i];
         kb.row(i) = Kc.row(i) * (f.w_without_gate ? beta[i] : beta[i] * eg[i]);
       }
-      round_all(vd, vb);
+      if (!pre) round_all(vd, vb);
       round_all(kd, kb);
-      MatF const U = rounded(vd, Ainv_in * vb);
+      MatF const U = rounded(uvd, Ainv_in * vb);
       MatF const W = rounded(kd, Ainv_in * kb);
-      MatF const U_in = fed ? fed_rows(fed->u, vd, s.b, t0, hv, m) : U;
+      MatF const U_in = fed ? fed_rows(fed->u, uvd, s.b, t0, hv, m) : U;
       MatF const W_in = fed ? fed_rows(fed->w, kd, s.b, t0, hv, m) : W;
 
       // State: the snapshot and the W*S operand are the input-dtype rounding of the fp32 state.
       MatF const Sb = rounded(kd, S);
       MatF const Delta = U_in - W_in * Sb;
-      MatF const v_new = rounded(vd, Delta);
+      MatF const v_new = rounded(uvd, Delta);
       float const gl = gamma[m - 1];
       MatF gated(m, V);
       for (int64_t i = 0; i < m; ++i) gated.row(i) = Delta.row(i) * std::exp(gl - gamma[i]);
@@ -273,7 +275,7 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
       if (fed) {
         double const* src = fed->h.ptr() + fed->h.offset({s.b, s.chunk_base + c, hv, 0, 0});
         for (int64_t i = 0; i < K * V; ++i) Hs_in.data()[i] = round_in(kd, static_cast<float>(src[i]));
-        v_new_in = fed_rows(fed->v_new, vd, s.b, t0, hv, m);
+        v_new_in = fed_rows(fed->v_new, uvd, s.b, t0, hv, m);
       }
       MatF O_inter = Q * Hs_in;
       for (int64_t i = 0; i < m; ++i) O_inter.row(i) *= eg[i];
@@ -284,7 +286,7 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
           if (f.exp_before_mask) P(i, j) = P(i, j) * std::exp(gamma[i] - gamma[j]) * (keep ? 1.0f : 0.0f);
           else P(i, j) = keep ? P(i, j) * std::exp(gamma[i] - gamma[j]) : 0.0f;
         }
-      round_all(vd, P);
+      if (!pre) round_all(vd, P);
       MatF O = O_inter * scale + (P * v_new_in) * scale;
       round_all(vd, O);
       round_all(qd, O);

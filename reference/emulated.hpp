@@ -65,6 +65,11 @@ struct EmulatedOptions {
   // for the state pass (which still runs its own fp32 state), h and v_new for the output. Each
   // tensor then holds only the error of the stage that produced it.
   ChunkedResult const* stage_inputs = nullptr;
+  // The arithmetic of the "precise" CUDA variant (Args::precise_uv): beta v, u, v_new and the score
+  // matrix are not rounded to the input dtype (u and v_new stored fp32). The kernels carry beta v, v_new
+  // and the scores as hi + lo 16-bit pairs (~2^-16 relative), which this model treats as fp32: the
+  // difference is far below the bf16 output floor.
+  bool precise_uv = false;
 };
 
 // True when the model covers these inputs: q, k, v stored as bf16, fp16 or fp32 (fp64 inputs

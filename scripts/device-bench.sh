@@ -24,11 +24,26 @@ grep -E "tests passed|tests failed|Failed|\*\*\*Failed" "$OUT/ctest-gpu-$GPU.txt
 (cd $B && ctest -R bench_cli --output-on-failure 2>&1 | grep -E "tests passed|tests failed|Failed" | head -5)
 G=$B/gdnv
 # every GPU implementation on the shipped dataset, with the fused-vs-unfused pairs
-$G check datasets/default.h5 --impl unfused,fused,fused-intra,cublas --json "$OUT/check-default-$GPU.json" --top 0 \
-  >"$OUT/check-default-$GPU.txt" 2>&1; echo "check exit $?"; grep -E "fused|passed," "$OUT/check-default-$GPU.txt" | tail -24
+$G check datasets/default.h5 --impl unfused,fused,fused-intra,precise,cublas --json "$OUT/check-default-$GPU.json" --top 0 \
+  >"$OUT/check-default-$GPU.txt" 2>&1; echo "check exit $?"; grep -E "fused|precise|passed," "$OUT/check-default-$GPU.txt" | tail -30
+# issue 5's accuracy setup: o error / bf16 floor, normal family, T = 4096, the Qwen3-Next head counts
+$G generate --family normal --T 4096 --H 16 --HV 32 --seed 5 --h0 --out /tmp/normal-T4096.h5 >/dev/null
+$G check /tmp/normal-T4096.h5 --impl fused,precise,emulated,emulated-precise --json "$OUT/check-normal-T4096-$GPU.json" \
+  --top 0 --no-chunk-rows >"$OUT/check-normal-T4096-$GPU.txt" 2>&1; echo "check normal T4096 exit $?"
+/usr/bin/python3 - "$OUT/check-normal-T4096-$GPU.json" <<'PY' || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["results"]:
+    m = r.get("metrics", {})
+    if "o" in m:
+        print("ACCURACY normal T4096 %-28s o floor ratio %.3f (max chunk %.3f), final_state rel_l2 %.3e"
+              % (r["implementation"], m["o"]["floor_ratio"], m["o"]["max_chunk_ratio"], m["final_state"]["relative_l2"]))
+PY
 if [[ "${SANITIZE:-0}" == 1 ]] && command -v compute-sanitizer >/dev/null; then
   for tool in racecheck memcheck; do
-    compute-sanitizer --tool $tool $B/tests/test_cuda --run_test=gpu_fused/ragged_G2 2>&1 | tail -3 | tee -a "$OUT/sanitizer-$GPU.txt"
+    for t in gpu_fused/ragged_G2 gpu_precise/ragged_G2; do
+      compute-sanitizer --tool $tool $B/tests/test_cuda --run_test=$t 2>&1 | tail -3 | tee -a "$OUT/sanitizer-$GPU.txt"
+    done
   done
 fi
 [[ "${BENCH:-1}" == 1 ]] || exit 0

@@ -404,6 +404,29 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("forward fused-intra", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
       [&] { gc::forward(ifwd, nullptr); }, fwd_unfused16, "floor: a fully fused forward; A_inv not stored",
       "forward unfused");
+  // "precise" (Args::precise_uv): u and v_new fp32 in their own buffers, beta v and the scores split.
+  gc::DeviceBuffer u32(static_cast<size_t>(std::max<int64_t>(1, d.B * d.T * d.HV * d.V)) * 4);
+  gc::DeviceBuffer vnew32(u32.size());
+  gc::Args ap = ffwd;
+  ap.precise_uv = true;
+  ap.u = u32.get(), ap.v_new = vnew32.get();
+  gc::forward(ap, nullptr);
+  gc::synchronize();
+  Traffic const t_wu_p{{{"k", z.qk}, {"v", z.v}, {"beta", z.beta}, {"g_cumsum", z.gcs}, {"A_inv bf16 (lower blocks)", z.ainv16_lower}},
+                       {{"w", z.w}, {"u fp32", 2 * z.v}}};
+  Traffic const t_state_p{{{"k", z.qk}, {"w", z.w}, {"u fp32", 2 * z.v}, {"g_cumsum", z.gcs}, {"h0", z.state}},
+                          {{"h", z.h}, {"v_new fp32", 2 * z.v}, {"final_state", z.state}}};
+  Traffic const t_out_p{{{"q", z.qk}, {"k", z.qk}, {"v_new fp32", 2 * z.v}, {"h", z.h}, {"g_cumsum", z.gcs}}, {{"o", z.v}}};
+  double const fwd_precise = t_cumsum.total() + t_kktsolve.total() + t_wu_p.total() + t_state_p.total() + t_out_p.total();
+  add("wu (precise: beta v hi+lo, u fp32)", "stage", "", t_wu_p, f_wu, [&] { gc::wu(ap, nullptr); }, 0, "",
+      "wu (bf16 A_inv)");
+  add("chunk_state (precise: u, v_new fp32)", "stage", "", t_state_p, f_state, [&] { gc::chunk_state(ap, nullptr); }, 0,
+      "", "chunk_state (bf16 S operand)");
+  add("chunk_output (precise: v_new fp32, scores hi+lo)", "stage", "", t_out_p, f_out,
+      [&] { gc::chunk_output(ap, nullptr); }, 0, "", "chunk_output");
+  add("forward precise (kkt+solve fused)", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
+      [&] { gc::forward(ap, nullptr); }, fwd_precise, "floor: a fully fused forward; o at ~1.0x the bf16 floor",
+      "forward unfused");
   add("cublas kkt (gemm + mask)", "baseline", "", t_kkt, f_kkt, [&] { cb.kkt(a, nullptr); });
   add("cublas strsm fp32 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, false); });
   add("cublas dtrsm fp64 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, true); });

@@ -98,7 +98,7 @@ void check_outputs(std::string const& label, Problem const& p, ChunkedResult con
 }
 
 void run_case(GpuCase const& c, std::vector<std::string> impls = {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused",
-                                                                   "fused-intra", "cublas", "cublas-fp64"}) {
+                                                                   "fused-intra", "precise", "cublas", "cublas-fp64"}) {
   Problem const p = make_problem(c);
   ChunkedResult const ref = chunked_forward(p);
   for (auto const& name : impls) {
@@ -176,7 +176,8 @@ BOOST_AUTO_TEST_CASE(accuracy_summary_normal_T2048_G2) {
   c.H = 2;
   Problem const p = make_problem(c);
   ChunkedResult const ref = chunked_forward(p);
-  for (auto const& name : {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "cublas", "cublas-fp64"}) {
+  for (auto const& name :
+       {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "precise", "cublas", "cublas-fp64"}) {
     auto impl = make_implementation(name);
     StageOutputs const out = impl->run(p);
     Comparison const cmp = compare_outputs(p, ref, out);
