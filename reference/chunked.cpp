@@ -1,6 +1,7 @@
 #include "chunked.hpp"
 
 #include <cmath>
+#include <stdexcept>
 
 #include <Eigen/Dense>
 #include <omp.h>
@@ -40,7 +41,27 @@ Tensor l2_normalized(Tensor const& x) {
   return out;
 }
 
+// Injected tensors must have the reference's shapes: a mismatch is a caller's bug, not a result.
+void check_shape(Tensor const* t, Tensor const& like, char const* name) {
+  if (t && t->shape != like.shape)
+    throw std::invalid_argument(std::string("injected ") + name + " has shape " + shape_string(t->shape) +
+                                ", expected " + shape_string(like.shape));
+}
+
 }  // namespace
+
+Tensor const*& StageInjection::slot(std::string const& name) {
+  if (name == "g_cumsum") return g_cumsum;
+  if (name == "A") return A;
+  if (name == "A_inv") return A_inv;
+  if (name == "w") return w;
+  if (name == "u") return u;
+  if (name == "h") return h;
+  if (name == "v_new") return v_new;
+  if (name == "final_state") return final_state;
+  if (name == "o") return o;
+  throw std::out_of_range("no injectable intermediate named " + name);
+}
 
 Tensor effective_q(Problem const& p) { return p.qk_l2norm ? l2_normalized(p.q) : p.q; }
 Tensor effective_k(Problem const& p) { return p.qk_l2norm ? l2_normalized(p.k) : p.k; }
@@ -63,6 +84,17 @@ ChunkedResult chunked_forward(Problem const& p, ChunkedOptions const& opt) {
   r.o = Tensor({B, T, HV, V}, DType::f64);
   r.h = Tensor({B, NT, HV, K, V}, DType::f64);
   r.final_state = Tensor({N, HV, K, V}, DType::f64);
+  StageInjection const no_injection;
+  StageInjection const& inj = opt.inject ? *opt.inject : no_injection;
+  check_shape(inj.g_cumsum, r.g_cumsum, "g_cumsum");
+  check_shape(inj.A, r.A, "A");
+  check_shape(inj.A_inv, r.A_inv, "A_inv");
+  check_shape(inj.w, r.w, "w");
+  check_shape(inj.u, r.u, "u");
+  check_shape(inj.v_new, r.v_new, "v_new");
+  check_shape(inj.o, r.o, "o");
+  check_shape(inj.h, r.h, "h");
+  check_shape(inj.final_state, r.final_state, "final_state");
 
   Eigen::setNbThreads(1);  // parallelism is over (sequence, value head), not inside products
   int64_t const jobs = N * HV;
@@ -86,7 +118,7 @@ ChunkedResult chunked_forward(Problem const& p, ChunkedOptions const& opt) {
       for (int64_t i = 0; i < m; ++i) {
         beta[i] = p.beta.at({s.b, t0 + i, hv});
         acc += p.g.at({s.b, t0 + i, hv});  // chunk-local cumsum: reset at every chunk start
-        gamma[i] = acc;
+        gamma[i] = inj.g_cumsum ? inj.g_cumsum->at({s.b, t0 + i, hv}) : acc;
         r.g_cumsum.at({s.b, t0 + i, hv}) = acc;
       }
 
@@ -96,22 +128,39 @@ ChunkedResult chunked_forward(Problem const& p, ChunkedOptions const& opt) {
       RowMat A = RowMat::Zero(m, m);
       for (int64_t i = 1; i < m; ++i)
         for (int64_t j = 0; j < i; ++j) A(i, j) = beta[i] * std::exp(gamma[i] - gamma[j]) * gram(i, j);
-      RowMat const Tinv = opt.inverse == InverseMethod::block_merge ? tril_inverse_block_merge(A)
-                                                                    : tril_inverse_forward(A);
+      bool diagonal = false;  // an injected A may carry a diagonal (a faulty kernel's): invert I + A as given
+      if (inj.A) {
+        A = rows_of(*inj.A, s.b, t0, hv, m).leftCols(m).triangularView<Eigen::Lower>();
+        diagonal = A.diagonal().any();
+      }
+      RowMat Tinv;
+      if (diagonal)
+        Tinv = (RowMat::Identity(m, m) + A).triangularView<Eigen::Lower>().solve(RowMat::Identity(m, m));
+      else
+        Tinv = opt.inverse == InverseMethod::block_merge ? tril_inverse_block_merge(A) : tril_inverse_forward(A);
+      if (inj.A_inv) Tinv = rows_of(*inj.A_inv, s.b, t0, hv, m).leftCols(m);
 
       Vec const eg = gamma.array().exp();
-      RowMat const U = Tinv * (beta.asDiagonal() * Vc);
-      RowMat const W = Tinv * ((beta.array() * eg.array()).matrix().asDiagonal() * Kc);
+      RowMat U = Tinv * (beta.asDiagonal() * Vc);
+      RowMat W = Tinv * ((beta.array() * eg.array()).matrix().asDiagonal() * Kc);
+      if (inj.u) U = rows_of(*inj.u, s.b, t0, hv, m);
+      if (inj.w) W = rows_of(*inj.w, s.b, t0, hv, m);
       RowMat const Delta = U - W * S;  // row r is the recurrence's delta_r
+      // What the output reads: the injected snapshot and delta, or the recurrence's own.
+      RowMat const Delta_o = inj.v_new ? RowMat(rows_of(*inj.v_new, s.b, t0, hv, m)) : Delta;
+      RowMat const S_o = inj.h ? RowMat(Eigen::Map<RowMat const>(
+                                     inj.h->ptr() + inj.h->offset({s.b, s.chunk_base + c, hv, 0, 0}), K, V))
+                               : S;
 
       // Intra-chunk scores: (Q K^T) with the decay e^{gamma_r - gamma_j}, lower incl. diagonal.
       RowMat P = Q * Kc.transpose();
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < m; ++j) P(i, j) = j <= i ? P(i, j) * std::exp(gamma[i] - gamma[j]) : 0.0;
-      RowMat const O = p.scale * (eg.asDiagonal() * (Q * S) + P * Delta);
+      RowMat O = p.scale * (eg.asDiagonal() * (Q * S_o) + P * Delta_o);
+      if (inj.o) O = rows_of(*inj.o, s.b, t0, hv, m);
 
       // Store this chunk's intermediates (h holds the start-of-chunk state).
-      Eigen::Map<RowMat>(r.h.ptr() + r.h.offset({s.b, s.chunk_base + c, hv, 0, 0}), K, V) = S;
+      Eigen::Map<RowMat>(r.h.ptr() + r.h.offset({s.b, s.chunk_base + c, hv, 0, 0}), K, V) = S_o;
       for (int64_t i = 0; i < m; ++i) {
         double* arow = r.A.ptr() + r.A.offset({s.b, t0 + i, hv, 0});
         double* xrow = r.A_inv.ptr() + r.A_inv.offset({s.b, t0 + i, hv, 0});
@@ -122,7 +171,7 @@ ChunkedResult chunked_forward(Problem const& p, ChunkedOptions const& opt) {
       }
       rows_of(r.w, s.b, t0, hv, m) = W;
       rows_of(r.u, s.b, t0, hv, m) = U;
-      rows_of(r.v_new, s.b, t0, hv, m) = Delta;
+      rows_of(r.v_new, s.b, t0, hv, m) = Delta_o;
       rows_of(r.o, s.b, t0, hv, m) = O;
 
       // Next state: S <- e^{gamma_last} S + K^T diag(e^{gamma_last - gamma}) Delta.
@@ -131,6 +180,8 @@ ChunkedResult chunked_forward(Problem const& p, ChunkedOptions const& opt) {
       S *= std::exp(gl);
       S.noalias() += Kc.transpose() * (tail_decay.asDiagonal() * Delta);
     }
+    if (inj.final_state)
+      S = Eigen::Map<RowMat const>(inj.final_state->ptr() + inj.final_state->offset({n, hv, 0, 0}), K, V);
     Eigen::Map<RowMat>(r.final_state.ptr() + r.final_state.offset({n, hv, 0, 0}), K, V) = S;
   }
   return r;

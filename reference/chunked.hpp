@@ -6,6 +6,8 @@
 // valid rows are zero. Tail chunks use masks: invalid rows never touch the state.
 #pragma once
 
+#include <string>
+
 #include "problem.hpp"
 #include "tensor.hpp"
 
@@ -16,9 +18,37 @@ enum class InverseMethod {
   block_merge,           // 16x16 forward substitution, then merges T10,T21,T32 / T20,T31 / T30
 };
 
+// Stage outputs that replace the reference's own (stage attribution, harness/attribution.hpp): the
+// fp64 chunk-64 form continued from an implementation's intermediates. Each set tensor (chunked_forward's
+// layout and shape) is used wherever the algorithm consumes that intermediate and is returned in its
+// place; everything downstream is computed in fp64 from it, everything else as without injection.
+//   g_cumsum  the gate cumsum of every later stage (A, the decays of w, the state, the scores)
+//   A         inverted instead of the reference's A (its lower triangle, diagonal included)
+//   A_inv     forms w and u
+//   w, u      the state pass's W and U
+//   h         the start-of-chunk state the output reads; the recurrence keeps its own state
+//   v_new     the delta the output reads; the recurrence keeps its own delta, as the kernels'
+//             state update uses its fp32 delta rather than the stored v_new (gdn-algorithm.md 2.6)
+//   final_state, o   returned as they are (nothing downstream of them)
+// With no tensor set the result is bit for bit that of chunked_forward without injection.
+struct StageInjection {
+  Tensor const* g_cumsum = nullptr;
+  Tensor const* A = nullptr;
+  Tensor const* A_inv = nullptr;
+  Tensor const* w = nullptr;
+  Tensor const* u = nullptr;
+  Tensor const* h = nullptr;
+  Tensor const* v_new = nullptr;
+  Tensor const* final_state = nullptr;
+  Tensor const* o = nullptr;
+  // The slot for an intermediate by its schema name ("A_inv", "v_new", ...; std::out_of_range otherwise).
+  Tensor const*& slot(std::string const& name);
+};
+
 struct ChunkedOptions {
   InverseMethod inverse = InverseMethod::forward_substitution;
   int threads = 0;  // 0: all cores
+  StageInjection const* inject = nullptr;  // null: the plain fp64 reference
 };
 
 struct ChunkedResult {

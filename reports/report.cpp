@@ -128,9 +128,35 @@ struct PairIn {
   std::vector<Tensor> tensors;
 };
 
+// Stage attribution (`gdnv check --attribution`): per (case, implementation), each stage's own error and
+// what reaches o and final_state when only that stage is inexact, on the worst chunks and the whole case.
+struct AttributionIn {
+  struct Measure {
+    std::optional<double> ratio, rel_error;
+  };
+  struct Stage {
+    std::string name, tensors, part_of, reason;
+    bool available = false;
+    std::optional<double> local_ratio;
+    Measure o, final_state, o_net, final_state_net;  // net: absent for parts
+  };
+  struct Block {
+    std::string label;  // "s0 h1 c2", or "case"
+    Measure e2e_o, e2e_fs, linear_o, linear_fs, linear_net_o, linear_net_fs;
+    std::optional<double> sum_o, sum_fs;
+    std::string dominant, dominant_fs, dominant_net;
+    std::vector<Stage> stages;
+  };
+  std::string case_name, impl, reason;
+  bool available = false;
+  std::vector<Block> chunks;
+  Block summary;
+};
+
 struct ResultsIn {
   std::string path, tool, version, command;
   std::vector<PairIn> pairs;
+  std::vector<AttributionIn> attribution;
   double max_floor_ratio = 8;
   std::vector<std::string> files;
   std::vector<json> cases;
@@ -153,6 +179,46 @@ ChunkIn read_chunk(Node const& n, bool worst) {
     if (auto f = n.find("floor_from_u")) c.floor_from_u = f->boolean();
   }
   return c;
+}
+
+AttributionIn::Measure read_measure(Node const& n) {
+  return {n.opt_num("ratio"), n.opt_num("rel_error")};
+}
+
+AttributionIn::Block read_attribution_block(Node const& n, bool whole_case) {
+  AttributionIn::Block b;
+  b.label = whole_case ? "case" : fmt::format("s{} h{} c{}", n["sequence"].integer(), n["head"].integer(),
+                                               n["chunk"].integer());
+  b.e2e_o = read_measure(n["end_to_end"]["o"]);
+  b.e2e_fs = read_measure(n["end_to_end"]["final_state"]);
+  b.linear_o = read_measure(n["linear_sum"]["o"]);
+  b.linear_fs = read_measure(n["linear_sum"]["final_state"]);
+  if (auto ln = n.find("linear_sum_net")) {
+    b.linear_net_o = read_measure((*ln)["o"]);
+    b.linear_net_fs = read_measure((*ln)["final_state"]);
+  }
+  b.dominant_net = n.opt_str("dominant_stage_net");
+  b.sum_o = n["sum_of_stages"].opt_num("o_ratio");
+  b.sum_fs = n["sum_of_stages"].opt_num("final_state_ratio");
+  b.dominant = n.opt_str("dominant_stage");
+  b.dominant_fs = n.opt_str("dominant_stage_final_state");
+  for (auto const& s : n["stages"].items()) {
+    AttributionIn::Stage x;
+    x.name = s["stage"].str();
+    for (auto const& t : s["tensors"].items()) x.tensors += (x.tensors.empty() ? "" : ", ") + t.str();
+    x.part_of = s.opt_str("part_of");
+    x.available = s["available"].boolean();
+    x.reason = s.opt_str("reason");
+    if (x.available) {
+      x.local_ratio = s.opt_num("local_ratio");
+      x.o = read_measure(s["o"]);
+      x.final_state = read_measure(s["final_state"]);
+      if (auto on = s.find("o_net")) x.o_net = read_measure(*on);
+      if (auto fn = s.find("final_state_net")) x.final_state_net = read_measure(*fn);
+    }
+    b.stages.push_back(std::move(x));
+  }
+  return b;
 }
 
 ResultsIn read_results(JsonFile const& f) {
@@ -212,6 +278,19 @@ ResultsIn read_results(JsonFile const& f) {
         p.tensors.push_back({name, t.opt_num("elements"), t.opt_num("bit_equal"), t.opt_num("bit_equal_fraction"),
                              t.opt_num("max_abs_diff")});
       r.pairs.push_back(std::move(p));
+    }
+  if (auto att = top.find("attribution"))
+    for (auto const& n : att->items()) {
+      AttributionIn a;
+      a.case_name = n["case"].str();
+      a.impl = n["implementation"].str();
+      a.available = n["available"].boolean();
+      a.reason = n.opt_str("reason");
+      if (a.available) {
+        for (auto const& c : n["chunks"].items()) a.chunks.push_back(read_attribution_block(c, false));
+        a.summary = read_attribution_block(n["case_summary"], true);
+      }
+      r.attribution.push_back(std::move(a));
     }
   if (auto s = top.find("summary")) {
     r.passed = s->opt_num("passed");
@@ -1065,7 +1144,8 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
   }
   o += ". The floor ratio of a block is ||got &minus; exact|| / ||round(exact) &minus; exact||: 1 is a perfect "
        "kernel, rounding its exact result once. Sections: <a href=\"#verdicts\">verdicts</a>, "
-       "<a href=\"#worst\">worst chunks</a>, <a href=\"#cases\">cases</a>, <a href=\"#charts\">accuracy charts</a>, "
+       "<a href=\"#worst\">worst chunks</a>, <a href=\"#cases\">cases</a>, " +
+       std::string(R.attribution.empty() ? "" : "<a href=\"#attribution-h\">stage attribution</a>, ") + "<a href=\"#charts\">accuracy charts</a>, "
        "<a href=\"#tensors\">per-tensor metrics</a>";
   if (!benches.empty()) o += ", <a href=\"#bench\">performance</a>";
   o += ", <a href=\"#chunks\">every chunk</a>, <a href=\"#licences\">licences</a>.</p>\n";
@@ -1148,6 +1228,94 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
     }
     o += "<h2 id=\"cases-h\">Cases</h2>\n";
     put_table(o, t);
+  }
+
+  // Stage attribution, per case: a table per implementation (rows: stages; columns: the worst chunks, the case)
+  if (!R.attribution.empty()) {
+    o += "<h2 id=\"attribution-h\">Stage attribution</h2>\n<p class=\"note\">Each stage's output from the "
+         "<code>[isolated]</code> run (the stage fed the reference's exact inputs) injected into the fp64 reference, "
+         "every other stage exact. <i>local</i>: the stage's own floor ratio (largest chunk); <i>o</i> and "
+         "<i>final state</i>: the floor ratio of the error that reaches them when only this stage is inexact, on the "
+         "worst chunks of the end-to-end o and over the case (largest chunk; rel: relative error of the whole "
+         "tensor). Roundings at a stage boundary count in both stages; <i>net</i> removes them from the consumer (its "
+         "effect less that of its exact inputs rounded to the dtype it reads). <i>linear sum</i>: the error vectors "
+         "of the whole stages added (first-order prediction of the end-to-end error); <i>sum of ratios</i> bounds "
+         "it.</p>\n";
+    std::vector<std::string> case_order;
+    for (auto const& a : R.attribution)
+      if (std::find(case_order.begin(), case_order.end(), a.case_name) == case_order.end()) case_order.push_back(a.case_name);
+    int table_no = 0;
+    for (auto const& cn : case_order) {
+      o += fmt::format("<h3>{}</h3>\n", esc(cn));
+      std::string unavailable;
+      for (auto const& a : R.attribution) {
+        if (a.case_name != cn) continue;
+        if (!a.available) {
+          unavailable += fmt::format("<li>{}: not available ({})</li>", esc(a.impl), esc(a.reason));
+          continue;
+        }
+        Table t;
+        t.id = fmt::format("attribution-{}", table_no++);
+        t.cls = "nowrap attribution";
+        t.head = {"stage", "injected", "local"};
+        for (auto const& b : a.chunks) t.head.push_back("o " + esc(b.label));
+        for (char const* h : {"o case", "o net case", "o rel", "final state case", "final state net case", "final state rel"})
+          t.head.push_back(h);
+        t.numeric.assign(t.head.size(), true);
+        t.numeric[0] = t.numeric[1] = false;
+        for (size_t i = 0; i < a.summary.stages.size(); ++i) {
+          auto const& st = a.summary.stages[i];
+          std::string name = st.part_of.empty() ? esc(st.name) : "&nbsp;&nbsp;" + esc(st.part_of) + ": " + esc(st.name);
+          if (st.part_of.empty() && st.name == a.summary.dominant) name = "<b>" + name + "</b>";
+          std::vector<std::string> row = {name, esc(st.tensors)};
+          if (!st.available) {
+            row.push_back("not available");
+            for (size_t c = 0; c < a.chunks.size() + 6; ++c) row.push_back("-");
+            row.back() = esc(st.reason);
+          } else {
+            row.push_back(ratio_str(st.local_ratio));
+            for (auto const& b : a.chunks)
+              row.push_back(i < b.stages.size() && b.stages[i].available ? ratio_str(b.stages[i].o.ratio) : "-");
+            row.push_back(ratio_str(st.o.ratio));
+            row.push_back(ratio_str(st.o_net.ratio));
+            row.push_back(sci(st.o.rel_error));
+            row.push_back(ratio_str(st.final_state.ratio));
+            row.push_back(ratio_str(st.final_state_net.ratio));
+            row.push_back(sci(st.final_state.rel_error));
+          }
+          t.rows.push_back(std::move(row));
+        }
+        // tail: o case, o net case, o rel, final state case, final state net case, final state rel
+        auto summary_row = [&](std::string const& name, auto per_chunk, std::vector<std::string> tail) {
+          std::vector<std::string> row = {"<i>" + name + "</i>", "", ""};
+          for (auto const& b : a.chunks) row.push_back(per_chunk(b));
+          row.insert(row.end(), tail.begin(), tail.end());
+          t.rows.push_back(std::move(row));
+        };
+        auto const& cs = a.summary;
+        auto dash = [](std::string const& x) { return esc(x.empty() ? "-" : x); };
+        summary_row("linear sum", [](auto const& b) { return ratio_str(b.linear_o.ratio); },
+                    {ratio_str(cs.linear_o.ratio), ratio_str(cs.linear_net_o.ratio), sci(cs.linear_o.rel_error),
+                     ratio_str(cs.linear_fs.ratio), ratio_str(cs.linear_net_fs.ratio), sci(cs.linear_fs.rel_error)});
+        summary_row("linear sum, net", [](auto const& b) { return ratio_str(b.linear_net_o.ratio); },
+                    {"", "", "", "", "", ""});
+        summary_row("sum of ratios", [](auto const& b) { return ratio_str(b.sum_o); },
+                    {ratio_str(cs.sum_o), "", "", ratio_str(cs.sum_fs), "", ""});
+        summary_row("end to end", [](auto const& b) { return ratio_str(b.e2e_o.ratio); },
+                    {ratio_str(cs.e2e_o.ratio), "", sci(cs.e2e_o.rel_error), ratio_str(cs.e2e_fs.ratio), "",
+                     sci(cs.e2e_fs.rel_error)});
+        summary_row("dominant", [&](auto const& b) { return dash(b.dominant); },
+                    {dash(cs.dominant), dash(cs.dominant_net), "", dash(cs.dominant_fs), "", ""});
+        summary_row("dominant, net", [&](auto const& b) { return dash(b.dominant_net); }, {"", "", "", "", "", ""});
+        o += fmt::format("<p><b>{}</b>: o is dominated by <b>{}</b> (net of input roundings: <b>{}</b>), the final "
+                         "state by <b>{}</b>.</p>\n",
+                         esc(a.impl), esc(cs.dominant.empty() ? "no stage" : cs.dominant),
+                         esc(cs.dominant_net.empty() ? "no stage" : cs.dominant_net),
+                         esc(cs.dominant_fs.empty() ? "no stage" : cs.dominant_fs));
+        put_table(o, t);
+      }
+      if (!unavailable.empty()) o += "<ul class=\"note\">" + unavailable + "</ul>\n";
+    }
   }
 
   // Charts

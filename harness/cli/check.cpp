@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/atomic_file.hpp"
+#include "harness/attribution.hpp"
 #include "harness/cli/commands.hpp"
 #include "harness/cli/report.hpp"
 #include "harness/compare.hpp"
@@ -49,6 +50,10 @@ struct CheckOptions {
   int top = 5;
   int threads = 0;
   bool no_chunk_rows = false;
+  // Stage attribution (harness/attribution.hpp): off by default, since it re-runs the fp64 reference
+  // once per stage and implementation (about 9x the reference time per implementation with isolated stages).
+  bool attribution = false;
+  int attribution_chunks = 3;
 };
 
 std::string ratio_str(double r) { return std::isfinite(r) ? fmt::format("{:.2f}", r) : "inf"; }
@@ -246,6 +251,7 @@ int run_check(CheckOptions const& opt) {
   std::vector<CheckResult> results;
   nlohmann::json pairs = nlohmann::json::array();
   nlohmann::json cases = nlohmann::json::array();
+  std::vector<Attribution> attributions;
   int64_t total_cases = 0;
   for (auto const& ds : datasets) total_cases += static_cast<int64_t>(ds.cases.size());
   Progress progress("check", total_cases);
@@ -265,14 +271,46 @@ int run_check(CheckOptions const& opt) {
         CapturedImplementation impl(g);
         results.push_back(judge(ds.path, c, impl, ref, opt.max_floor_ratio));
       }
+      auto add_attribution = [&](Attribution a, std::string const& impl_name) {
+        a.file = ds.path;
+        a.case_name = c.name;
+        a.implementation = impl_name;
+        attributions.push_back(std::move(a));
+      };
+      if (opt.attribution)
+        for (auto const& g : c.captured)
+          add_attribution(attribution_not_available(
+                              g.tensors.size() > 1 ? "captured group: its intermediates are end-to-end values, with no "
+                                                     "isolated stage outputs"
+                                                   : "captured group: no intermediates and no isolated stage outputs"),
+                          "captured:" + g.name);
       std::map<std::string, StageOutputs> kept;  // "unfused" and "fused*" outputs of this case
       for (auto& impl : impls) {
-        bool const keep = is_pair_member(impl->name());
+        bool const keep = opt.attribution || is_pair_member(impl->name());
         results.push_back(judge(ds.path, c, *impl, ref, opt.max_floor_ratio, keep ? &kept[impl->name()] : nullptr));
+        size_t const e2e_index = results.size() - 1;  // results grows below: keep an index, not a reference
+        StageOutputs isolated_out;
+        bool isolated_ok = false;
         if (impl->has_isolated_stages()) {
           IsolatedStages isolated(*impl, ref);
-          results.push_back(judge(ds.path, c, isolated, ref, opt.max_floor_ratio));
+          results.push_back(judge(ds.path, c, isolated, ref, opt.max_floor_ratio, opt.attribution ? &isolated_out : nullptr));
+          isolated_ok = results.back().comparison.any_compared();
         }
+        if (!opt.attribution) continue;
+        CheckResult const& e2e_now = results[e2e_index];
+        if (e2e_now.disposition == Disposition::not_run || e2e_now.disposition == Disposition::not_supported)
+          add_attribution(attribution_not_available(disposition_name(e2e_now.disposition) + ": " + e2e_now.reason),
+                          impl->name());
+        else if (!impl->has_isolated_stages())
+          add_attribution(attribution_not_available("the implementation has no isolated stages"), impl->name());
+        else if (p.chunk_size != kChunk || !isolated_ok || !e2e_now.comparison.any_compared())
+          add_attribution(attribution_not_available(p.chunk_size != kChunk ? "chunk_size is not 64"
+                                                                           : "the end-to-end or isolated run failed"),
+                          impl->name());
+        else
+          add_attribution(attribute_stages(p, ref, kept[impl->name()], isolated_out, opt.attribution_chunks, opt.threads),
+                          impl->name());
+        if (!is_pair_member(impl->name())) kept.erase(impl->name());  // keep memory to what add_pairs reads
       }
       add_pairs(pairs, ds.path, c.name, kept);
       progress.step(c.name);
@@ -288,6 +326,7 @@ int run_check(CheckOptions const& opt) {
     else ++other;
   }
   print_pairs(pairs);
+  for (auto const& a : attributions) std::fputs(format_attribution(a).c_str(), stdout);
   std::printf("\n%d passed, %d failed, %d not run or not supported\n", passed, failed, other);
 
   if (!opt.json_out.empty() || !opt.report_out.empty()) {
@@ -302,6 +341,11 @@ int run_check(CheckOptions const& opt) {
     for (auto const& r : results) arr.push_back(to_json(r, !opt.no_chunk_rows));
     j["results"] = arr;
     j["pairs"] = pairs;
+    if (opt.attribution) {
+      nlohmann::json att = nlohmann::json::array();
+      for (auto const& a : attributions) att.push_back(to_json(a));
+      j["attribution"] = att;
+    }
     j["summary"] = {{"passed", passed}, {"failed", failed}, {"other", other}};
     if (!opt.json_out.empty()) write_text_atomic(opt.json_out, j.dump(1) + "\n");
     if (!opt.report_out.empty()) write_report(opt.json_out.empty() ? "(gdnv check)" : opt.json_out, j, {}, opt.report_out);
@@ -324,6 +368,14 @@ Command add_check_command(CLI::App& root) {
   app->add_option("--top", opt->top, "worst chunks to print per implementation")->capture_default_str();
   app->add_option("--threads", opt->threads, "reference threads (0: all cores)");
   app->add_flag("--no-chunk-rows", opt->no_chunk_rows, "leave the per-chunk rows out of the JSON");
+  app->add_flag("--attribution", opt->attribution,
+                "per implementation with isolated stages: each stage's error on exact inputs and what it adds to o "
+                "and final_state (the fp64 reference continued from that stage's output); a table per case and "
+                "\"attribution\" in the JSON");
+  app->add_option("--attribution-chunks", opt->attribution_chunks,
+                  "worst chunks (end-to-end o floor ratio) attributed per case and implementation")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   return {app, [opt] { return run_check(*opt); }};
 }
 

@@ -289,6 +289,34 @@ BOOST_AUTO_TEST_CASE(fused_vs_unfused_pairs_table) {
                             "<td class=\"n\">97.66<td class=\"n\">7.812e-03"));
 }
 
+// Stage attribution (`gdnv check --attribution`): a table per case with a row per stage, the dominant
+// stage named, "not available" for the captured groups; no section without the flag.
+BOOST_AUTO_TEST_CASE(stage_attribution_table_per_case) {
+  TempDir tmp;
+  fs::path const j = tmp.file("att.json"), page = tmp.file("att.html");
+  Run const c = run_gdnv(tmp, "check datasets/default.h5 --case model-like-gqa --impl emulated --attribution --top 0 --json " +
+                                  quote(j.string()));
+  BOOST_TEST_REQUIRE(c.status == 0, c.out << c.err);
+  Run const r = run_gdnv(tmp, "report " + quote(j.string()) + " --no-charts --out " + quote(page.string()));
+  BOOST_TEST_REQUIRE(r.status == 0, r.err);
+  std::string const html = slurp(page);
+  BOOST_TEST(contains(html, "<h2 id=\"attribution-h\">Stage attribution</h2>"));
+  BOOST_TEST(contains(html, "<h3>model-like-gqa</h3>"));
+  BOOST_TEST(contains(html, "<table id=\"attribution-0\""));
+  json const att = json::parse(slurp(j))["attribution"];
+  std::string dominant;
+  for (auto const& a : att)
+    if (a["implementation"] == "emulated") dominant = a["dominant_stage"];
+  BOOST_TEST_REQUIRE(!dominant.empty());
+  BOOST_TEST(contains(html, "<p><b>emulated</b>: o is dominated by <b>" + dominant + "</b>"), html.substr(0, 200));
+  for (char const* stage : {"<td>cumsum<td>g_cumsum", "<td>solve<td>A_inv", "<td>wu<td>w, u", "state: v_new"})
+    BOOST_TEST(contains(html, stage), stage);
+  BOOST_TEST(contains(html, "captured:transformers-torch-chunk: not available"));
+  Run const plain = run_gdnv(tmp, "report " + kH100Check + " --no-charts --out " + quote(page.string()));
+  BOOST_TEST_REQUIRE(plain.status == 0);
+  BOOST_TEST(!contains(slurp(page), "attribution-h"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // --- bad input: status 2, one line naming file and field, nothing written ---------------------
@@ -353,6 +381,16 @@ std::vector<BadCase> const kBadCases = {
      [](TempDir const& t) {
        json j = h100();
        j["pairs"] = json::array({{{"case", "c"}, {"implementation", "fused"}, {"against", "unfused"}}});
+       return quote(write_json(t, "r.json", j));
+     }},
+    {"attribution_without_stages", "attribution[0].case_summary.stages",
+     [](TempDir const& t) {
+       json j = h100();
+       json blk = {{"end_to_end", {{"o", json::object()}, {"final_state", json::object()}}},
+                   {"linear_sum", {{"o", json::object()}, {"final_state", json::object()}}},
+                   {"sum_of_stages", json::object()}};
+       j["attribution"] = json::array({{{"case", "c"}, {"implementation", "emulated"}, {"available", true},
+                                        {"chunks", json::array()}, {"case_summary", blk}}});
        return quote(write_json(t, "r.json", j));
      }},
     {"bench_missing_configs", "configs",
