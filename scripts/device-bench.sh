@@ -24,7 +24,7 @@ grep -E "tests passed|tests failed|Failed|\*\*\*Failed" "$OUT/ctest-gpu-$GPU.txt
 (cd $B && ctest -R bench_cli --output-on-failure 2>&1 | grep -E "tests passed|tests failed|Failed" | head -5)
 G=$B/gdnv
 # every GPU implementation on the shipped dataset, with the fused-vs-unfused pairs
-$G check datasets/default.h5 --impl unfused,fused,fused-intra,precise,cublas --json "$OUT/check-default-$GPU.json" --top 0 \
+$G check datasets/default.h5 --impl unfused,fused,fused-intra,precise,cublas --attribution --json "$OUT/check-default-$GPU.json" --top 0 \
   >"$OUT/check-default-$GPU.txt" 2>&1; echo "check exit $?"; grep -E "fused|precise|passed," "$OUT/check-default-$GPU.txt" | tail -30
 # issue 5's accuracy setup: o error / bf16 floor, normal family, T = 4096, the Qwen3-Next head counts
 $G generate --family normal --T 4096 --H 16 --HV 32 --seed 5 --h0 --out /tmp/normal-T4096.h5 >/dev/null
