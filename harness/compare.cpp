@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "harness/inverse_bound.hpp"
+#include "harness/normwise.hpp"
 #include "reference/rounding.hpp"
 
 namespace gdnv {
@@ -15,6 +17,7 @@ struct BlockNorms {
   double err2 = 0, floor2 = 0, exact2 = 0;
   bool finite = true;
   int64_t nonfinite = 0;
+  int64_t count = 0;  // finite values added
   void add(double exact, double got, DType floor_dtype) {
     if (!std::isfinite(got)) {
       finite = false;
@@ -26,6 +29,7 @@ struct BlockNorms {
     err2 += e * e;
     floor2 += f * f;
     exact2 += exact * exact;
+    ++count;
   }
 };
 
@@ -35,6 +39,7 @@ ChunkRow make_row(std::string const& tensor, BlockNorms const& b, DType floor_dt
   r.finite = b.finite;
   r.error_norm = std::sqrt(b.err2);
   r.floor_norm = std::sqrt(b.floor2);
+  r.rel_rms = b.finite ? fla_rel_rms(b.err2, b.exact2, b.count) : std::numeric_limits<double>::infinity();
   if (r.floor_norm == 0.0) {
     r.floor_from_u = true;
     r.floor_norm = unit_roundoff(floor_dtype) * std::sqrt(b.exact2);
@@ -93,7 +98,7 @@ Comparison compare_outputs(Problem const& p, ChunkedResult const& ref, StageOutp
     m.tensor = name;
     m.dtype = tensor.dtype;
     m.floor_dtype = floor_dtype;
-    std::vector<double> ratios;
+    std::vector<double> ratios, trt01;
     BlockNorms whole;
     auto finish_block = [&](BlockNorms const& b, int64_t seq, int64_t head, int64_t chunk, int64_t rows) {
       ChunkRow r = make_row(name, b, floor_dtype);
@@ -138,6 +143,21 @@ Comparison compare_outputs(Problem const& p, ChunkedResult const& ref, StageOutp
             add_range(b, off, d);
           }
           finish_block(b, c.sequence, hv, c.chunk, c.rows);
+          if (name == "A_inv" && d >= c.rows) {
+            // LAPACK xTRT01 against T = I + A of the reference (reported, not gated)
+            Eigen::MatrixXd T = Eigen::MatrixXd::Identity(c.rows, c.rows), X(c.rows, c.rows);
+            for (int64_t i = 0; i < c.rows; ++i) {
+              int64_t const off = ((c.b * p.T + c.begin + i) * p.HV + hv) * d;
+              for (int64_t j = 0; j < c.rows; ++j) {
+                if (j < i) T(i, j) = ref.A.data[static_cast<size_t>(off + j)];
+                X(i, j) = tensor.data[static_cast<size_t>(off + j)];
+              }
+            }
+            ChunkRow& row = cmp.rows.back();
+            row.has_trt01 = true;
+            row.trt01 = trt01_ratio(T, X, unit_roundoff(tensor.dtype));
+            trt01.push_back(row.trt01);
+          }
         }
     }
 
@@ -161,6 +181,15 @@ Comparison compare_outputs(Problem const& p, ChunkedResult const& ref, StageOutp
       std::vector<double> sorted = ratios;
       std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
       m.median_chunk_ratio = sorted[sorted.size() / 2];
+    }
+    for (auto it = cmp.rows.end() - static_cast<long>(ratios.size()); it != cmp.rows.end(); ++it)
+      m.max_chunk_rel_rms = std::max(m.max_chunk_rel_rms, it->rel_rms);
+    if (!trt01.empty()) {
+      m.has_trt01 = true;
+      m.trt01_u = unit_roundoff(tensor.dtype);
+      m.max_trt01 = quantile(trt01, 1.0);
+      m.p50_trt01 = quantile(trt01, 0.5);
+      m.p99_trt01 = quantile(trt01, 0.99);
     }
     cmp.metrics[name] = m;
   }

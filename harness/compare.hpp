@@ -30,6 +30,11 @@ struct ChunkRow {
   // The componentwise bound ratio (harness/inverse_bound.hpp), where computed (A_inv rows).
   bool has_bound = false;
   double r_det = 0, r_prob = 0;
+  // Reported, not gated (harness/normwise.hpp): FLA's relative RMS of the block, and on A_inv rows
+  // LAPACK's xTRT01 normwise residual ratio of the chunk's inverse against T = I + A of the reference.
+  double rel_rms = 0;
+  bool has_trt01 = false;
+  double trt01 = 0;
 };
 
 struct TensorMetrics {
@@ -48,6 +53,12 @@ struct TensorMetrics {
   bool has_bound = false;
   double max_r_det = 0, p50_r_det = 0, p99_r_det = 0;
   double max_r_prob = 0, p50_r_prob = 0, p99_r_prob = 0;
+  // Reported, not gated (harness/normwise.hpp): the largest per-chunk relative RMS, and (A_inv) the
+  // xTRT01 ratio's quantiles over chunks with the unit roundoff u used (LAPACK's EPS: 2^-8 for bf16).
+  double max_chunk_rel_rms = 0;
+  bool has_trt01 = false;
+  double trt01_u = 0;
+  double max_trt01 = 0, p50_trt01 = 0, p99_trt01 = 0;
 };
 
 struct Comparison {

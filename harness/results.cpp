@@ -25,11 +25,13 @@ nlohmann::json to_json(ChunkRow const& r) {
   nlohmann::json j = {{"tensor", r.tensor},         {"sequence", r.sequence},   {"head", r.head},
                       {"chunk", r.chunk},           {"rows", r.rows},           {"ratio", num(r.ratio)},
                       {"error_norm", num(r.error_norm)}, {"floor_norm", num(r.floor_norm)},
-                      {"floor_from_u", r.floor_from_u},  {"finite", r.finite}};
+                      {"floor_from_u", r.floor_from_u},  {"finite", r.finite},
+                      {"rel_rms", num(r.rel_rms)}};
   if (r.has_bound) {
     j["r_det"] = num(r.r_det);
     j["r_prob"] = num(r.r_prob);
   }
+  if (r.has_trt01) j["trt01"] = num(r.trt01);
   return j;
 }
 
@@ -75,6 +77,38 @@ nlohmann::json to_json(TensorMetrics const& m) {
     j["p50_r_prob"] = num(m.p50_r_prob);
     j["p99_r_prob"] = num(m.p99_r_prob);
   }
+  j["max_chunk_rel_rms"] = num(m.max_chunk_rel_rms);
+  if (m.has_trt01) {
+    j["trt01_u"] = m.trt01_u;
+    j["max_trt01"] = num(m.max_trt01);
+    j["p50_trt01"] = num(m.p50_trt01);
+    j["p99_trt01"] = num(m.p99_trt01);
+  }
+  return j;
+}
+
+nlohmann::json reported_json(Comparison const& c) {
+  nlohmann::json rms = nlohmann::json::object();
+  for (auto const& [name, m] : c.metrics)
+    rms[name] = {{"whole_tensor", num(m.rel_rms)}, {"max_chunk", num(m.max_chunk_rel_rms)}};
+  nlohmann::json j = {{"gated", false},
+                      {"note", "reported, not gated: for comparability with FLA's and LAPACK's tests"},
+                      {"rel_rms", rms},
+                      {"rel_rms_definition", "FLA get_err_ratio: RMS(got - exact) / (RMS(exact) + 1e-8)"}};
+  for (auto const& [name, m] : c.metrics) {
+    if (!m.has_trt01) continue;
+    j["trt01"] = {{"tensor", name},
+                  {"definition", "LAPACK xTRT01: ||T Xhat - I||_1 / (n ||T||_1 ||Xhat||_1 u), T = I + A of the "
+                                 "reference, Xhat's strictly lower part with unit diagonal, n = the chunk's rows"},
+                  {"u", m.trt01_u},
+                  {"u_dtype", dtype_name(m.dtype)},
+                  {"u_convention", "LAPACK EPS = DLAMCH('E') = unit roundoff 2^-p of the stored dtype (half of "
+                                   "numeric_limits::epsilon)"},
+                  {"lapack_thresh", 30.0},
+                  {"max", num(m.max_trt01)},
+                  {"p50", num(m.p50_trt01)},
+                  {"p99", num(m.p99_trt01)}};
+  }
   return j;
 }
 
@@ -93,6 +127,7 @@ nlohmann::json to_json(CheckResult const& r, bool with_chunks) {
     for (auto const& [name, m] : r.comparison.metrics) metrics[name] = to_json(m);
     j["metrics"] = metrics;
     j["bound"] = to_json(r.bound);
+    j["reported"] = reported_json(r.comparison);
     if (!r.bound.computed) j["bound_reason"] = r.bound.reason;
     if (with_chunks) {
       nlohmann::json rows = nlohmann::json::array();

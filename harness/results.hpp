@@ -32,5 +32,8 @@ nlohmann::json to_json(ChunkRow const& r);
 nlohmann::json to_json(TensorMetrics const& m);
 nlohmann::json to_json(BoundSummary const& s);  // null when not computed
 nlohmann::json to_json(CheckResult const& r, bool with_chunks = true);
+// The "reported" object of a result: FLA's relative RMS per tensor (whole tensor and worst chunk) and
+// LAPACK's xTRT01 ratio on A_inv, labelled "gated": false (harness/normwise.hpp).
+nlohmann::json reported_json(Comparison const& c);
 
 }  // namespace gdnv

@@ -34,6 +34,7 @@
 
 #include "harness/atomic_file.hpp"
 #include "harness/cli/commands.hpp"
+#include "harness/environment.hpp"
 #include "harness/errors.hpp"
 
 #ifdef GDNV_HAVE_CUDA
@@ -116,35 +117,6 @@ std::vector<Config> resolve(BenchOptions const& o) {
     }
   }
   return out;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// (output, ok) of a shell command's stdout.
-std::pair<std::string, bool> capture(char const* cmd) {
-  FILE* f = ::popen(cmd, "r");
-  if (!f) return {"", false};
-  std::string s;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, f)) s += buf;
-  int const rc = ::pclose(f);
-  return {trim(s), rc == 0};
-}
-
-json git_info() {
-  // An explicit commit wins: a tree exported from git (no .git of its own) may sit inside another checkout.
-  if (char const* e = std::getenv("GDNV_GIT_COMMIT"); e && *e) return {{"commit", e}, {"source", "env GDNV_GIT_COMMIT"}};
-  auto const [head, ok] = capture("git rev-parse HEAD 2>/dev/null");
-  if (ok && head.size() == 40) {
-    auto const [st, ok2] = capture("git status --porcelain --untracked-files=no 2>/dev/null");
-    json j = {{"commit", head}, {"source", "git rev-parse HEAD"}};
-    if (ok2) j["uncommitted_changes"] = !st.empty();
-    return j;
-  }
-  return {{"commit", "unknown"}, {"source", "none"}};
 }
 
 char const* const kFlaSource =

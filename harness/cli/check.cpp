@@ -29,6 +29,7 @@
 #include "harness/cli/report.hpp"
 #include "harness/compare.hpp"
 #include "harness/dataset.hpp"
+#include "harness/environment.hpp"
 #include "harness/errors.hpp"
 #include "harness/implementation.hpp"
 #include "harness/inverse_bound.hpp"
@@ -233,6 +234,36 @@ void print_table(std::vector<CheckResult> const& results, CheckOptions const& op
   }
 }
 
+// FLA's relative RMS and LAPACK's xTRT01 ratio (harness/normwise.hpp): printed for comparability with
+// other projects' tests, never part of the verdict.
+void print_reported(std::vector<CheckResult> const& results) {
+  bool any = false;
+  for (auto const& r : results) any = any || r.comparison.any_compared();
+  if (!any) return;
+  std::printf("\nreported, not gated: FLA rel_rms = RMS(got - exact) / (RMS(exact) + 1e-8), worst chunk over all "
+              "tensors;\nLAPACK xTRT01 = ||T Xhat - I||_1 / (n ||T||_1 ||Xhat||_1 u) on A_inv per chunk, u = unit "
+              "roundoff of A_inv's dtype (LAPACK EPS: bf16 2^-8, fp32 2^-24); LAPACK's THRESH is 30\n");
+  std::printf("%-26s %-40s %16s %-10s %12s %12s\n", "case", "implementation", "max chunk rel_rms", " (tensor)",
+              "xTRT01 p50", "xTRT01 max");
+  for (auto const& r : results) {
+    if (!r.comparison.any_compared()) continue;
+    double worst = -1;
+    std::string tensor = "-", p50 = "-", mx = "-";
+    for (auto const& [name, m] : r.comparison.metrics) {
+      if (!(m.max_chunk_rel_rms <= worst)) {
+        worst = m.max_chunk_rel_rms;
+        tensor = name;
+      }
+      if (m.has_trt01) {
+        p50 = fmt::format("{:.3g}", m.p50_trt01);
+        mx = fmt::format("{:.3g}", m.max_trt01);
+      }
+    }
+    std::printf("%-26s %-40s %16.3e  %-10s %12s %12s\n", r.case_name.c_str(), r.implementation.c_str(), worst,
+                ("(" + tensor + ")").c_str(), p50.c_str(), mx.c_str());
+  }
+}
+
 int run_check(CheckOptions const& opt) {
   if (!(opt.max_floor_ratio > 0) || !std::isfinite(opt.max_floor_ratio))
     throw UsageError("--max-floor-ratio must be a positive number");
@@ -327,6 +358,7 @@ int run_check(CheckOptions const& opt) {
   }
   print_pairs(pairs);
   for (auto const& a : attributions) std::fputs(format_attribution(a).c_str(), stdout);
+  print_reported(results);
   std::printf("\n%d passed, %d failed, %d not run or not supported\n", passed, failed, other);
 
   if (!opt.json_out.empty() || !opt.report_out.empty()) {
@@ -336,6 +368,15 @@ int run_check(CheckOptions const& opt) {
     j["command"] = "check";
     j["max_floor_ratio"] = opt.max_floor_ratio;
     j["files"] = opt.files;
+    // Where this ran and on exactly which data: what `gdnv baseline` records and compares.
+    j["environment"] = environment_info();
+    nlohmann::json hashes = nlohmann::json::array();
+    for (auto const& f : opt.files) {
+      int64_t bytes = 0;
+      std::string const sha = sha256_file(f, &bytes);
+      hashes.push_back({{"path", f}, {"sha256", sha}, {"bytes", bytes}});
+    }
+    j["datasets"] = hashes;
     j["cases"] = cases;
     nlohmann::json arr = nlohmann::json::array();
     for (auto const& r : results) arr.push_back(to_json(r, !opt.no_chunk_rows));
