@@ -22,5 +22,6 @@ Command add_bench_command(CLI::App& root);
 Command add_selftest_command(CLI::App& root);
 Command add_report_command(CLI::App& root);
 Command add_replay_command(CLI::App& root);
+Command add_oracle_command(CLI::App& root);
 
 }  // namespace gdnv::cli
