@@ -42,7 +42,7 @@ struct OracleCaseOptions {
   int bits = 256;
   int threads = 0;
   double max_ratio = kOracleGate;
-  std::function<void(std::string const&)> on_progress;
+  std::function<void(int64_t total, std::string const& what)> on_progress;  // OracleOptions::on_progress
 };
 
 struct OracleCaseReport {

@@ -370,7 +370,7 @@ OracleResult run_oracle(Problem const& p, ChunkedResult const& ref, Tensor const
                                                 seqs[static_cast<size_t>(j.sequence)], j, prec, res.exact);
       if (opt.on_progress) {
 #pragma omp critical(gdnv_oracle_progress)
-        opt.on_progress("seq " + std::to_string(j.sequence) + " head " + std::to_string(j.head));
+        opt.on_progress(njobs, "seq " + std::to_string(j.sequence) + " head " + std::to_string(j.head));
       }
     }
     mpfr_free_cache();

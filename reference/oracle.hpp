@@ -80,8 +80,9 @@ struct OracleChunkRow {
 struct OracleOptions {
   int bits = 256;   // MPFR precision
   int threads = 0;  // 0: all cores; parallel over the selected (sequence, value head) pairs
-  // Called once per finished (sequence, value head) pair, from one thread at a time.
-  std::function<void(std::string const&)> on_progress;
+  // Called once per finished (sequence, value head) pair, from one thread at a time, with the
+  // number of pairs to run and the pair just finished.
+  std::function<void(int64_t total, std::string const& what)> on_progress;
 };
 
 struct OracleResult {

@@ -94,11 +94,14 @@ int run_oracle_cli(OracleCliOptions const& opt) {
     co.bits = opt.bits;
     co.threads = opt.threads;
     co.max_ratio = opt.max_ratio;
-    // one step per (sequence, value head) run; the total is only known after the selection, so count up
-    auto progress = std::make_shared<Progress>("oracle " + c.name, int64_t(opt.samples + opt.worst));
-    co.on_progress = [progress](std::string const& what) { progress->step(what); };
+    // one step per (sequence, value head) run; the count is known once the chunks are selected
+    auto progress = std::make_shared<std::unique_ptr<Progress>>();
+    co.on_progress = [progress, name = c.name](int64_t total, std::string const& what) {
+      if (!*progress) *progress = std::make_unique<Progress>("oracle " + name, total);
+      (*progress)->step(what);
+    };
     OracleCaseReport const r = run_oracle_case(c.name, c.problem, co);
-    progress.reset();
+    progress->reset();
     print_case(r, opt);
     all = all && r.passed;
     for (auto const& [n, m] : r.max_per_tensor) (m.against_bound ? worst_bound : worst_floor) =
