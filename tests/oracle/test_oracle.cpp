@@ -250,8 +250,8 @@ BOOST_AUTO_TEST_CASE(default_h5_ragged_varlen) { check_default_case("ragged-varl
 BOOST_AUTO_TEST_CASE(default_h5_beta_near_2) { check_default_case("adversarial-beta-near-2"); }
 BOOST_AUTO_TEST_CASE(default_h5_strong_decay) { check_default_case("adversarial-strong-decay"); }
 
-// gdnv oracle: exit 0 with a table and a JSON file on a good case, 2 with one line naming the file,
-// the case or the option on bad input.
+// gdnv oracle: exit 0 with a table and a JSON file on a good case, 1 when a ratio reaches the gate,
+// 2 with one line naming the file, the case or the option on bad input.
 BOOST_AUTO_TEST_CASE(cli_exit_statuses) {
   gdnv::test::TempDir const dir;
   std::string const json = dir.file("oracle.json");
@@ -269,6 +269,12 @@ BOOST_AUTO_TEST_CASE(cli_exit_statuses) {
   BOOST_TEST(j["cases"][0]["max_per_tensor"]["A_inv"]["against"] == "B_det");
   BOOST_TEST(j["cases"][0]["max_per_tensor"]["A_inv"]["ratio"].get<double>() < 1e-6);
   BOOST_TEST(j["cases"][0]["chunks"].size() >= 2u);
+
+  // a gate no fp64 computation can meet (1e-15 of the floor is ~1e-3 u64): exit 1, the table says FAILED
+  auto const strict = gdnv::test::run_gdnv(dir.path, "oracle " + gdnv::test::quote(kDefault) +
+                                                         " --case ragged-varlen --samples 1 --worst 0 --max-ratio 1e-15");
+  BOOST_TEST(strict.status == 1, strict.out << strict.err);
+  BOOST_TEST(strict.out.find("FAILED") != std::string::npos, strict.out);
 
   auto const missing = gdnv::test::run_gdnv(dir.path, "oracle " + gdnv::test::quote(dir.file("nope.h5")));
   BOOST_TEST(missing.status == 2);
