@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
       gdnv::cli::add_report_command(app),
       gdnv::cli::add_replay_command(app),
       gdnv::cli::add_baseline_command(app),
+      gdnv::cli::add_oracle_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -5,7 +5,7 @@
 # T=8192, plus `gdnv check` of every GPU implementation on the default dataset (SANITIZE=1: racecheck and
 # memcheck of a fused-kernel test; BENCH=0: no benchmarks). Results under $OUT, named after the GPU
 # (e.g. bench-H100-qwen3-next.json).
-# Header-only deps the image lacks (CLI11, nlohmann-json) travel in .device/include (see device-run.sh);
+# Header-only deps the image lacks (CLI11, nlohmann-json, mpreal/MPFR/GMP headers) travel in .device/include (see device-run.sh);
 # pass the commit in, since .git does not travel: GDNV_GIT_COMMIT=$(git rev-parse HEAD) bash scripts/device-bench.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"

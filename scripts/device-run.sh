@@ -2,8 +2,10 @@
 # One whole GPU-machine run (H100/H200 image: CUDA 13, CMake 4, HDF5 1.10, Boost headers only):
 # optional capture of the default dataset, full build, every test (GPU ones included), the
 # check of our kernels on the default dataset. Logs and results under $OUT.
-# Header-only deps the image lacks (CLI11, nlohmann-json) travel in .device/include:
-#   mkdir -p .device/include && cp -r /usr/include/CLI /usr/include/nlohmann .device/include/
+# Header-only deps the image lacks (CLI11, nlohmann-json; mpreal and the MPFR/GMP headers, whose
+# runtime libraries the image has) travel in .device/include:
+#   mkdir -p .device/include && cp -r /usr/include/CLI /usr/include/nlohmann /usr/include/mpreal.h \
+#     /usr/include/mpfr.h /usr/include/x86_64-linux-gnu/gmp.h .device/include/
 set -uo pipefail
 OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"
 export PATH=/usr/local/cuda/bin:$PATH

@@ -6,6 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(cmake g++ make pkg-config libeigen3-dev libhdf5-dev libboost-test-dev libcli11-dev
           libfmt-dev nlohmann-json3-dev python3 python3-h5py python3-numpy)
+# gdnv oracle: MPFR (mpreal's C++ wrapper) re-checks the fp64 reference on sampled chunks.
+PACKAGES+=(libmpfrc++-dev libmpfr-dev libgmp-dev)
 # gdnv report and its tests, notebooks: npm fetches the chart libraries at build time (a Node.js that
 # already ships npm, e.g. NodeSource's, is kept); chromium and jsonschema check the page; nbconvert runs notebooks.
 PACKAGES+=(chromium python3-jsonschema jupyter-nbconvert python3-nbclient python3-ipykernel python3-matplotlib)

@@ -23,5 +23,6 @@ Command add_selftest_command(CLI::App& root);
 Command add_report_command(CLI::App& root);
 Command add_replay_command(CLI::App& root);
 Command add_baseline_command(CLI::App& root);
+Command add_oracle_command(CLI::App& root);
 
 }  // namespace gdnv::cli
