@@ -39,6 +39,13 @@
 //          xi_r = D_r ((1 + rho_lr)(1 + u_acc)(1 + u_op) - 1) M_Delta  (the gated delta operand),
 //          M_D' = D M_Delta + xi, rho'_l = (1 + rho_l)(1 + u_acc) - 1; then round_state. The initial state
 //          is exact (or rounded once to the state precision); final_state = E_S after the last chunk.
+//          [derived] A second bound on the same dS is carried too: nu_j >= ||dS_{:,j}||_2, with
+//          nu'_j = ||M||_2 min(nu_j, ||E_S{:,j}||_2) + ||L_{:,j}||_2 (L: every term of E_S' but |M| E_S) and
+//          ||M||_2 <= e^{gamma_last} prod_r max(1, |1 - beta_r ||k_r||^2|); every use of E_S takes
+//          min(E_S, nu_j) entrywise, and a product Y dS also min(|Y| E_S, ||y_r||_2 nu_j) (Cauchy-Schwarz).
+//          Limit: without decay (g = 0) the componentwise terms still grow ~3x per chunk (|M| and the
+//          second-order |K|^T D E_w |dS| have row sums > 1 where the exact transition contracts), so the
+//          state bounds of long undecayed sequences are valid but loose.
 //   o      E_QH = product(Q, h; n = d) with E_Q = eps_q |Q|;  inter = diag(e^gamma) (Q h): scaling;
 //          P = (Q K^T) . Gamma (lower incl. the diagonal): product(Q, K^T; n = d), scaling by the gate
 //          factors, round_scores;  PV = product(P, v_new; n = m);
