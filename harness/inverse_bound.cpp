@@ -208,7 +208,8 @@ std::string where_of(ChunkRow const& w) {
 }  // namespace
 
 void apply_bounds(CheckResult& r, Implementation const& impl, Problem const& p, ChunkedResult const& ref,
-                  StageOutputs const& out, double max_floor_ratio, std::vector<ChunkConditioning> const* cond) {
+                  StageOutputs const& out, double max_floor_ratio, std::vector<ChunkConditioning> const* cond,
+                  BoundsCache* cache) {
   if (r.disposition != Disposition::passed && r.disposition != Disposition::failed) return;
   std::vector<std::string> tensors;  // in pipeline order
   for (auto const& name : bounded_tensors())
@@ -222,8 +223,17 @@ void apply_bounds(CheckResult& r, Implementation const& impl, Problem const& p, 
     if (has_inv) r.bound.reason = why;
     return;
   }
-  InverseBounds const inverse = inverse_bounds(p, ref, *declared);
-  StageBounds const stages = stage_bounds(p, ref, inverse);
+  std::string const key = declared->to_string();
+  std::shared_ptr<std::pair<InverseBounds, StageBounds> const> computed;
+  if (cache && cache->by_arithmetic.count(key)) computed = cache->by_arithmetic.at(key);
+  if (!computed) {
+    InverseBounds inv = inverse_bounds(p, ref, *declared);
+    StageBounds st = stage_bounds(p, ref, inv);
+    computed = std::make_shared<std::pair<InverseBounds, StageBounds> const>(std::move(inv), std::move(st));
+    if (cache) cache->by_arithmetic[key] = computed;
+  }
+  InverseBounds const& inverse = computed->first;
+  StageBounds const& stages = computed->second;
   std::string fault;
   for (auto const& name : tensors) {
     BoundSummary const s = name == "A_inv"

@@ -7,8 +7,11 @@
 // the floor-ratio gate that lie inside their bounds is explained by conditioning, not a fault.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "harness/compare.hpp"
@@ -81,7 +84,14 @@ std::string bound_failure_reason(BoundSummary const& s);
 //    to a bounded tensor (whose R_det <= 1 there): explained (the reason names the worst such chunk,
 //    its floor ratio, R_det and the chunk's conditioning from `cond`, in the order of chunk_conditioning);
 //  - else unchanged. Results in error (or not run) are left alone.
+// Bounds depend on the case and the declared arithmetic only: a cache (one per case) lets the
+// implementations of a case that declare the same arithmetic (a kernel and its [isolated] run) share them.
+struct BoundsCache {
+  std::map<std::string, std::shared_ptr<std::pair<InverseBounds, StageBounds> const>> by_arithmetic;
+};
+
 void apply_bounds(CheckResult& r, Implementation const& impl, Problem const& p, ChunkedResult const& ref,
-                  StageOutputs const& out, double max_floor_ratio, std::vector<ChunkConditioning> const* cond);
+                  StageOutputs const& out, double max_floor_ratio, std::vector<ChunkConditioning> const* cond,
+                  BoundsCache* cache = nullptr);
 
 }  // namespace gdnv

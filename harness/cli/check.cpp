@@ -63,7 +63,8 @@ std::string where_str(ChunkRow const& w) {
 
 // keep (optional) receives the implementation's outputs, for the fused-vs-unfused comparison.
 CheckResult judge(std::string const& file, Case const& c, Implementation& impl, ChunkedResult const& ref,
-                  std::vector<ChunkConditioning> const& cond, double max_ratio, StageOutputs* keep = nullptr) {
+                  std::vector<ChunkConditioning> const& cond, BoundsCache& cache, double max_ratio,
+                  StageOutputs* keep = nullptr) {
   CheckResult r;
   r.file = file;
   r.case_name = c.name;
@@ -103,7 +104,7 @@ CheckResult judge(std::string const& file, Case const& c, Implementation& impl, 
                         : fmt::format("{}: non-finite values", where_str(w));
   }
   // R on every bounded tensor: a second gate (R_det <= 1), and what explains a floor-ratio failure
-  apply_bounds(r, impl, c.problem, ref, out, max_ratio, &cond);
+  apply_bounds(r, impl, c.problem, ref, out, max_ratio, &cond, &cache);
   return r;
 }
 
@@ -267,19 +268,20 @@ int run_check(CheckOptions const& opt) {
                        {"scale", p.scale}, {"qk_l2norm", p.qk_l2norm}, {"input_dtype", dtype_name(input_dtype(p))},
                        {"initial_state", !p.initial_state.empty()}});
       std::vector<ChunkConditioning> const cond = chunk_conditioning(p, ref);
+      BoundsCache cache;  // this case's bounds, per declared arithmetic
       add_conditioning(cases.back(), cond, !opt.no_chunk_rows);
       for (auto const& g : c.captured) {
         CapturedImplementation impl(g);
-        results.push_back(judge(ds.path, c, impl, ref, cond, opt.max_floor_ratio));
+        results.push_back(judge(ds.path, c, impl, ref, cond, cache, opt.max_floor_ratio));
       }
       std::map<std::string, StageOutputs> kept;  // "unfused" and "fused*" outputs of this case
       for (auto& impl : impls) {
         bool const keep = is_pair_member(impl->name());
         results.push_back(
-            judge(ds.path, c, *impl, ref, cond, opt.max_floor_ratio, keep ? &kept[impl->name()] : nullptr));
+            judge(ds.path, c, *impl, ref, cond, cache, opt.max_floor_ratio, keep ? &kept[impl->name()] : nullptr));
         if (impl->has_isolated_stages()) {
           IsolatedStages isolated(*impl, ref);
-          results.push_back(judge(ds.path, c, isolated, ref, cond, opt.max_floor_ratio));
+          results.push_back(judge(ds.path, c, isolated, ref, cond, cache, opt.max_floor_ratio));
         }
       }
       add_pairs(pairs, ds.path, c.name, kept);
