@@ -18,7 +18,11 @@ class EmulatedImplementation final : public Implementation {
   }
   // fp32 KKT, fp32 16x16 substitution and merges, A_inv in the input dtype (a fault variant declares
   // the same: the fault is a bug against its declaration).
-  std::optional<DeclaredArithmetic> declared_arithmetic() const override { return emulated_declared_arithmetic(); }
+  std::optional<DeclaredArithmetic> declared_arithmetic() const override {
+    DeclaredArithmetic d = emulated_declared_arithmetic();
+    if (precise_uv_) d.v_operand = d.u = d.v_new = d.scores = Precision::fp32;
+    return d;
+  }
   Availability can_implement(Problem const& p) const override {
     std::string why;
     if (!emulation_supports(p, &why)) return Availability::not_supported(why);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -29,18 +30,41 @@ std::string num_str(double x) {
 
 std::optional<DeclaredArithmetic> known_declared_arithmetic(std::string const& name) {
   std::string const n = base_name(name);
-  DeclaredArithmetic d;  // input dtype in, fp32 KKT, fp32 16x16 substitution + fp32 merges, A_inv input dtype
-  if (n == "emulated" || n == "emulated-precise" || n == "unfused" || n == "unfused-splitstate" || n == "fused" ||
-      n == "fused-intra" || n == "precise")
+  // input dtype in, fp32 KKT, fp32 16x16 substitution + fp32 merges, A_inv input dtype; FLA's later rounding
+  // points (w, u, v_new, h, o, the beta-scaled operands, the W*S state operand, the score matrix in the input
+  // dtype, running state fp32): cuda/chunk_state.cu, wu.cu, chunk_output.cu, reference/emulated.hpp
+  DeclaredArithmetic d;
+  if (n == "emulated" || n == "unfused" || n == "fused" || n == "fused-intra") return d;
+  if (n == "precise") {
+    // Args::precise_uv (wu.cu, chunk_state.cu, chunk_output.cu): beta v as hi + lo tiles for u, u stored
+    // fp32, v_new stored fp32 and read by the score product as hi + lo (declared as split: the looser of
+    // the two), the score matrix hi + lo; everything else as "fused".
+    d.v_operand = Precision::split;
+    d.u = Precision::fp32;
+    d.v_new = Precision::split;
+    d.scores = Precision::split;
     return d;
+  }
+  if (n == "emulated-precise") {  // its CPU model keeps those four in fp32 (reference/emulated.hpp)
+    d.v_operand = d.u = d.v_new = d.scores = Precision::fp32;
+    return d;
+  }
+  if (n == "unfused-splitstate") {
+    d.state_operand = Precision::split;  // Args::split_state: S = hi + lo for W*S (~2^-16)
+    return d;
+  }
   if (n == "unfused-fp32inv") {
     d.A_inv = Precision::fp32;
+    d.A_inv_operand = Precision::split;  // wu.cu: an fp32 A_inv is split into hi + lo input-dtype tiles
+    d.state_operand = Precision::split;  // gpu_implementations.cpp: split_state() for every non-FLA variant
     return d;
   }
   if (n == "cublas" || n == "cublas-fp64") {
     d.algorithm = InverseAlgorithm::substitution;  // cublas<T>trsmBatched against I
     d.inverse = d.merges = n == "cublas" ? Precision::fp32 : Precision::fp64;
     d.A_inv = Precision::fp32;
+    d.A_inv_operand = Precision::split;
+    d.state_operand = Precision::split;
     return d;
   }
   return std::nullopt;
@@ -123,37 +147,158 @@ BoundSummary summarize_inverse_bound(Problem const& p, ChunkedResult const& ref,
 
 std::string bound_failure_reason(BoundSummary const& s) {
   auto const& w = s.worst;
-  return fmt::format("{} seq {} head {} chunk {}: bound ratio R_det {} > {} (entry ({},{}): error {:.3e}, bound {:.3e}; "
-                     "{} of {} chunks over)",
-                     s.tensor, w.sequence, w.head, w.chunk, num_str(w.r_det), s.gate, w.row, w.col, w.error, w.bound,
-                     s.chunks_over, s.chunks);
+  std::string const where = w.chunk < 0 ? fmt::format("{} seq {} head {} (final)", s.tensor, w.sequence, w.head)
+                                        : fmt::format("{} seq {} head {} chunk {}", s.tensor, w.sequence, w.head, w.chunk);
+  return fmt::format("{}: bound ratio R_det {} > {} (entry ({},{}): error {:.3e}, bound {:.3e}; {} of {} {} over)",
+                     where, num_str(w.r_det), s.gate, w.row, w.col, w.error, w.bound, s.chunks_over, s.chunks,
+                     w.chunk < 0 ? "states" : "chunks");
 }
 
-void apply_inverse_bound(CheckResult& r, Implementation const& impl, Problem const& p, ChunkedResult const& ref,
-                         StageOutputs const& out) {
-  if (r.disposition != Disposition::passed && r.disposition != Disposition::failed) return;
+BoundSummary summarize_stage_bound(Problem const& p, ChunkedResult const& ref, StageBounds const& bounds,
+                                   std::string const& tensor, Tensor const& got, Comparison& cmp) {
   BoundSummary s;
-  auto const a_inv = out.find("A_inv");
-  if (a_inv == out.end() || !r.comparison.metrics.count("A_inv")) {
-    s.reason = "no A_inv among the outputs";
-    r.bound = s;
-    return;
+  s.computed = true;
+  s.tensor = tensor;
+  s.arithmetic = bounds.arithmetic.to_string();
+  s.margin_ref = bounds.margin_ref;
+  auto const rows = stage_bound_ratios(p, ref, bounds, tensor, got);
+  std::vector<double> det, prob;
+  for (auto const& r : rows) {
+    det.push_back(r.r_det);
+    prob.push_back(r.r_prob);
+    if (!(r.r_det <= s.gate)) ++s.chunks_over;
+    if (s.chunks == 0 || r.r_det > s.worst.r_det || (std::isinf(r.r_det) && !std::isinf(s.worst.r_det))) {
+      s.worst.sequence = r.sequence;
+      s.worst.head = r.head;
+      s.worst.chunk = r.chunk;
+      s.worst.rows = r.rows;
+      s.worst.r_det = r.r_det;
+      s.worst.r_prob = r.r_prob;
+      s.worst.row = r.row;
+      s.worst.col = r.col;
+      s.worst.error = r.error;
+      s.worst.bound = r.bound;
+    }
+    ++s.chunks;
   }
+  s.max_r_det = det.empty() ? 0.0 : *std::max_element(det.begin(), det.end());
+  s.max_r_prob = prob.empty() ? 0.0 : *std::max_element(prob.begin(), prob.end());
+  s.p50_r_det = quantile(det, 0.5);
+  s.p99_r_det = quantile(det, 0.99);
+  s.p50_r_prob = quantile(prob, 0.5);
+  s.p99_r_prob = quantile(prob, 0.99);
+  // The comparison's rows of this tensor are in the same order (chunks x heads; sequences x heads).
+  size_t k = 0;
+  for (auto& row : cmp.rows) {
+    if (row.tensor != tensor) continue;
+    if (k < rows.size() && rows[k].sequence == row.sequence && rows[k].head == row.head && rows[k].chunk == row.chunk) {
+      row.has_bound = true;
+      row.r_det = rows[k].r_det;
+      row.r_prob = rows[k].r_prob;
+    }
+    ++k;
+  }
+  auto it = cmp.metrics.find(tensor);
+  if (it != cmp.metrics.end()) {
+    TensorMetrics& m = it->second;
+    m.has_bound = true;
+    m.max_r_det = s.max_r_det;
+    m.p50_r_det = s.p50_r_det;
+    m.p99_r_det = s.p99_r_det;
+    m.max_r_prob = s.max_r_prob;
+    m.p50_r_prob = s.p50_r_prob;
+    m.p99_r_prob = s.p99_r_prob;
+  }
+  return s;
+}
+
+namespace {
+
+std::string where_of(ChunkRow const& w) {
+  if (w.chunk < 0) return fmt::format("{} seq {} head {} (final)", w.tensor, w.sequence, w.head);
+  return fmt::format("{} seq {} head {} chunk {}", w.tensor, w.sequence, w.head, w.chunk);
+}
+
+}  // namespace
+
+void apply_bounds(CheckResult& r, Implementation const& impl, Problem const& p, ChunkedResult const& ref,
+                  StageOutputs const& out, double max_floor_ratio, std::vector<ChunkConditioning> const* cond,
+                  BoundsCache* cache) {
+  if (r.disposition != Disposition::passed && r.disposition != Disposition::failed) return;
+  std::vector<std::string> tensors;  // in pipeline order
+  for (auto const& name : bounded_tensors())
+    if (out.count(name) && r.comparison.metrics.count(name)) tensors.push_back(name);
+  bool const has_inv = out.count("A_inv") && r.comparison.metrics.count("A_inv");
+  if (!has_inv) r.bound.reason = "no A_inv among the outputs";
+  if (tensors.empty()) return;
   std::string why;
   auto const declared = declared_arithmetic_for(impl, &why);
   if (!declared) {
-    s.reason = why;
-    r.bound = s;
+    if (has_inv) r.bound.reason = why;
     return;
   }
-  InverseBounds const bounds = inverse_bounds(p, ref, *declared);
-  s = summarize_inverse_bound(p, ref, bounds, a_inv->second, r.comparison);
-  r.bound = s;
-  if (!s.passed()) {
-    std::string const why_bound = bound_failure_reason(s);
-    r.reason = r.disposition == Disposition::failed && !r.reason.empty() ? r.reason + "; " + why_bound : why_bound;
-    r.disposition = Disposition::failed;
+  std::string const key = declared->to_string();
+  std::shared_ptr<std::pair<InverseBounds, StageBounds> const> computed;
+  if (cache && cache->by_arithmetic.count(key)) computed = cache->by_arithmetic.at(key);
+  if (!computed) {
+    InverseBounds inv = inverse_bounds(p, ref, *declared);
+    StageBounds st = stage_bounds(p, ref, inv);
+    computed = std::make_shared<std::pair<InverseBounds, StageBounds> const>(std::move(inv), std::move(st));
+    if (cache) cache->by_arithmetic[key] = computed;
   }
+  InverseBounds const& inverse = computed->first;
+  StageBounds const& stages = computed->second;
+  std::string fault;
+  for (auto const& name : tensors) {
+    BoundSummary const s = name == "A_inv"
+                               ? summarize_inverse_bound(p, ref, inverse, out.at(name), r.comparison)
+                               : summarize_stage_bound(p, ref, stages, name, out.at(name), r.comparison);
+    if (name == "A_inv") r.bound = s;
+    r.bounds[name] = s;
+    if (!s.passed()) fault += (fault.empty() ? "" : "; ") + bound_failure_reason(s);
+  }
+  if (!fault.empty()) {
+    r.reason = r.disposition == Disposition::failed && !r.reason.empty() ? r.reason + "; " + fault : fault;
+    r.disposition = Disposition::failed;
+    return;
+  }
+  if (r.disposition != Disposition::failed) return;
+  // Failed by the floor ratio only: explained when every chunk above the gate is finite and inside its bound.
+  CheckResult::Explained ex;
+  for (auto const& row : r.comparison.rows) {
+    if (row.finite && row.ratio <= max_floor_ratio) continue;
+    if (!row.finite || !row.has_bound || !(row.r_det <= kBoundGate)) return;  // not explained: stays failed
+    if (ex.chunks == 0 || row.ratio > ex.worst.ratio) ex.worst = row;
+    ++ex.chunks;
+  }
+  if (ex.chunks == 0) return;
+  if (cond && !cond->empty()) {
+    // chunk_conditioning's rows: chunks x value heads; final_state: the sequence's last chunk
+    auto const chunks = p.chunks();
+    for (size_t ci = 0; ci < chunks.size(); ++ci) {
+      auto const& c = chunks[ci];
+      if (c.sequence != ex.worst.sequence) continue;
+      bool const last = ci + 1 == chunks.size() || chunks[ci + 1].sequence != c.sequence;
+      if (c.chunk == ex.worst.chunk || (ex.worst.chunk < 0 && last)) {
+        size_t const at = ci * static_cast<size_t>(p.HV) + static_cast<size_t>(ex.worst.head);
+        if (at < cond->size()) {
+          ex.has_conditioning = true;
+          ex.conditioning = (*cond)[at];
+        }
+        if (c.chunk == ex.worst.chunk) break;
+      }
+    }
+  }
+  auto const& w = ex.worst;
+  std::string kappa = ex.has_conditioning
+                          ? fmt::format("; kappa_inf {}, Skeel cond {}", num_str(ex.conditioning.kappa_inf),
+                                        num_str(ex.conditioning.skeel))
+                          : "";
+  r.reason = fmt::format("explained by conditioning: {}: floor ratio {} > {} but inside its bound (R_det {}{}); "
+                         "{} chunk(s) above the floor gate, all inside their bounds",
+                         where_of(w), num_str(w.ratio), max_floor_ratio, num_str(w.r_det), kappa, ex.chunks);
+  r.disposition = Disposition::explained;
+  r.explained = ex;
 }
 
 }  // namespace gdnv

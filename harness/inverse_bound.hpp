@@ -1,17 +1,24 @@
-// The componentwise bound ratio R for A_inv (reference/bounds.hpp, verification-method.md §3.8) as
-// gdnv check and gdnv selftest apply it: which arithmetic an implementation declares, R per chunk
-// filled into the comparison's A_inv rows and metrics, a summary per result, and the hard gate
-// R_det <= 1 (a violation is a fault in the arithmetic, not noise: the bound is first-order rigorous
-// for the declared precisions).
+// The componentwise bound ratio R (reference/bounds.hpp for A and A_inv, reference/stage_bounds.hpp for
+// w, u, v_new, h, o, final_state; verification-method.md §3.8) as gdnv check and gdnv selftest apply
+// it: which arithmetic an implementation declares, R per chunk filled into the comparison's rows and
+// metrics of every bounded tensor, a summary per tensor and result, the hard gate R_det <= 1 on every
+// bounded tensor (a violation is a fault in the arithmetic, not noise: the bounds are rigorous for the
+// declared precisions), and the disposition `explained`: a result whose only failures are chunks above
+// the floor-ratio gate that lie inside their bounds is explained by conditioning, not a fault.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "harness/compare.hpp"
 #include "harness/implementation.hpp"
 #include "reference/bounds.hpp"
+#include "reference/conditioning.hpp"
+#include "reference/stage_bounds.hpp"
 
 namespace gdnv {
 
@@ -20,16 +27,19 @@ struct CheckResult;
 inline constexpr double kBoundGate = 1.0;  // R_det must not exceed it
 
 // The arithmetic gdnv knows for an implementation name ("[isolated]" stripped): emulated, unfused,
-// unfused-splitstate, fused, fused-intra (A_inv in the input dtype, fp32 16x16 substitution + fp32
-// merges), unfused-fp32inv (same, A_inv fp32), cublas (fp32 triangular solve, A_inv fp32),
-// cublas-fp64 (fp64 triangular solve of the fp32 A, A_inv fp32). nullopt for any other name.
+// fused, fused-intra (A_inv in the input dtype, fp32 16x16 substitution + fp32 merges; FLA's later
+// rounding points: beta-scaled operands, w, u, v_new, h, the W*S state operand, the gated delta, the
+// score matrix and o in the input dtype, state fp32), unfused-splitstate (the same with the W*S state
+// operand split hi+lo), unfused-fp32inv (A_inv fp32, read by w/u as hi+lo parts, split state operand),
+// cublas (fp32 triangular solve, A_inv fp32 read as hi+lo, split state operand), cublas-fp64 (fp64
+// triangular solve of the fp32 A, otherwise as cublas). nullopt for any other name.
 std::optional<DeclaredArithmetic> known_declared_arithmetic(std::string const& name);
 
 // The implementation's own declaration, else the table above, else (captured groups) the
 // `arithmetic` attribute if it parses. nullopt with the reason in `why` otherwise.
 std::optional<DeclaredArithmetic> declared_arithmetic_for(Implementation const& impl, std::string* why = nullptr);
 
-// R over one result's A_inv.
+// R over one result's tensor (A_inv, or any other bounded tensor).
 struct BoundSummary {
   bool computed = false;
   std::string reason;            // why not computed
@@ -41,7 +51,7 @@ struct BoundSummary {
   double max_r_det = 0, p50_r_det = 0, p99_r_det = 0;
   double max_r_prob = 0, p50_r_prob = 0, p99_r_prob = 0;
   double margin_ref = 0;         // the fp64 reference's own bound / B_det, max (must be << 1)
-  InverseBoundRow worst;         // the chunk with the largest R_det
+  InverseBoundRow worst;         // the chunk with the largest R_det (row/col: the entry within the block)
   // Summed over chunks, reported only (a kernel may keep another convention for the unused triangle):
   // strictly-upper entries not exactly 0, diagonal entries not exactly 1.
   int64_t upper_nonzero = 0, diagonal_not_one = 0;
@@ -56,13 +66,32 @@ double quantile(std::vector<double> values, double q);
 BoundSummary summarize_inverse_bound(Problem const& p, ChunkedResult const& ref, InverseBounds const& bounds,
                                      Tensor const& A_inv, Comparison& cmp);
 
+// R for any tensor of bounded_tensors() against precomputed stage bounds: fills `cmp`'s rows (r_det,
+// r_prob) and metrics of that tensor, returns the summary. A_inv: as summarize_inverse_bound.
+BoundSummary summarize_stage_bound(Problem const& p, ChunkedResult const& ref, StageBounds const& bounds,
+                                   std::string const& tensor, Tensor const& got, Comparison& cmp);
+
 // "A_inv seq s head h chunk c: bound ratio R_det x > 1 (entry (i,j): error e, bound b)"
 std::string bound_failure_reason(BoundSummary const& s);
 
-// What gdnv check does for one result: where `out` has A_inv and the implementation declares its
-// arithmetic, computes R, records it in r (comparison rows/metrics and r.bound), and fails r (a new
-// reason, after any floor-ratio reason) when max R_det > kBoundGate. Results in error are left alone.
-void apply_inverse_bound(CheckResult& r, Implementation const& impl, Problem const& p, ChunkedResult const& ref,
-                         StageOutputs const& out);
+// What gdnv check does for one result (r judged by the floor ratio already: passed, or failed with the
+// floor-ratio reason): where the implementation declares its arithmetic, computes R for every tensor of
+// `out` that has a bound, records it in r (comparison rows/metrics, r.bounds, and r.bound for A_inv),
+// then decides:
+//  - some bounded tensor has R_det > kBoundGate on some chunk: failed (a fault; the bound reasons follow
+//    any floor-ratio reason);
+//  - else, failed by the floor ratio only, and every chunk above `max_floor_ratio` is finite and belongs
+//    to a bounded tensor (whose R_det <= 1 there): explained (the reason names the worst such chunk,
+//    its floor ratio, R_det and the chunk's conditioning from `cond`, in the order of chunk_conditioning);
+//  - else unchanged. Results in error (or not run) are left alone.
+// Bounds depend on the case and the declared arithmetic only: a cache (one per case) lets the
+// implementations of a case that declare the same arithmetic (a kernel and its [isolated] run) share them.
+struct BoundsCache {
+  std::map<std::string, std::shared_ptr<std::pair<InverseBounds, StageBounds> const>> by_arithmetic;
+};
+
+void apply_bounds(CheckResult& r, Implementation const& impl, Problem const& p, ChunkedResult const& ref,
+                  StageOutputs const& out, double max_floor_ratio, std::vector<ChunkConditioning> const* cond,
+                  BoundsCache* cache = nullptr);
 
 }  // namespace gdnv

@@ -17,6 +17,7 @@ std::string disposition_name(Disposition d) {
     case Disposition::not_run: return "not_run";
     case Disposition::not_supported: return "not_supported";
     case Disposition::error: return "error";
+    case Disposition::explained: return "explained";
   }
   return "error";
 }
@@ -129,6 +130,25 @@ nlohmann::json to_json(CheckResult const& r, bool with_chunks) {
     j["bound"] = to_json(r.bound);
     j["reported"] = reported_json(r.comparison);
     if (!r.bound.computed) j["bound_reason"] = r.bound.reason;
+    // Every bounded tensor: inside "bound" next to A_inv's own fields, or on its own where A_inv has none.
+    if (!r.bounds.empty()) {
+      nlohmann::json t = nlohmann::json::object();
+      for (auto const& [name, s] : r.bounds) t[name] = to_json(s);
+      if (j["bound"].is_object()) j["bound"]["tensors"] = t;
+      else j["bounds"] = t;
+    }
+    if (r.explained) {
+      auto const& e = *r.explained;
+      nlohmann::json w = {{"tensor", e.worst.tensor}, {"sequence", e.worst.sequence}, {"head", e.worst.head},
+                          {"chunk", e.worst.chunk},   {"ratio", num(e.worst.ratio)},  {"r_det", num(e.worst.r_det)},
+                          {"r_prob", num(e.worst.r_prob)}};
+      if (e.has_conditioning) {
+        auto const& c = e.conditioning;
+        w["conditioning"] = {{"kappa_1", num(c.kappa_1)}, {"kappa_inf", num(c.kappa_inf)}, {"skeel", num(c.skeel)},
+                             {"neumann_max", num(c.neumann_max)}, {"max_abs_inv", num(c.max_abs_inv)}};
+      }
+      j["explained"] = {{"chunks", e.chunks}, {"worst", w}};
+    }
     if (with_chunks) {
       nlohmann::json rows = nlohmann::json::array();
       for (auto const& row : r.comparison.rows) rows.push_back(to_json(row));

@@ -2,6 +2,8 @@
 // baselines. Field names here are stable; add fields, never rename them.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,7 +14,10 @@
 
 namespace gdnv {
 
-enum class Disposition { passed, failed, not_run, not_supported, error };
+// explained: some chunk exceeds the floor-ratio gate, but every such chunk lies inside its tensor's
+// componentwise bound (R_det <= 1, harness/inverse_bound.hpp): the error is what the declared arithmetic
+// and the chunk's conditioning allow, not a fault. Counts as a pass (exit status 0).
+enum class Disposition { passed, failed, not_run, not_supported, error, explained };
 std::string disposition_name(Disposition d);
 
 struct CheckResult {
@@ -26,6 +31,17 @@ struct CheckResult {
   // The bound ratio R on A_inv; written as "bound" (null with "bound_reason" when not computed)
   // for every result that was compared.
   BoundSummary bound;
+  // R of every bounded tensor (A_inv included), by tensor name; written as "bound"."tensors" (and as
+  // "bounds" where A_inv has none).
+  std::map<std::string, BoundSummary> bounds;
+  // For an explained result: the worst chunk above the floor gate, inside its bound.
+  struct Explained {
+    int64_t chunks = 0;  // chunks above the floor-ratio gate, all inside their bounds
+    ChunkRow worst;      // the one with the largest floor ratio (r_det, r_prob filled)
+    bool has_conditioning = false;
+    ChunkConditioning conditioning;  // of that chunk (final_state: the sequence's last chunk)
+  };
+  std::optional<Explained> explained;
 };
 
 nlohmann::json to_json(ChunkRow const& r);

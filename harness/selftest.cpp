@@ -13,6 +13,7 @@
 #include "harness/inverse_bound.hpp"
 #include "reference/bounds.hpp"
 #include "reference/chunked.hpp"
+#include "reference/stage_bounds.hpp"
 
 namespace gdnv {
 namespace {
@@ -55,12 +56,11 @@ std::vector<SelftestVariant> selftest_variants() {
       "far above the fp32 inverse's bound";
   v.push_back(fault("bf16-state", "running state rounded to bf16 after every chunk",
                     [](EmulatedFaults& f) { f.state_in_input_dtype = true; }));
-  v.back().gated = false;
   v.back().note =
-      "the delta rule contracts state errors along the keys every chunk and the gates decay them, so the "
-      "rounded state stays near one bf16 floor, the size of the bf16 roundings of w, u, v_new and h a correct "
-      "pipeline makes (also without decay at T=2048-4096); R covers only A_inv, which the state never touches: "
-      "it needs the per-stage bounds of issue 6 (h, final_state) with the declared fp32 state";
+      "the delta rule contracts state errors and the gates decay them, so the rounded state stays near one bf16 "
+      "floor, the size of the bf16 roundings of w, u, v_new and h a correct pipeline makes; the bound on the state "
+      "(declared fp32) catches it where the state is exact but for fp32 arithmetic: the final state of a sequence "
+      "shorter than the chunk, whose keys barely touch some state rows (ragged family, R_det ~ 1e2)";
   v.push_back(fault("dropped-initial-state", "every sequence starts from zeros",
                     [](EmulatedFaults& f) { f.drop_initial_state = true; }));
   v.push_back(fault("gqa-modulo", "value head hv reads key head hv % H instead of hv / G",
@@ -105,12 +105,12 @@ std::string VariantOutcome::verdict() const {
   if (!flagged_by_floor.empty()) return "caught by floor ratio";
   if (!flagged_by_bound.empty()) return "caught by R";
   if (!flagged.empty()) return "caught";
-  return variant.gated ? "MISSED" : "not caught by the floor ratio or R";
+  return "MISSED";
 }
 
 bool SelftestReport::ok() const {
   for (auto const& o : outcomes)
-    if (o.variant.gated && !o.passed()) return false;
+    if (!o.passed()) return false;
   return !outcomes.empty();
 }
 
@@ -135,25 +135,43 @@ SelftestReport run_selftest(SelftestOptions const& opt) {
     ChunkedResult const ref = chunked_forward(c.problem, co);
     // Every variant declares the correct model's arithmetic: a fault is a bug against it.
     InverseBounds const bounds = inverse_bounds(c.problem, ref, emulated_declared_arithmetic(), opt.threads);
+    StageBounds const stages = stage_bounds(c.problem, ref, bounds, opt.threads);
     for (auto& out : report.outcomes) {
       EmulatedOptions eo;
       eo.faults = out.variant.faults;
       eo.threads = opt.threads;
       StageOutputs const produced = stage_outputs_of(emulated_forward(c.problem, eo));
       Comparison cmp = compare_outputs(c.problem, ref, produced);
-      BoundSummary const bound = summarize_inverse_bound(c.problem, ref, bounds, produced.at("A_inv"), cmp);
+      // R on every bounded tensor; the worst over them is what the table shows
+      BoundSummary bound = summarize_inverse_bound(c.problem, ref, bounds, produced.at("A_inv"), cmp);
+      bool by_bound = !bound.passed();
+      for (auto const& name : bounded_tensors()) {
+        if (name == "A_inv" || !produced.count(name)) continue;
+        BoundSummary const t = summarize_stage_bound(c.problem, ref, stages, name, produced.at(name), cmp);
+        by_bound = by_bound || !t.passed();
+        if (worse(t.max_r_det, bound.max_r_det)) {
+          double const margin = bound.margin_ref;
+          double const prob = std::max(bound.max_r_prob, t.max_r_prob);
+          bound = t;
+          bound.margin_ref = margin;
+          bound.max_r_prob = prob;
+        } else {
+          bound.max_r_prob = std::max(bound.max_r_prob, t.max_r_prob);
+        }
+      }
       ++out.run;
       ChunkRow const& w = cmp.worst;
       double const ratio = w.finite ? w.ratio : std::numeric_limits<double>::infinity();
       bool const by_floor = !w.finite || !(w.ratio <= opt.max_floor_ratio);
-      bool const by_bound = !bound.passed();
       if (by_floor) out.flagged_by_floor.push_back(c.family);
       if (by_bound) out.flagged_by_bound.push_back(c.family);
       if (by_floor || by_bound) out.flagged.push_back(c.family);
       if (out.worst_r_det_where == "-" || worse(bound.max_r_det, out.worst_r_det)) {
         out.worst_r_det = bound.max_r_det;
         auto const& b = bound.worst;
-        out.worst_r_det_where = fmt::format("{}: A_inv seq {} head {} chunk {}", c.family, b.sequence, b.head, b.chunk);
+        out.worst_r_det_where =
+            b.chunk < 0 ? fmt::format("{}: {} seq {} head {} (final)", c.family, bound.tensor, b.sequence, b.head)
+                        : fmt::format("{}: {} seq {} head {} chunk {}", c.family, bound.tensor, b.sequence, b.head, b.chunk);
       }
       if (worse(bound.max_r_prob, out.worst_r_prob)) out.worst_r_prob = bound.max_r_prob;
       out.margin_ref = std::max(out.margin_ref, bound.margin_ref);

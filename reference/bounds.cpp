@@ -24,21 +24,6 @@ double gamma_det(double m, double u) {
 // The probabilistic constant with lambda = 1: sqrt(m) u.
 double gamma_prob(double m, double u) { return std::sqrt(m) * u; }
 
-// Smallest positive normal number of a precision (the flush-to-zero threshold).
-double smallest_normal(Precision p, DType stored) {
-  switch (p) {
-    case Precision::input:
-      switch (stored) {
-        case DType::f16: return 0x1p-14;
-        case DType::f64: return 0x1p-1022;
-        default: return 0x1p-126;
-      }
-    case Precision::fp16: return 0x1p-14;
-    case Precision::fp64: return 0x1p-1022;
-    default: return 0x1p-126;  // bf16, tf32 and fp32 share fp32's exponent range
-  }
-}
-
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -61,7 +46,10 @@ std::optional<InverseAlgorithm> parse_algorithm(std::string const& s) {
   return std::nullopt;
 }
 
-enum class Key { input, accumulate, inverse, merges, A_inv, method, ignored };
+enum class Key {
+  input, accumulate, inverse, merges, A_inv, method, A, A_inv_operand, operands, v_operand, w, u, v_new, h, o, state,
+  state_operand, scores, ignored
+};
 
 std::optional<Key> parse_key(std::string const& s) {
   std::string const l = lower(s);
@@ -71,16 +59,43 @@ std::optional<Key> parse_key(std::string const& s) {
   if (l == "merges" || l == "merge") return Key::merges;
   if (l == "a_inv" || l == "ainv") return Key::A_inv;
   if (l == "method" || l == "algorithm") return Key::method;
-  static std::set<std::string> const later = {"state", "o", "w", "u", "v_new", "h", "final_state", "g_cumsum",
-                                              "a", "output", "gate", "beta", "g"};
-  if (later.count(l)) return Key::ignored;
+  if (l == "a") return Key::A;
+  if (l == "a_inv_operand" || l == "ainv_operand") return Key::A_inv_operand;
+  if (l == "operands" || l == "operand") return Key::operands;
+  if (l == "v_operand" || l == "beta_v") return Key::v_operand;
+  if (l == "w") return Key::w;
+  if (l == "u") return Key::u;
+  if (l == "v_new" || l == "vnew" || l == "delta") return Key::v_new;
+  if (l == "h") return Key::h;
+  if (l == "o" || l == "output") return Key::o;
+  if (l == "state" || l == "final_state") return Key::state;
+  if (l == "state_operand" || l == "ws" || l == "state_op") return Key::state_operand;
+  if (l == "scores" || l == "score" || l == "p" || l == "attention") return Key::scores;
+  static std::set<std::string> const inputs = {"g_cumsum", "gate", "beta", "g"};
+  if (inputs.count(l)) return Key::ignored;
   return std::nullopt;
 }
 
 }  // namespace
 
+double smallest_normal(Precision p, DType stored) {
+  switch (p) {
+    case Precision::input:
+    case Precision::split:
+      switch (stored) {
+        case DType::f16: return 0x1p-14;
+        case DType::f64: return 0x1p-1022;
+        default: return 0x1p-126;
+      }
+    case Precision::fp16: return 0x1p-14;
+    case Precision::fp64: return 0x1p-1022;
+    default: return 0x1p-126;  // bf16, tf32 and fp32 share fp32's exponent range
+  }
+}
+
 std::string precision_name(Precision p) {
   switch (p) {
+    case Precision::split: return "split";
     case Precision::input: return "input";
     case Precision::bf16: return "bf16";
     case Precision::fp16: return "fp16";
@@ -94,6 +109,7 @@ std::string precision_name(Precision p) {
 std::optional<Precision> parse_precision(std::string const& name) {
   std::string const l = lower(name);
   if (l == "input") return Precision::input;
+  if (l == "split" || l == "hi+lo" || l == "hilo") return Precision::split;
   if (l == "bf16" || l == "bfloat16") return Precision::bf16;
   if (l == "fp16" || l == "float16" || l == "half" || l == "f16") return Precision::fp16;
   if (l == "tf32") return Precision::tf32;
@@ -110,6 +126,10 @@ double unit_roundoff(Precision p, DType stored) {
     case Precision::tf32: return 0x1p-11;
     case Precision::fp32: return 0x1p-24;
     case Precision::fp64: return 0x1p-53;
+    case Precision::split: {
+      double const u = unit_roundoff(stored);
+      return u > 0x1p-24 ? u * u : 0x1p-24;
+    }
   }
   return unit_roundoff(stored);
 }
@@ -117,7 +137,12 @@ double unit_roundoff(Precision p, DType stored) {
 std::string DeclaredArithmetic::to_string() const {
   return "input=" + precision_name(input) + " accumulate=" + precision_name(accumulate) +
          " inverse=" + precision_name(inverse) + " merges=" + precision_name(merges) +
-         " A_inv=" + precision_name(A_inv) + " method=" + algorithm_name(algorithm);
+         " A_inv=" + precision_name(A_inv) + " method=" + algorithm_name(algorithm) + " A=" + precision_name(A) +
+         " A_inv_operand=" + precision_name(A_inv_operand) + " operands=" + precision_name(operands) +
+         " v_operand=" + precision_name(v_operand) +
+         " w=" + precision_name(w) + " u=" + precision_name(u) + " v_new=" + precision_name(v_new) +
+         " h=" + precision_name(h) + " o=" + precision_name(o) + " state=" + precision_name(state) +
+         " state_operand=" + precision_name(state_operand) + " scores=" + precision_name(scores);
 }
 
 std::optional<DeclaredArithmetic> parse_declared_arithmetic(std::string const& text, std::string* why) {
@@ -183,6 +208,22 @@ std::optional<DeclaredArithmetic> parse_declared_arithmetic(std::string const& t
   d.merges = values.count(Key::merges) ? *parse_precision(values[Key::merges]) : d.inverse;
   d.A_inv = *parse_precision(values[Key::A_inv]);
   if (values.count(Key::method)) d.algorithm = *parse_algorithm(values[Key::method]);
+  auto later = [&](Key k, Precision& field) {
+    if (values.count(k)) field = *parse_precision(values[k]);
+  };
+  later(Key::A, d.A);
+  later(Key::A_inv_operand, d.A_inv_operand);
+  later(Key::operands, d.operands);
+  d.v_operand = d.operands;
+  later(Key::v_operand, d.v_operand);
+  later(Key::w, d.w);
+  later(Key::u, d.u);
+  later(Key::v_new, d.v_new);
+  later(Key::h, d.h);
+  later(Key::o, d.o);
+  later(Key::state, d.state);
+  later(Key::state_operand, d.state_operand);
+  later(Key::scores, d.scores);
   return d;
 }
 
@@ -191,6 +232,8 @@ InverseBounds inverse_bounds(Problem const& p, ChunkedResult const& ref, Declare
   out.arithmetic = a;
   out.det = Tensor({p.B, p.T, p.HV, kChunk}, DType::f64);
   out.prob = Tensor({p.B, p.T, p.HV, kChunk}, DType::f64);
+  out.A_det = Tensor({p.B, p.T, p.HV, kChunk}, DType::f64);
+  out.A_prob = Tensor({p.B, p.T, p.HV, kChunk}, DType::f64);
   Tensor const k = effective_k(p);
   DType const kd = p.k.dtype;
   int64_t const d = p.K;
@@ -199,6 +242,9 @@ InverseBounds inverse_bounds(Problem const& p, ChunkedResult const& ref, Declare
   double const u_out = unit_roundoff(a.A_inv, kd);
   double const lam_acc = smallest_normal(a.accumulate, kd);
   double const tiny_out = u_out * smallest_normal(a.A_inv, kd);
+  // A stored coarser than it is computed (e.g. bf16 A before the solve) adds its rounding to E_A.
+  double const u_A = unit_roundoff(a.A, kd) > u_acc ? unit_roundoff(a.A, kd) : 0.0;
+  double const tiny_A = u_A * smallest_normal(a.A, kd);
   // The keys the KKT reads are a rounding of the exact ones when the kernel normalizes them itself
   // (fp32 math, then its input precision) or reads them in a coarser precision than stored.
   bool const rounds_k = p.qk_l2norm || u_in > unit_roundoff(kd);
@@ -243,7 +289,7 @@ InverseBounds inverse_bounds(Problem const& p, ChunkedResult const& ref, Declare
     double const n_inv = a.algorithm == InverseAlgorithm::neumann ? 2.0 * dm : dm;
     double const c_ref = gamma_det(dm, 0x1p-53);
 
-    MatrixXdR Bout[2];
+    MatrixXdR Bout[2], EAout[2];
     for (int mode = 0; mode < 2; ++mode) {
       auto gam = [&](double n, double u) { return mode == 0 ? gamma_det(n, u) : gamma_prob(n, u); };
       // the d-term dot product, the multiplies by the gate factor and beta, exp's 2 ulps, beta's conversion
@@ -264,6 +310,7 @@ InverseBounds inverse_bounds(Problem const& p, ChunkedResult const& ref, Declare
           double const rho = (1.0 + gA) * (1.0 + kappa) * std::exp(eta) - 1.0;
           double const base = beta[i] * std::exp(diff) * S(i, j);
           EA(i, j) = rho * base + 3.0 * lam_acc * (1.0 + beta[i] * S(i, j));
+          if (u_A > 0) EA(i, j) += u_A * (std::fabs(A(i, j)) + EA(i, j)) + tiny_A;
         }
       MatrixXdR const prop = absX * EA * absX;
       double const c_inv = gam(n_inv, u_inv);
@@ -272,15 +319,20 @@ InverseBounds inverse_bounds(Problem const& p, ChunkedResult const& ref, Declare
                                     (dm + dd) * lam_acc * (1.0 + P.array())) +
                    c_ref * P.array() + tiny_out;
       Bout[mode] = std::move(B);
+      EAout[mode] = std::move(EA);
     }
     double margin = 0;
     for (int64_t i = 1; i < m; ++i) {
       int64_t const t = c.begin + i;
       double* drow = out.det.ptr() + out.det.offset({c.b, t, hv, 0});
       double* prow = out.prob.ptr() + out.prob.offset({c.b, t, hv, 0});
+      double* adrow = out.A_det.ptr() + out.A_det.offset({c.b, t, hv, 0});
+      double* aprow = out.A_prob.ptr() + out.A_prob.offset({c.b, t, hv, 0});
       for (int64_t j = 0; j < i; ++j) {
         drow[j] = Bout[0](i, j);
         prow[j] = Bout[1](i, j);
+        adrow[j] = EAout[0](i, j);
+        aprow[j] = EAout[1](i, j);
         if (drow[j] > 0) margin = std::max(margin, c_ref * P(i, j) / drow[j]);
       }
     }

@@ -37,44 +37,72 @@
 
 namespace gdnv {
 
-// A precision an implementation computes or stores in. `input`: the dtype k is stored in.
-enum class Precision { input, bf16, fp16, tf32, fp32, fp64 };
+// A precision an implementation computes or stores in. `input`: the dtype of the tensor's input
+// (k for A_inv, w, h and the state operand; v for u, v_new, the score matrix and o). `split`: an fp32
+// value carried as two input-dtype parts hi + lo (hi = round(x), lo = round(x - hi)), so
+// |x - hi - lo| <= u_in^2 |x| (bf16: 2^-16); with fp32 inputs it is plain fp32.
+enum class Precision { input, bf16, fp16, tf32, fp32, fp64, split };
 std::string precision_name(Precision p);
 // "bf16", "bfloat16", "fp16", "half", "float16", "tf32", "fp32", "float", "float32", "fp64", "double",
-// "float64", "input"; nullopt otherwise.
+// "float64", "input", "split" ("hi+lo"); nullopt otherwise.
 std::optional<Precision> parse_precision(std::string const& name);
-// Unit roundoff of p (tf32: 2^-11); `input` resolves to `stored`.
+// Unit roundoff of p (tf32: 2^-11); `input` resolves to `stored`; `split` to u(stored)^2 for 16-bit
+// `stored`, else to fp32's.
 double unit_roundoff(Precision p, DType stored);
+// Smallest positive normal number of p (`input` resolved against `stored`): the flush-to-zero threshold.
+double smallest_normal(Precision p, DType stored);
 
 enum class InverseAlgorithm { substitution, blocked, neumann };
 
-// The arithmetic an implementation declares for the stages up to A_inv, machine-readable.
+// The arithmetic an implementation declares, machine-readable: the stages up to A_inv (this file's
+// bound) and the stored precisions of the later stages (reference/stage_bounds.hpp). The defaults of
+// the later stages are FLA's rounding points (gdn-algorithm.md 2.9).
 struct DeclaredArithmetic {
   Precision input = Precision::input;       // q, k as the kernel reads them
-  Precision accumulate = Precision::fp32;   // KKT products and sums, the gate cumsum, A
+  Precision accumulate = Precision::fp32;   // every product's accumulation and every fp32 op: KKT, gate cumsum, exp,
+                                            // the w/u, state and output products
   Precision inverse = Precision::fp32;      // the inverse's forward substitution (16x16 blocks)
   Precision merges = Precision::fp32;       // the block inverse's merge GEMMs
   Precision A_inv = Precision::input;       // A_inv as stored
   InverseAlgorithm algorithm = InverseAlgorithm::blocked;
+  // Later stages. A stored precision that is not coarser than the value it stores adds nothing.
+  Precision A = Precision::fp32;                  // A as stored / handed to the inverse
+  Precision A_inv_operand = Precision::input;     // A_inv as the w/u products read it (split: hi+lo parts)
+  Precision operands = Precision::input;          // beta e^g k and the gated delta of K^T Delta' as their
+                                                  // products read them (and beta v unless v_operand is declared)
+  Precision v_operand = Precision::input;         // beta v as the u product reads it (parsing: = operands
+                                                  // unless declared; "precise" keeps it split)
+  Precision w = Precision::input, u = Precision::input, v_new = Precision::input;  // stored
+  Precision h = Precision::input;                 // the start-of-chunk state snapshot as stored (o reads it)
+  Precision o = Precision::input;                 // o as stored (then also q's dtype, if coarser)
+  Precision state = Precision::fp32;              // the running state and final_state
+  Precision state_operand = Precision::input;     // the state as the W*S product reads it (FLA: input dtype)
+  Precision scores = Precision::input;            // the intra-chunk score matrix (QK^T . Gamma) before P*v_new
 
-  // "input=input accumulate=fp32 inverse=fp32 merges=fp32 A_inv=input method=blocked": parses back.
+  // "input=input accumulate=fp32 inverse=fp32 merges=fp32 A_inv=input method=blocked A=fp32 ...": parses back.
   std::string to_string() const;
   bool operator==(DeclaredArithmetic const&) const = default;
 };
 
-// Parses a declaration: items separated by ',' ';' or spaces, each "key=value" or "key: value"
-// (keys input/in, accumulate/acc, inverse, merges/merge, A_inv, method), or the two-word form
-// "<precision> <key>" / "<key> <precision>" ("bf16 in, fp32 accumulate, A_inv bf16, state fp32").
-// Keys of later stages (state, o, w, u, v_new, h, final_state, g_cumsum, A) are accepted and ignored.
-// A_inv and accumulate (or inverse) must be declared; inverse defaults to accumulate, merges to
-// inverse. nullopt (with the reason in `why`) when the text does not parse.
+// Parses a declaration: items separated by ',' ';' or spaces, each "key=value" or "key: value", or
+// the two-word form "<precision> <key>" / "<key> <precision>" ("bf16 in, fp32 accumulate, A_inv bf16,
+// state fp32"). Keys: input/in, accumulate/acc, inverse, merges/merge, A_inv, method, A,
+// A_inv_operand, operands, v_operand, w, u, v_new, h, o/output, state/final_state, state_operand/ws,
+// scores/score/P.
+// Keys of inputs (g_cumsum, gate, beta, g) are accepted and ignored. A_inv and accumulate (or inverse)
+// must be declared; inverse defaults to accumulate, merges to inverse, every later-stage key to the
+// default above. nullopt (with the reason in `why`) when the text does not parse.
 std::optional<DeclaredArithmetic> parse_declared_arithmetic(std::string const& text, std::string* why = nullptr);
 
 // Bound matrices of every chunk and value head in A_inv's layout [B,T,HV,64] (row t holds row t - 64c
 // of its chunk's bound; entries on and above the diagonal and past the valid rows are 0).
+//
+// A itself gets its bound too: E_A above (plus u_A (|A| + E_A) where the declared A storage is coarser
+// than the accumulation), in A's layout, in A_det / A_prob.
 struct InverseBounds {
   DeclaredArithmetic arithmetic;
   Tensor det, prob;
+  Tensor A_det, A_prob;
   double margin_ref = 0;  // max over strictly-lower entries of (the fp64 reference's own bound) / B_det
 };
 

@@ -367,7 +367,9 @@ std::string repro_command(ResultIn const& r, double max_floor_ratio) {
 }
 
 std::string badge(std::string const& disposition) {
-  std::string cls = disposition == "passed" ? "ok" : (disposition == "failed" || disposition == "error") ? "bad" : "skip";
+  // explained: above the floor gate but inside the componentwise bounds (a pass, told apart)
+  std::string cls = disposition == "passed" ? "ok" : disposition == "explained" ? "expl"
+                    : (disposition == "failed" || disposition == "error") ? "bad" : "skip";
   return fmt::format("<span class=\"badge {}\">{}</span>", cls, esc(disposition));
 }
 
@@ -885,7 +887,7 @@ th{background:#f3f4f6}td.n,th.n{text-align:right;font-variant-numeric:tabular-nu
 tbody tr:nth-child(even){background:#fafafa}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f3f4f6;padding:1px 4px;border-radius:3px;white-space:nowrap}
 .badge{padding:1px 7px;border-radius:9px;font-size:12px;font-weight:600}
-.ok{background:#d4f4dd;color:#11632b}.bad{background:#fbd5d5;color:#9b1c1c}.skip{background:#e5e7eb;color:#444}
+.ok{background:#d4f4dd;color:#11632b}.bad{background:#fbd5d5;color:#9b1c1c}.skip{background:#e5e7eb;color:#444}.expl{background:#fdf1c8;color:#7a5b00}
 .verdict{font-size:16px;padding:8px 12px;border-radius:6px;margin:10px 0}
 .verdict.ok{border:1px solid #11632b}.verdict.bad{border:1px solid #9b1c1c}
 .note{color:#555}.chart{margin:8px 0 4px;min-height:40px}
@@ -1112,7 +1114,7 @@ Report render_report(JsonFile const& results_file, std::vector<JsonFile> const& 
   // --- verdict ---
   int passed = 0, failed = 0, other = 0;
   for (auto const& r : R.results) {
-    if (r.disposition == "passed") ++passed;
+    if (r.disposition == "passed" || r.disposition == "explained") ++passed;
     else if (r.disposition == "failed" || r.disposition == "error") ++failed;
     else ++other;
   }

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -75,17 +77,27 @@ CapturedGroup inverse_group(std::string const& name, std::string const& arithmet
 BOOST_AUTO_TEST_SUITE(inverse_bound)
 
 BOOST_AUTO_TEST_CASE(declared_arithmetic_by_implementation) {
-  DeclaredArithmetic const plain;  // A_inv in the input dtype, fp32 everything up to it
-  for (char const* n : {"emulated", "emulated[isolated]", "unfused", "fused", "fused-intra", "unfused-splitstate",
-                        "unfused[isolated]"}) {
+  DeclaredArithmetic const plain;  // A_inv in the input dtype, fp32 everything up to it, FLA's later roundings
+  for (char const* n : {"emulated", "emulated[isolated]", "unfused", "fused", "fused-intra", "unfused[isolated]"}) {
     auto d = known_declared_arithmetic(n);
     BOOST_TEST_REQUIRE(d.has_value(), n);
     BOOST_TEST((*d == plain), n);
   }
+  // the split state operand (cuda/chunk_state.cu, Args::split_state), otherwise the plain arithmetic
+  auto split = known_declared_arithmetic("unfused-splitstate");
+  BOOST_TEST_REQUIRE(split.has_value());
+  BOOST_TEST((split->state_operand == Precision::split));
+  DeclaredArithmetic as_plain = *split;
+  as_plain.state_operand = plain.state_operand;
+  BOOST_TEST((as_plain == plain));
   for (char const* n : {"unfused-fp32inv", "cublas", "cublas-fp64"}) {
     auto d = known_declared_arithmetic(n);
     BOOST_TEST_REQUIRE(d.has_value(), n);
     BOOST_TEST((d->A_inv == Precision::fp32), n);
+    BOOST_TEST((d->A_inv_operand == Precision::split), n);  // wu.cu splits an fp32 A_inv into hi + lo
+    BOOST_TEST((d->state_operand == Precision::split), n);
+    BOOST_TEST((d->state == Precision::fp32), n);
+    BOOST_TEST((d->w == Precision::input && d->h == Precision::input && d->o == Precision::input), n);
   }
   BOOST_TEST((known_declared_arithmetic("cublas-fp64")->inverse == Precision::fp64));
   BOOST_TEST(!known_declared_arithmetic("something-else").has_value());
@@ -143,23 +155,36 @@ BOOST_AUTO_TEST_CASE(check_json_carries_the_bound_ratio) {
     BOOST_TEST(b["upper_nonzero"] == 0);
     BOOST_TEST(b["diagonal_not_one"] == 0);
     BOOST_TEST(b["arithmetic"].get<std::string>().find("A_inv=input") != std::string::npos);
+    BOOST_TEST(b["arithmetic"].get<std::string>().find("state=fp32 state_operand=input") != std::string::npos);
     for (char const* k : {"p50_r_det", "p99_r_det", "max_r_prob", "p50_r_prob", "p99_r_prob", "worst"})
       BOOST_TEST(b.contains(k), "bound misses " << k);
     auto const& m = (*res)["metrics"]["A_inv"];
     for (char const* k : {"max_r_det", "p50_r_det", "p99_r_det", "max_r_prob", "p50_r_prob", "p99_r_prob"})
       BOOST_TEST(m.contains(k), "A_inv metrics miss " << k);
-    BOOST_TEST(!(*res)["metrics"]["o"].contains("max_r_det"));
-    int with_r = 0;
+    // every tensor the emulation produces has a bound: a summary per tensor inside "bound", R on its rows
+    std::set<std::string> const bounded = {"g_cumsum", "A", "A_inv", "w", "u", "v_new", "h", "o", "final_state"};
+    BOOST_TEST_REQUIRE(b.contains("tensors"));
+    for (auto const& t : bounded) {
+      BOOST_TEST_REQUIRE(b["tensors"].contains(t), "bound.tensors misses " << t);
+      auto const& bt = b["tensors"][t];
+      BOOST_TEST(bt["tensor"] == t);
+      BOOST_TEST(bt["passed"] == true, t);
+      BOOST_TEST(bt["max_r_det"].get<double>() <= 1.0, t);
+      BOOST_TEST(bt["max_r_prob"].get<double>() >= bt["max_r_det"].get<double>(), t);  // B_prob <= B_det
+      BOOST_TEST((*res)["metrics"][t].contains("max_r_det"), t);
+    }
+    BOOST_TEST(b["tensors"]["A_inv"]["max_r_det"] == b["max_r_det"]);
+    std::map<std::string, int> with_r;
     for (auto const& row : (*res)["chunks"]) {
-      bool const is_inv = row["tensor"] == "A_inv";
-      BOOST_TEST(row.contains("r_det") == is_inv);
-      if (is_inv) {
-        ++with_r;
+      std::string const t = row["tensor"];
+      BOOST_TEST(row.contains("r_det") == (bounded.count(t) == 1), t);
+      if (row.contains("r_det")) {
+        ++with_r[t];
         BOOST_TEST(row["r_det"].get<double>() <= 1.0);
         BOOST_TEST(row.contains("r_prob"));
       }
     }
-    BOOST_TEST(with_r == m["chunks"].get<int>());
+    for (auto const& t : bounded) BOOST_TEST(with_r[t] == (*res)["metrics"][t]["chunks"].get<int>(), t);
   }
   auto const* cap = find_result(j, "captured:transformers-torch-chunk");
   BOOST_TEST_REQUIRE(cap != nullptr);
