@@ -132,9 +132,7 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  int const hv = blockIdx.x % HV;
-  ChunkDesc const c = a.chunks[blockIdx.x / HV];
-  int const hk = hv / static_cast<int>(HV / a.d.H);
+  auto const [c, hv, hk] = chunk_tile(a);
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   int const g = lane >> 2, t = lane & 3;
   int const m = warp & 3, nh = warp >> 2;

@@ -236,6 +236,19 @@ __device__ __forceinline__ void store2(E* p, float a, float b) {
   }
 }
 
+// ---------------------------------------------------------------- the block's (chunk, value head)
+// The 1-D grids of the per-chunk stages put the value head fastest, so the G value heads of one key head
+// (which read the same k tile) run side by side and share it through L2.
+struct ChunkTile {
+  ChunkDesc c;  // the chunk
+  int hv, hk;   // value head, and the key head it reads (GQA: hv / G)
+};
+__device__ __forceinline__ ChunkTile chunk_tile(Args const& a) {
+  int const HV = static_cast<int>(a.d.HV);
+  int const hv = static_cast<int>(blockIdx.x % HV);
+  return {a.chunks[blockIdx.x / HV], hv, hv / static_cast<int>(HV / a.d.H)};
+}
+
 // ---------------------------------------------------------------- per-row gate and beta of a chunk
 // gs[r] = g_cumsum (if gs), bs[r] = beta and es[r] = beta e^g_cumsum (if es) of the chunk's row r for
 // value head hv, 0 past the chunk's end; threads 0..63 load them, the caller's barrier publishes them.

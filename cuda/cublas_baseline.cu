@@ -57,8 +57,7 @@ __global__ void mask_gram_kernel(Args a, float const* __restrict__ gram) {
 template <class R>
 __global__ void prep_solve_kernel(Args a, R* __restrict__ M, R* __restrict__ X) {
   int const HV = static_cast<int>(a.d.HV);
-  int const hv = blockIdx.x % HV;
-  ChunkDesc const c = a.chunks[blockIdx.x / HV];
+  [[maybe_unused]] auto const [c, hv, hk] = chunk_tile(a);
   R* m = M + static_cast<int64_t>(blockIdx.x) * kBT * kBT;
   R* x = X + static_cast<int64_t>(blockIdx.x) * kBT * kBT;
   for (int idx = threadIdx.x; idx < kBT * kBT; idx += blockDim.x) {
@@ -73,8 +72,7 @@ __global__ void prep_solve_kernel(Args a, R* __restrict__ M, R* __restrict__ X) 
 template <class R, class OutT>
 __global__ void store_inverse_kernel(Args a, R const* __restrict__ X) {
   int const HV = static_cast<int>(a.d.HV);
-  int const hv = blockIdx.x % HV;
-  ChunkDesc const c = a.chunks[blockIdx.x / HV];
+  [[maybe_unused]] auto const [c, hv, hk] = chunk_tile(a);
   R const* x = X + static_cast<int64_t>(blockIdx.x) * kBT * kBT;
   OutT* out = static_cast<OutT*>(a.A_inv);
   for (int idx = threadIdx.x; idx < kBT * kBT; idx += blockDim.x) {

@@ -48,9 +48,7 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  int const hv = blockIdx.x % HV;
-  ChunkDesc const c = a.chunks[blockIdx.x / HV];
-  int const hk = hv / static_cast<int>(HV / a.d.H);
+  auto const [c, hv, hk] = chunk_tile(a);
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
   E const* vg = static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V;

@@ -47,9 +47,7 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  int const hv = blockIdx.x % HV;
-  ChunkDesc const c = a.chunks[blockIdx.x / HV];
-  int const hk = hv / static_cast<int>(HV / a.d.H);
+  auto const [c, hv, hk] = chunk_tile(a);
   int const tid = threadIdx.x;
   E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
   load_tile_async<E>(ks, LDS, kg, a.d.H * K, kBT, c.rows, K, tid, 128);

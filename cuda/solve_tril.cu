@@ -26,8 +26,7 @@ __global__ void __launch_bounds__(128) solve_tril_kernel(Args a) {
   __shared__ __align__(16) float Ts[kBT * kLdA];
   block_time_begin(a.block_times);
   int const HV = static_cast<int>(a.d.HV);
-  int const hv = blockIdx.x % HV;
-  ChunkDesc const c = a.chunks[blockIdx.x / HV];
+  [[maybe_unused]] auto const [c, hv, hk] = chunk_tile(a);
   int const tid = threadIdx.x;
   float const* Ag = a.A + (c.row0 * HV + hv) * kBT;
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;

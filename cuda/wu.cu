@@ -35,9 +35,9 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  int const hv = blockIdx.x % HV;
-  ChunkDesc const c = a.chunks[blockIdx.x / HV];
-  int const hk = hv / static_cast<int>(HV / a.d.H);
+  ChunkTile const tile = chunk_tile(a);  // named members: the store lambda below captures them
+  ChunkDesc const c = tile.c;
+  int const hv = tile.hv, hk = tile.hk;
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   int64_t const rowAi = static_cast<int64_t>(HV) * kBT;
 
