@@ -30,8 +30,16 @@ else
 fi
 G=$B/gdnv
 # every GPU implementation on the shipped dataset, with the fused-vs-unfused pairs
-$G check datasets/default.h5 --impl unfused,fused,fused-intra,precise,cublas --attribution --json "$OUT/check-default-$GPU.json" --top 0 \
-  >"$OUT/check-default-$GPU.txt" 2>&1; echo "check exit $?"; grep -E "fused|precise|passed," "$OUT/check-default-$GPU.txt" | tail -30
+ALL=unfused,unfused-splitstate,unfused-fp32inv,fused,fused-intra,precise,cublas,cublas-fp64
+$G check datasets/default.h5 --impl $ALL --attribution --json "$OUT/check-default-$GPU.json" --top 0 \
+  >"$OUT/check-default-$GPU.txt" 2>&1; echo "check exit $?"; grep -E "passed,|failed|explained" "$OUT/check-default-$GPU.txt" | tail -30
+# the real-layer capture: every bounded tensor of every kernel against its R_det gate
+$G check datasets/qwen3-next-layers.h5 --impl $ALL --json "$OUT/check-qwen3-next-layers-$GPU.json" --top 0 --no-chunk-rows \
+  >"$OUT/check-qwen3-next-layers-$GPU.txt" 2>&1; echo "check qwen3-next-layers exit $?"
+grep -E "passed,|failed|explained" "$OUT/check-qwen3-next-layers-$GPU.txt" | tail -30
+# a GPU baseline of the default dataset, compared against itself as a smoke test of the format
+$G baseline save "$OUT/check-default-$GPU.json" -o "$OUT/baseline-default-$GPU.json" >/dev/null 2>&1; echo "baseline save exit $?"
+$G baseline compare "$OUT/baseline-default-$GPU.json" "$OUT/check-default-$GPU.json" --junit /tmp/junit.xml | tail -2
 # issue 5's accuracy setup: o error / bf16 floor, normal family, T = 4096, the Qwen3-Next head counts
 $G generate --family normal --T 4096 --H 16 --HV 32 --seed 5 --h0 --out /tmp/normal-T4096.h5 >/dev/null
 $G check /tmp/normal-T4096.h5 --impl fused,precise,emulated,emulated-precise --json "$OUT/check-normal-T4096-$GPU.json" \
