@@ -268,7 +268,9 @@ BOOST_AUTO_TEST_CASE(no_charts_page_is_tables_only) {
   BOOST_TEST(contains(html, "<body data-charts=\"0\""));
   BOOST_TEST(contains(html, "Charts left out (--no-charts)"));
   expect_verdicts(html, json::parse(slurp(fs::path(GDNV_SOURCE_DIR) / kH100Check)));
-  BOOST_TEST(html.size() < 600000u);
+  // 4 kernels (each also [isolated]) and 2 captured functions on 4 cases, with the attribution tables:
+  // about 0.62 MB (the charts page carries the chart library and the chart data besides)
+  BOOST_TEST(html.size() < 1000000u);
 }
 
 // Fused against unfused (`pairs` in the results file): one row per tensor with the bit-equal count.
@@ -312,7 +314,11 @@ BOOST_AUTO_TEST_CASE(stage_attribution_table_per_case) {
   for (char const* stage : {"<td>cumsum<td>g_cumsum", "<td>solve<td>A_inv", "<td>wu<td>w, u", "state: v_new"})
     BOOST_TEST(contains(html, stage), stage);
   BOOST_TEST(contains(html, "captured:transformers-torch-chunk: not available"));
-  Run const plain = run_gdnv(tmp, "report " + kH100Check + " --no-charts --out " + quote(page.string()));
+  // the same results without the section (a check run without --attribution): no heading
+  json without = json::parse(slurp(j));
+  without.erase("attribution");
+  std::ofstream(tmp.file("plain.json")) << without.dump();
+  Run const plain = run_gdnv(tmp, "report " + quote(tmp.file("plain.json")) + " --no-charts --out " + quote(page.string()));
   BOOST_TEST_REQUIRE(plain.status == 0);
   BOOST_TEST(!contains(slurp(page), "attribution-h"));
 }
