@@ -94,6 +94,18 @@ double quantile(std::vector<double> values, double q) {
   return values[i];
 }
 
+namespace {
+// max, p50 and p99 of the per-chunk R_det and R_prob into a summary
+void fill_quantiles(BoundSummary& s, std::vector<double> const& det, std::vector<double> const& prob) {
+  s.max_r_det = det.empty() ? 0.0 : *std::max_element(det.begin(), det.end());
+  s.max_r_prob = prob.empty() ? 0.0 : *std::max_element(prob.begin(), prob.end());
+  s.p50_r_det = quantile(det, 0.5);
+  s.p99_r_det = quantile(det, 0.99);
+  s.p50_r_prob = quantile(prob, 0.5);
+  s.p99_r_prob = quantile(prob, 0.99);
+}
+}  // namespace
+
 BoundSummary summarize_inverse_bound(Problem const& p, ChunkedResult const& ref, InverseBounds const& bounds,
                                      Tensor const& A_inv, Comparison& cmp) {
   BoundSummary s;
@@ -113,12 +125,7 @@ BoundSummary summarize_inverse_bound(Problem const& p, ChunkedResult const& ref,
     if (s.chunks == 0 || r.r_det > s.worst.r_det || (std::isinf(r.r_det) && !std::isinf(s.worst.r_det))) s.worst = r;
     ++s.chunks;
   }
-  s.max_r_det = det.empty() ? 0.0 : *std::max_element(det.begin(), det.end());
-  s.max_r_prob = prob.empty() ? 0.0 : *std::max_element(prob.begin(), prob.end());
-  s.p50_r_det = quantile(det, 0.5);
-  s.p99_r_det = quantile(det, 0.99);
-  s.p50_r_prob = quantile(prob, 0.5);
-  s.p99_r_prob = quantile(prob, 0.99);
+  fill_quantiles(s, det, prob);
 
   // The per-chunk A_inv rows of the comparison are in the same order (chunks x value heads).
   size_t k = 0;
@@ -181,12 +188,7 @@ BoundSummary summarize_stage_bound(Problem const& p, ChunkedResult const& ref, S
     }
     ++s.chunks;
   }
-  s.max_r_det = det.empty() ? 0.0 : *std::max_element(det.begin(), det.end());
-  s.max_r_prob = prob.empty() ? 0.0 : *std::max_element(prob.begin(), prob.end());
-  s.p50_r_det = quantile(det, 0.5);
-  s.p99_r_det = quantile(det, 0.99);
-  s.p50_r_prob = quantile(prob, 0.5);
-  s.p99_r_prob = quantile(prob, 0.99);
+  fill_quantiles(s, det, prob);
   // The comparison's rows of this tensor are in the same order (chunks x heads; sequences x heads).
   size_t k = 0;
   for (auto& row : cmp.rows) {

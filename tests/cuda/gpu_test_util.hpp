@@ -3,13 +3,31 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "datasets/generators.hpp"
 
 #ifdef GDNV_HAVE_CUDA
 #include "cuda/gdn_cuda.hpp"
 #endif
 
 namespace gdnv::test {
+
+// One generated case: B = 1, HV = H * G value heads, K = V, an initial state; seqlens empty = dense T.
+inline Problem family_problem(std::string family, int64_t T, int64_t H, int64_t G, int64_t K,
+                              std::vector<int64_t> seqlens, DType dtype, uint64_t seed) {
+  GeneratorParams gp;
+  gp.family = std::move(family);
+  gp.B = 1, gp.T = T, gp.H = H, gp.HV = H * G, gp.K = K, gp.V = K;
+  gp.seqlens = std::move(seqlens);
+  gp.dtype = dtype;
+  gp.seed = seed;
+  gp.h0 = true;
+  return generate_problem(gp);
+}
 
 struct has_gpu {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {

@@ -25,18 +25,6 @@ using namespace gdnv;
 
 namespace {
 
-Problem family_problem(std::string family, int64_t T, int64_t H, int64_t G, int64_t K, std::vector<int64_t> seqlens,
-                       DType dtype, uint64_t seed) {
-  GeneratorParams gp;
-  gp.family = std::move(family);
-  gp.B = 1, gp.T = T, gp.H = H, gp.HV = H * G, gp.K = K, gp.V = K;
-  gp.seqlens = std::move(seqlens);
-  gp.dtype = dtype;
-  gp.seed = seed;
-  gp.h0 = true;
-  return generate_problem(gp);
-}
-
 // Every tensor both produce must be bit-equal; the fused ones must not produce A.
 void expect_same_as_unfused(Problem const& p) {
   StageOutputs const un = make_implementation("unfused")->run(p);
@@ -60,18 +48,18 @@ void expect_same_as_unfused(Problem const& p) {
 
 BOOST_AUTO_TEST_SUITE(gpu_fused, *utf::label("gpu") * utf::precondition(gdnv::test::has_gpu()))
 
-BOOST_AUTO_TEST_CASE(fla_test_T1000_G2) { expect_same_as_unfused(family_problem("fla-test", 1000, 1, 2, 128, {}, DType::bf16, 101)); }
-BOOST_AUTO_TEST_CASE(model_like_T65_G3) { expect_same_as_unfused(family_problem("model-like", 65, 1, 3, 128, {}, DType::bf16, 102)); }
+BOOST_AUTO_TEST_CASE(fla_test_T1000_G2) { expect_same_as_unfused(test::family_problem("fla-test", 1000, 1, 2, 128, {}, DType::bf16, 101)); }
+BOOST_AUTO_TEST_CASE(model_like_T65_G3) { expect_same_as_unfused(test::family_problem("model-like", 65, 1, 3, 128, {}, DType::bf16, 102)); }
 BOOST_AUTO_TEST_CASE(ragged_G2) {
-  expect_same_as_unfused(family_problem("ragged", 0, 1, 2, 128, {1, 15, 64, 65, 0, 200, 63}, DType::bf16, 103));
+  expect_same_as_unfused(test::family_problem("ragged", 0, 1, 2, 128, {1, 15, 64, 65, 0, 200, 63}, DType::bf16, 103));
 }
-BOOST_AUTO_TEST_CASE(beta_near_2_T200_G1) { expect_same_as_unfused(family_problem("beta-near-2", 200, 2, 1, 128, {}, DType::bf16, 104)); }
-BOOST_AUTO_TEST_CASE(strong_decay_T300_G2) { expect_same_as_unfused(family_problem("strong-decay", 300, 1, 2, 128, {}, DType::bf16, 105)); }
-BOOST_AUTO_TEST_CASE(no_decay_correlated_T128_G1) { expect_same_as_unfused(family_problem("correlated-keys", 128, 1, 1, 128, {}, DType::bf16, 106)); }
-BOOST_AUTO_TEST_CASE(normal_K64_T1_G2) { expect_same_as_unfused(family_problem("normal", 1, 1, 2, 64, {}, DType::bf16, 107)); }
-BOOST_AUTO_TEST_CASE(normal_K64_T130_G3) { expect_same_as_unfused(family_problem("normal", 130, 1, 3, 64, {}, DType::bf16, 108)); }
-BOOST_AUTO_TEST_CASE(normal_fp16_T200_G2) { expect_same_as_unfused(family_problem("normal", 200, 1, 2, 128, {}, DType::f16, 109)); }
-BOOST_AUTO_TEST_CASE(normal_fp32_T130_G1) { expect_same_as_unfused(family_problem("normal", 130, 1, 1, 128, {}, DType::f32, 110)); }
+BOOST_AUTO_TEST_CASE(beta_near_2_T200_G1) { expect_same_as_unfused(test::family_problem("beta-near-2", 200, 2, 1, 128, {}, DType::bf16, 104)); }
+BOOST_AUTO_TEST_CASE(strong_decay_T300_G2) { expect_same_as_unfused(test::family_problem("strong-decay", 300, 1, 2, 128, {}, DType::bf16, 105)); }
+BOOST_AUTO_TEST_CASE(no_decay_correlated_T128_G1) { expect_same_as_unfused(test::family_problem("correlated-keys", 128, 1, 1, 128, {}, DType::bf16, 106)); }
+BOOST_AUTO_TEST_CASE(normal_K64_T1_G2) { expect_same_as_unfused(test::family_problem("normal", 1, 1, 2, 64, {}, DType::bf16, 107)); }
+BOOST_AUTO_TEST_CASE(normal_K64_T130_G3) { expect_same_as_unfused(test::family_problem("normal", 130, 1, 3, 64, {}, DType::bf16, 108)); }
+BOOST_AUTO_TEST_CASE(normal_fp16_T200_G2) { expect_same_as_unfused(test::family_problem("normal", 200, 1, 2, 128, {}, DType::f16, 109)); }
+BOOST_AUTO_TEST_CASE(normal_fp32_T130_G1) { expect_same_as_unfused(test::family_problem("normal", 130, 1, 1, 128, {}, DType::f32, 110)); }
 
 #ifdef GDNV_HAVE_CUDA
 // Prefill-only use: Args::A_inv null. w and u as with A_inv stored; the A_inv buffer keeps its poison.

@@ -29,18 +29,6 @@ using namespace gdnv;
 
 namespace {
 
-Problem family_problem(std::string family, int64_t T, int64_t H, int64_t G, int64_t K, std::vector<int64_t> seqlens,
-                       DType dtype, uint64_t seed) {
-  GeneratorParams gp;
-  gp.family = std::move(family);
-  gp.B = 1, gp.T = T, gp.H = H, gp.HV = H * G, gp.K = K, gp.V = K;
-  gp.seqlens = std::move(seqlens);
-  gp.dtype = dtype;
-  gp.seed = seed;
-  gp.h0 = true;
-  return generate_problem(gp);
-}
-
 struct Errors {
   double o_floor = 0, o_max_chunk = 0, final_rel = 0;
 };
@@ -81,35 +69,35 @@ BOOST_AUTO_TEST_SUITE(gpu_precise, *utf::label("gpu") * utf::precondition(gdnv::
 // The accuracy setup (targets.md: o error / bf16 floor at T = 4096, normal family; FLA 2.0x), with
 // 2 key heads and 4 value heads instead of 16 / 32 to keep the fp64 reference fast.
 BOOST_AUTO_TEST_CASE(normal_T4096_o_within_1_2x_floor) {
-  compare_variants(family_problem("normal", 4096, 2, 2, 128, {}, DType::bf16, 301), 1.2, 0.7);
+  compare_variants(test::family_problem("normal", 4096, 2, 2, 128, {}, DType::bf16, 301), 1.2, 0.7);
 }
 BOOST_AUTO_TEST_CASE(normal_K64_T1000_G3) {
-  compare_variants(family_problem("normal", 1000, 1, 3, 64, {}, DType::bf16, 302), 1.2, 0.7);
+  compare_variants(test::family_problem("normal", 1000, 1, 3, 64, {}, DType::bf16, 302), 1.2, 0.7);
 }
 BOOST_AUTO_TEST_CASE(normal_fp16_T500_G2) {
-  compare_variants(family_problem("normal", 500, 1, 2, 128, {}, DType::f16, 303), 1.2, 0.8);
+  compare_variants(test::family_problem("normal", 500, 1, 2, 128, {}, DType::f16, 303), 1.2, 0.8);
 }
 BOOST_AUTO_TEST_CASE(ragged_G2) {
-  compare_variants(family_problem("ragged", 0, 1, 2, 128, {1, 15, 64, 65, 0, 200, 63}, DType::bf16, 304), 1.3, 0.8);
+  compare_variants(test::family_problem("ragged", 0, 1, 2, 128, {1, 15, 64, 65, 0, 200, 63}, DType::bf16, 304), 1.3, 0.8);
 }
 BOOST_AUTO_TEST_CASE(fla_test_T1000_G2) {
-  compare_variants(family_problem("fla-test", 1000, 1, 2, 128, {}, DType::bf16, 305), 1.2, 0.8);
+  compare_variants(test::family_problem("fla-test", 1000, 1, 2, 128, {}, DType::bf16, 305), 1.2, 0.8);
 }
 BOOST_AUTO_TEST_CASE(beta_near_2_T300_G1) {
-  compare_variants(family_problem("beta-near-2", 300, 2, 1, 128, {}, DType::bf16, 307), 1.2, 0.7);
+  compare_variants(test::family_problem("beta-near-2", 300, 2, 1, 128, {}, DType::bf16, 307), 1.2, 0.7);
 }
 // Families where roundings the variant keeps weigh more (the CPU model: model-like 2.37 -> 1.59 from the
 // keys' in-kernel l2norm rounding, no-decay 2.49 -> 1.90 from h and the state operand): still clearly better.
 BOOST_AUTO_TEST_CASE(model_like_T500_G2) {
-  compare_variants(family_problem("model-like", 500, 1, 2, 128, {}, DType::bf16, 306), 8.0, 0.8);
+  compare_variants(test::family_problem("model-like", 500, 1, 2, 128, {}, DType::bf16, 306), 8.0, 0.8);
 }
 BOOST_AUTO_TEST_CASE(no_decay_T500_G2) {
-  compare_variants(family_problem("no-decay", 500, 1, 2, 128, {}, DType::bf16, 309), 8.0, 0.9);
+  compare_variants(test::family_problem("no-decay", 500, 1, 2, 128, {}, DType::bf16, 309), 8.0, 0.9);
 }
 
 // What precise_uv leaves alone stays bit-equal to the fused kkt+solve pipeline it builds on.
 BOOST_AUTO_TEST_CASE(ainv_and_w_bit_equal_to_fused) {
-  Problem const p = family_problem("model-like", 333, 1, 3, 128, {}, DType::bf16, 308);
+  Problem const p = test::family_problem("model-like", 333, 1, 3, 128, {}, DType::bf16, 308);
   StageOutputs const pre = make_implementation("precise")->run(p);
   StageOutputs const fu = make_implementation("fused")->run(p);
   auto const stats = compare_pair(pre, fu);
