@@ -13,6 +13,7 @@ void throw_cuda(cudaError_t e, char const* what, char const* file, int line) {
   char buf[512];
   std::snprintf(buf, sizeof buf, "CUDA error %s (%s) in %s at %s:%d", cudaGetErrorName(e), cudaGetErrorString(e), what,
                 file, line);
+  cudaGetLastError();  // clear a non-sticky error, so the next unrelated check does not report it again
   throw std::runtime_error(buf);
 }
 

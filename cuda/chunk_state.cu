@@ -33,12 +33,11 @@
 //     Tried (issue 5 session): the prefetch and h store moved behind the issue of the W*S products and
 //     the v_new store behind the state update's, predicted -10..25% from overlapping that memory work
 //     with the tensor-core latency: 255.6 us bf16 S (no change), 310.5 split (3% slower); reverted.
-//   3 variant 2 with three prefetch buffers: the tiles of chunk c + 2 are requested while chunk c computes
-//     (one cp.async group per chunk, an empty one past the sequence's end), and g_cumsum travels in the
-//     same group (4-byte cp.async) instead of a register load one chunk ahead. Prediction: if the
-//     step is waiting on its loads (36 KB per step per SM at ~1 us DRAM latency, issued one step ahead),
-//     up to -30%; if it is the mma/barrier chain, nothing. Same arithmetic as variant 2, bit for bit
-//     (tests/cuda/test_gpu_state_variants.cpp). 140 KB of shared memory (bf16): still one block per SM.
+//     Tried (precise session), each against the unchanged kernel built from the same tree in one run:
+//     a three-buffer ring (chunk c + 2 loading while c computes, the "variant 3"), predicted up to -30%
+//     if a step waits on its loads: 250 vs 248 us, no gain (the step is the mma/barrier chain, not the
+//     loads); g_cumsum fetched by 4-byte cp.async in the tile group instead of a register one chunk
+//     ahead: 295 vs 244 us (the strided scalar copies then gate every tile wait). Both reverted.
 #include "common.cuh"
 
 namespace gdn_cuda {
@@ -202,25 +201,22 @@ void launch_state_v1(Args const& a, Stream s) {
   chunk_state_v1_kernel<E, K, K, BV, SPLIT><<<grid, 128, bytes, s>>>(a);
 }
 
-// UT: the dtype of u and v_new (E, or float with Args::precise_uv). NSTAGE: prefetch buffers (variant 2:
-// 2, the next chunk loads while this one computes; variant 3: 3, two chunks ahead).
-template <class E, class UT, int K, int V, int BV, bool SPLIT, int NSTAGE>
+// UT: the dtype of u and v_new (E, or float with Args::precise_uv).
+template <class E, class UT, int K, int V, int BV, bool SPLIT>
 __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
-  static_assert(NSTAGE == 2 || NSTAGE == 3, "2 or 3 prefetch stages");
   constexpr int NW = 8;
   constexpr int LDK = K + 8, LDU = BV + 8;
   constexpr int MTILES = K / 16;               // 16-row tiles of the state
   constexpr int WPM = NW / MTILES;             // warps per m-tile (1 for K=128, 2 for K=64)
   constexpr int SNT = BV / 8 / WPM;            // 8-col tiles of the state per warp
-  // one prefetch stage: W, K tiles (E), the U tile (UT) and the chunk's g_cumsum (64 fp32), in bytes
-  // (multiples of 16)
-  constexpr int G_OFF = 2 * kBT * LDK * sizeof(E) + kBT * LDU * sizeof(UT);
-  constexpr int STAGE_BYTES = G_OFF + kBT * sizeof(float);
+  // one prefetch stage: W, K tiles (E) and the U tile (UT), in bytes (multiples of 16)
+  constexpr int STAGE_BYTES = 2 * kBT * LDK * sizeof(E) + kBT * LDU * sizeof(UT);
   extern __shared__ __align__(16) unsigned char smem[];
-  E* Sb = reinterpret_cast<E*>(smem + NSTAGE * STAGE_BYTES);  // [K][LDU] hi (= the h snapshot)
+  E* Sb = reinterpret_cast<E*>(smem + 2 * STAGE_BYTES);  // [K][LDU] hi (= the h snapshot)
   E* Sl = Sb + K * LDU;                 // [K][LDU] lo (SPLIT)
   E* Db = Sl + (SPLIT ? K * LDU : 0);   // [64][LDU] gated delta
   UT* Vs = reinterpret_cast<UT*>(Db + kBT * LDU);  // [64][LDU] v_new staging
+  __shared__ float gs[kBT];
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
@@ -252,9 +248,7 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
     zero_acc(S);
   }
 
-  auto stage_at = [&](int64_t i) { return reinterpret_cast<E*>(smem + static_cast<int>(i % NSTAGE) * STAGE_BYTES); };
-  auto g_of = [&](E* st) { return reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(st) + G_OFF); };
-  // One cp.async group per chunk (an empty group past the sequence's end, so the wait count is uniform).
+  auto stage_at = [&](int64_t i) { return reinterpret_cast<E*>(smem + (i & 1) * STAGE_BYTES); };
   auto prefetch = [&](ChunkDesc const& c, E* st) {
     E const* wg = static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K;
     E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
@@ -263,34 +257,28 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
     load_tile_async<E>(st + kBT * LDK, LDK, kg, a.d.H * K, kBT, c.rows, K, tid, NW * 32);
     load_tile_async<UT>(reinterpret_cast<UT*>(st + 2 * kBT * LDK), LDU, ug, static_cast<int64_t>(HV) * V, kBT, c.rows,
                         BV, tid, NW * 32);
-    // g_cumsum's rows are HV apart: 4-byte copies (rows past the chunk's end: 0)
-    if (tid < kBT) {
-      float* gd = g_of(st);
-      if (tid < c.rows)
-        cp_async4(gd + tid, a.g_cumsum + (c.row0 + tid) * HV + hv);
-      else
-        gd[tid] = 0.f;
-    }
     cp_async_commit();
   };
-  // d[j]: the descriptor of chunk ci + j (j < NSTAGE), held in registers one step before it is needed
-  ChunkDesc d[NSTAGE];
-#pragma unroll
-  for (int j = 0; j < NSTAGE; ++j) d[j] = c_begin + j < c_end ? a.chunks[c_begin + j] : ChunkDesc{};
-#pragma unroll
-  for (int j = 0; j < NSTAGE - 1; ++j) {
-    if (c_begin + j < c_end)
-      prefetch(d[j], stage_at(j));
-    else
-      cp_async_commit();
+  ChunkDesc cur{}, nxt{};
+  float g_next = 0.f;
+  if (c_begin < c_end) {
+    cur = a.chunks[c_begin];
+    prefetch(cur, stage_at(0));
+    if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
+  if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
   constexpr int VPR = BV * static_cast<int>(sizeof(E)) / 16;   // 16-byte pieces per row of BV (h)
   constexpr int UPR = BV * static_cast<int>(sizeof(UT)) / 16;  // the same for v_new
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
-    ChunkDesc const c = d[0];
+    ChunkDesc const c = cur;
     E* st = stage_at(ci - c_begin);
-    float const* gs = g_of(st);
+    bool const has_next = ci + 1 < c_end;
+    ChunkDesc const c_next = nxt;
+    if (tid < kBT) gs[tid] = g_next;
+    g_next = (has_next && tid < kBT && tid < nxt.rows) ? a.g_cumsum[(nxt.row0 + tid) * HV + hv] : 0.f;
+    cur = nxt;
+    if (ci + 2 < c_end) nxt = a.chunks[ci + 2];
 
     // 1. snapshot into shared memory (hi = round_E(S) is the h value)
 #pragma unroll
@@ -302,17 +290,11 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
         store2<E>(Sb + r * LDU + col, s0, s1);
         if constexpr (SPLIT) store2<E>(Sl + r * LDU + col, s0 - to_f(from_f<E>(s0)), s1 - to_f(from_f<E>(s1)));
       }
-    cp_async_wait<NSTAGE - 2>();  // this chunk's group (the later NSTAGE - 2 may still be in flight)
+    cp_async_wait<0>();  // this chunk's tiles (the only group in flight)
     __syncthreads();
-    // Every warp has finished the previous step (its K^T Db read the buffer refilled here), so the prefetch
-    // of chunk ci + NSTAGE - 1 can be issued now, off the critical path; no barrier at the end of the step.
-    if (ci + NSTAGE - 1 < c_end)
-      prefetch(d[NSTAGE - 1], stage_at(ci + NSTAGE - 1 - c_begin));
-    else
-      cp_async_commit();
-#pragma unroll
-    for (int j = 0; j + 1 < NSTAGE; ++j) d[j] = d[j + 1];
-    d[NSTAGE - 1] = ci + NSTAGE < c_end ? a.chunks[ci + NSTAGE] : ChunkDesc{};
+    // Every warp has finished the previous step (its K^T Db read the buffer refilled here), so the next
+    // chunk's prefetch can be issued now, off the critical path; no barrier at the end of the step.
+    if (has_next) prefetch(c_next, stage_at(ci + 1 - c_begin));
 
     // h store, coalesced 16-byte pieces
     {
@@ -394,31 +376,26 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
-template <class E, class UT, int K, bool SPLIT, int NSTAGE>
+template <class E, class UT, int K, bool SPLIT>
 void launch_state_v2(Args const& a, Stream s) {
   constexpr int BV = 32;
   constexpr int LDK = K + 8, LDU = BV + 8;
-  std::size_t const bytes = NSTAGE * (2 * kBT * LDK * sizeof(E) + kBT * LDU * sizeof(UT) + kBT * sizeof(float)) +
+  std::size_t const bytes = 2 * (2 * kBT * LDK * sizeof(E) + kBT * LDU * sizeof(UT)) +
                             sizeof(E) * ((SPLIT ? 2 : 1) * K * LDU + kBT * LDU) + sizeof(UT) * kBT * LDU;
-  ensure_smem<chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT, NSTAGE>>(bytes);
+  ensure_smem<chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT>>(bytes);
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / BV));
-  chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT, NSTAGE><<<grid, 256, bytes, s>>>(a);
+  chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT><<<grid, 256, bytes, s>>>(a);
 }
 
 template <class E, int K, bool SPLIT>
 void launch_state(Args const& a, Stream s) {
   if (a.precise_uv && !std::is_same_v<E, float>) {
-    if (a.state_variant == 1) throw std::invalid_argument("chunk_state: precise_uv needs state variant 2 or 3");
-    if (a.state_variant == 3)
-      launch_state_v2<E, float, K, SPLIT, 3>(a, s);
-    else
-      launch_state_v2<E, float, K, SPLIT, 2>(a, s);
+    if (a.state_variant == 1) throw std::invalid_argument("chunk_state: precise_uv needs state variant 2");
+    launch_state_v2<E, float, K, SPLIT>(a, s);
   } else if (a.state_variant == 1) {
     launch_state_v1<E, K, SPLIT>(a, s);
-  } else if (a.state_variant == 3) {
-    launch_state_v2<E, E, K, SPLIT, 3>(a, s);
   } else {
-    launch_state_v2<E, E, K, SPLIT, 2>(a, s);
+    launch_state_v2<E, E, K, SPLIT>(a, s);
   }
 }
 

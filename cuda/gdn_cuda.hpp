@@ -67,7 +67,7 @@ struct Args {
   ElemType beta_t = ElemType::f32; // beta
   ElemType ainv = ElemType::bf16;  // A_inv as stored by solve_tril and read by wu
   float scale = 1.f;
-  int state_variant = 2;    // chunk_state kernel variant (1, 2 or 3, see chunk_state.cu)
+  int state_variant = 2;    // chunk_state kernel variant (1 or 2, see chunk_state.cu)
   int output_variant = 2;   // chunk_output kernel variant (1 or 2, see chunk_output.cu)
   bool split_state = false; // chunk_state: W*S with S split into bf16 hi+lo (true) or S rounded to bf16 (FLA)
   Fusion fusion = Fusion::none;  // which kernels forward() runs for stages 2-4

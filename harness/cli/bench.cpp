@@ -399,19 +399,6 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("forward precise (kkt+solve fused)", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
       [&] { gc::forward(ap, nullptr); }, fwd_precise, "floor: a fully fused forward; o at ~1.0x the bf16 floor",
       "forward unfused");
-  // chunk_state variant 3 (three prefetch buffers: chunks loaded two steps ahead), same outputs as variant 2
-  gc::Args a3 = a, ifwd3 = ifwd, ap3 = ap;
-  a3.state_variant = ifwd3.state_variant = ap3.state_variant = 3;
-  add("chunk_state v3 (bf16 S operand)", "stage", "state", t_state, f_state, [&] { gc::chunk_state(a3, nullptr); }, 0,
-      "", "chunk_state (bf16 S operand)");
-  add("chunk_state v3 (precise)", "stage", "", t_state_p, f_state, [&] { gc::chunk_state(ap3, nullptr); }, 0, "",
-      "chunk_state (precise: u, v_new fp32)");
-  add("forward fused-intra, state v3", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
-      [&] { gc::forward(ifwd3, nullptr); }, fwd_unfused16, "floor: a fully fused forward; A_inv not stored",
-      "forward unfused");
-  add("forward precise, state v3", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
-      [&] { gc::forward(ap3, nullptr); }, fwd_precise, "floor: a fully fused forward; o at ~1.0x the bf16 floor",
-      "forward unfused");
   add("cublas kkt (gemm + mask)", "baseline", "", t_kkt, f_kkt, [&] { cb.kkt(a, nullptr); });
   add("cublas strsm fp32 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, false); });
   add("cublas dtrsm fp64 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, true); });
