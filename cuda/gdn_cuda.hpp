@@ -73,8 +73,8 @@ struct Args {
   Fusion fusion = Fusion::none;  // which kernels forward() runs for stages 2-4
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
   // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
-  // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Needs Fusion none or
-  // kkt_solve and state/output variant 2. See uv_type().
+  // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Any Fusion; needs the
+  // state/output variant 2. See uv_type().
   bool precise_uv = false;
   // device pointers
   ChunkDesc const* chunks = nullptr;

@@ -7,6 +7,9 @@
 // rounded to the input dtype before the products, the same mma order), so w, u and A_inv are
 // bit-identical to the unfused pipeline's. A_inv fp32 with 16-bit inputs (the hi+lo split of
 // "unfused-fp32inv") is not offered here.
+// Args::precise_uv (16-bit inputs): as wu.cu's precise form, beta v as hi + lo tiles (the lo tile in the
+// fp32 A_inv tile's place, free once the A_inv operand is built: no extra shared memory) multiplied with
+// the A_inv fragments loaded once, u stored fp32; A_inv and w unchanged (bit-equal to the plain kernel).
 // Variants:
 //   1 (this) one 128-thread block per (chunk, value head); k and v tiles by cp.async (v lands while A and its
 //     inverse are computed); the fp32 A tile becomes the input-dtype A_inv operand once the inverse is
@@ -34,9 +37,11 @@ struct IntraLayout {
   static constexpr std::size_t bytes = 2 * tile + 2 * ftile;
 };
 
-template <class E, int K>
+template <class E, class UT, int K>
 __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   using L = IntraLayout<E, K>;
+  constexpr bool PRE = !std::is_same_v<UT, E>;  // precise_uv: beta v as hi + lo, u fp32
+  static_assert(!PRE || sizeof(E) * kBT * L::LDK <= L::ftile, "beta v's lo tile must fit in the A_inv tile");
   constexpr int V = K, LDK = L::LDK, LDI = L::LDI;
   extern __shared__ __align__(16) unsigned char smem[];
   E* ks = reinterpret_cast<E*>(smem);                        // [64][LDK] k, then beta e^gc k
@@ -44,11 +49,14 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   float* As = reinterpret_cast<float*>(smem + 2 * L::tile);  // [64][kLdA] A
   E* Ai = reinterpret_cast<E*>(As);                          // [64][LDI] A_inv operand, replaces A
   float* Ts = As + kBT * kLdA;                               // [64][kLdA] A_inv fp32
+  E* vlo = reinterpret_cast<E*>(Ts);                         // [64][LDK] beta v lo (PRE), replaces Ts
   __shared__ float gs[kBT], bs[kBT], es[kBT];
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  auto const [c, hv, hk] = chunk_tile(a);
+  ChunkTile const tile = chunk_tile(a);  // named members: the store lambda below captures them
+  ChunkDesc const c = tile.c;
+  int const hv = tile.hv, hk = tile.hk;
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
   E const* vg = static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V;
@@ -78,16 +86,20 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
     constexpr int per = 16 / sizeof(E);
     for (int idx = tid; idx < kBT * (K / per); idx += 128) {
       int const i = idx / (K / per), q = (idx % (K / per)) * per;
-      alignas(16) E tk[per], tv[per];
+      alignas(16) E tk[per], tv[per], tl[per];
       *reinterpret_cast<uint4*>(tk) = *reinterpret_cast<uint4 const*>(ks + i * LDK + q);
       *reinterpret_cast<uint4*>(tv) = *reinterpret_cast<uint4 const*>(vs + i * LDK + q);
 #pragma unroll
       for (int x = 0; x < per; ++x) {
         tk[x] = from_f<E>(to_f(tk[x]) * es[i]);
-        tv[x] = from_f<E>(to_f(tv[x]) * bs[i]);
+        if constexpr (PRE)
+          split_f<E>(to_f(tv[x]) * bs[i], tv[x], tl[x]);
+        else
+          tv[x] = from_f<E>(to_f(tv[x]) * bs[i]);
       }
       *reinterpret_cast<uint4*>(ks + i * LDK + q) = *reinterpret_cast<uint4 const*>(tk);
       *reinterpret_cast<uint4*>(vs + i * LDK + q) = *reinterpret_cast<uint4 const*>(tv);
+      if constexpr (PRE) *reinterpret_cast<uint4*>(vlo + i * LDK + q) = *reinterpret_cast<uint4 const*>(tl);
     }
   }
   __syncthreads();
@@ -99,25 +111,34 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   for (int which = 0; which < 2; ++which) {  // 0: u, 1: w
     float acc[1][NT][4];
     zero_acc(acc);
-    warp_mma<E, true, false, 1, NT>(acc, Ai, LDI, 16 * warp, which == 0 ? vs : ks, LDK, 0, 0, kend);
-    E* outg = static_cast<E*>(which == 0 ? a.u : a.w);
+    if (PRE && which == 0)  // u = A_inv (beta v)_hi + A_inv (beta v)_lo, A fragments loaded once
+      warp_mma<E, true, false, 1, NT, true>(acc, Ai, LDI, 16 * warp, vs, LDK, 0, 0, kend, vlo);
+    else
+      warp_mma<E, true, false, 1, NT>(acc, Ai, LDI, 16 * warp, which == 0 ? vs : ks, LDK, 0, 0, kend);
+    auto store_rows = [&](auto* outg) {
+      using O = std::remove_pointer_t<decltype(outg)>;
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      int const i = 16 * warp + g + 8 * hh;
-      if (i >= c.rows) continue;
-      E* orow = outg + ((c.row0 + i) * HV + hv) * V;
+      for (int hh = 0; hh < 2; ++hh) {
+        int const i = 16 * warp + g + 8 * hh;
+        if (i >= c.rows) continue;
+        O* orow = outg + ((c.row0 + i) * HV + hv) * V;
 #pragma unroll
-      for (int j = 0; j < NT; ++j) store2<E>(orow + 8 * j + 2 * t, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
-    }
+        for (int j = 0; j < NT; ++j) store2<O>(orow + 8 * j + 2 * t, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
+      }
+    };
+    if (which == 0)
+      store_rows(static_cast<UT*>(a.u));
+    else
+      store_rows(static_cast<E*>(a.w));
   }
   block_time_end(a.block_times);
 }
 
-template <class E, int K>
+template <class E, class UT, int K>
 void launch_intra(Args const& a, Stream s) {
   constexpr std::size_t bytes = IntraLayout<E, K>::bytes;
-  ensure_smem<intra_fused_kernel<E, K>>(bytes);
-  intra_fused_kernel<E, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 128, bytes, s>>>(a);
+  ensure_smem<intra_fused_kernel<E, UT, K>>(bytes);
+  intra_fused_kernel<E, UT, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.HV), 128, bytes, s>>>(a);
 }
 
 }  // namespace
@@ -125,10 +146,14 @@ void launch_intra(Args const& a, Stream s) {
 void intra_fused(Args const& a, Stream s) {
   if (a.d.num_chunks == 0) return;
   if (a.ainv != a.qkv) throw std::invalid_argument("intra_fused: A_inv must be stored in the input dtype");
-  if (uv_type(a) != a.qkv) throw std::invalid_argument("intra_fused: precise_uv (fp32 u) is not implemented here");
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
-    a.d.K == 128 ? launch_intra<E, 128>(a, s) : launch_intra<E, 64>(a, s);
+    if (uv_type(a) != a.qkv) {
+      if constexpr (!std::is_same_v<E, float>)
+        a.d.K == 128 ? launch_intra<E, float, 128>(a, s) : launch_intra<E, float, 64>(a, s);
+    } else {
+      a.d.K == 128 ? launch_intra<E, E, 128>(a, s) : launch_intra<E, E, 64>(a, s);
+    }
   });
   GDN_LAUNCH_CHECK();
 }

@@ -108,8 +108,8 @@ class GpuImplementation final : public Implementation {
                "stored in the input dtype; the unfused arithmetic, bit for bit); state, output: the unfused "
                "kernels; " + common;
       case Variant::precise:
-        return "fused kkt+solve CUDA kernel (A_inv in the input dtype, as \"fused\"), then precise w/u, state and "
-               "output kernels: beta*v split into hi+lo input-dtype parts (~2^-16) for u, u and v_new stored fp32, "
+        return "fused intra CUDA kernel (kkt + solve + w/u in one kernel, A_inv stored in the input dtype as "
+               "\"fused-intra\"), then the precise state and output kernels: beta*v split into hi+lo input-dtype parts (~2^-16) for u, u and v_new stored fp32, "
                "v_new and the score matrix split hi+lo for the score product (P V = Ph Vh + Ph Vl + Pl Vh), "
                "beta*e^g*k, w, h, the gated delta and o as in the other variants: q/k/v in their stored dtype "
                "(mma.sync m16n8k16, fp32 accumulate), running state fp32, state operand of W*S rounded to the "
@@ -158,9 +158,9 @@ class GpuImplementation final : public Implementation {
     return v_ != Variant::unfused && v_ != Variant::fused && v_ != Variant::fused_intra && v_ != Variant::precise;
   }
   gc::Fusion fusion() const {
-    return v_ == Variant::fused || v_ == Variant::precise ? gc::Fusion::kkt_solve
-           : v_ == Variant::fused_intra                   ? gc::Fusion::intra
-                                                          : gc::Fusion::none;
+    return v_ == Variant::fused                                   ? gc::Fusion::kkt_solve
+           : v_ == Variant::fused_intra || v_ == Variant::precise ? gc::Fusion::intra
+                                                                  : gc::Fusion::none;
   }
 
   StageOutputs execute(Problem const& p, ChunkedResult const* ref) {

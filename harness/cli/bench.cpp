@@ -399,6 +399,15 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("forward precise (kkt+solve fused)", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
       [&] { gc::forward(ap, nullptr); }, fwd_precise, "floor: a fully fused forward; o at ~1.0x the bf16 floor",
       "forward unfused");
+  gc::Args api = ap;  // the same arithmetic with kkt + solve + w/u in one kernel, A_inv not stored
+  api.fusion = gc::Fusion::intra;
+  api.A_inv = nullptr;
+  Traffic const t_intra_p{{{"k", z.qk}, {"v", z.v}, {"beta", z.beta}, {"g_cumsum", z.gcs}}, {{"w", z.w}, {"u fp32", 2 * z.v}}};
+  add("intra_fused (precise: u fp32, A_inv on chip)", "fused", "", t_intra_p, f_kkt + f_solve + f_wu,
+      [&] { gc::intra_fused(api, nullptr); }, 0, "", "intra_fused (A_inv on chip)");
+  add("forward precise (fused intra)", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
+      [&] { gc::forward(api, nullptr); }, fwd_precise, "floor: a fully fused forward; o at ~1.0x the bf16 floor; A_inv not stored",
+      "forward unfused");
   add("cublas kkt (gemm + mask)", "baseline", "", t_kkt, f_kkt, [&] { cb.kkt(a, nullptr); });
   add("cublas strsm fp32 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, false); });
   add("cublas dtrsm fp64 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, true); });

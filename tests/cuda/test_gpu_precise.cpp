@@ -9,6 +9,7 @@
 // with isolated stages.)
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -95,7 +96,7 @@ BOOST_AUTO_TEST_CASE(no_decay_T500_G2) {
   compare_variants(test::family_problem("no-decay", 500, 1, 2, 128, {}, DType::bf16, 309), 8.0, 0.9);
 }
 
-// What precise_uv leaves alone stays bit-equal to the fused kkt+solve pipeline it builds on.
+// What precise_uv leaves alone stays bit-equal to the fused pipelines it builds on.
 BOOST_AUTO_TEST_CASE(ainv_and_w_bit_equal_to_fused) {
   Problem const p = test::family_problem("model-like", 333, 1, 3, 128, {}, DType::bf16, 308);
   StageOutputs const pre = make_implementation("precise")->run(p);
@@ -114,16 +115,58 @@ BOOST_AUTO_TEST_CASE(ainv_and_w_bit_equal_to_fused) {
 }
 
 #ifdef GDNV_HAVE_CUDA
-// The fused intra kernel writes u in the input dtype: it must refuse precise_uv, not write half of it.
-BOOST_AUTO_TEST_CASE(intra_fused_rejects_precise_uv) {
+// precise_uv through the fused intra kernel (what "precise" runs) and through fused kkt+solve + wu: the
+// same u bytes (same split, same mma order), hence the same v_new, h, o and final state; A_inv and w too.
+void expect_intra_equals_wu(int64_t T, int64_t H, int64_t HV, int64_t K, std::vector<int64_t> seqlens,
+                            gdn_cuda::ElemType e) {
+  namespace gc = gdn_cuda;
+  std::vector<int64_t> cu;
+  if (!seqlens.empty()) {
+    cu.push_back(0);
+    for (int64_t l : seqlens) cu.push_back(cu.back() + l);
+    T = cu.back();
+  }
+  gc::Plan plan = gc::make_plan(1, T, H, HV, K, K, cu);
+  gc::Workspace ws(plan, e, gc::ElemType::f32, gc::ElemType::f32, e, true);
+  gc::fill_random_inputs(ws, 17);
+  gc::Args a = ws.args;
+  a.scale = 1.f / std::sqrt(static_cast<float>(K));
+  a.precise_uv = true;
+  auto bytes = [](gc::DeviceBuffer const& b) {
+    std::vector<unsigned char> v(b.size());
+    b.download(v.data(), v.size());
+    return v;
+  };
+  gc::DeviceBuffer* outs[] = {&ws.A_inv, &ws.w, &ws.u, &ws.v_new, &ws.h, &ws.o, &ws.final_state};
+  std::vector<std::vector<unsigned char>> ref;
+  ws.poison();
+  a.fusion = gc::Fusion::kkt_solve;
+  gc::forward(a, nullptr);
+  gc::synchronize();
+  for (auto* b : outs) ref.push_back(bytes(*b));
+  ws.poison();
+  a.fusion = gc::Fusion::intra;
+  gc::forward(a, nullptr);
+  gc::synchronize();
+  char const* names[] = {"A_inv", "w", "u", "v_new", "h", "o", "final_state"};
+  for (size_t i = 0; i < ref.size(); ++i) BOOST_TEST((bytes(*outs[i]) == ref[i]), names[i] << " differs");
+}
+BOOST_AUTO_TEST_CASE(intra_equals_kkt_solve_plus_wu_bf16) { expect_intra_equals_wu(1000, 2, 4, 128, {}, gdn_cuda::ElemType::bf16); }
+BOOST_AUTO_TEST_CASE(intra_equals_kkt_solve_plus_wu_ragged_K64_fp16) {
+  expect_intra_equals_wu(0, 1, 3, 64, {1, 0, 65, 64, 200, 3}, gdn_cuda::ElemType::f16);
+}
+
+// The v1 state and output kernels keep u and v_new in the input dtype: they refuse precise_uv.
+BOOST_AUTO_TEST_CASE(v1_kernels_reject_precise_uv) {
   namespace gc = gdn_cuda;
   gc::Plan plan = gc::make_plan(1, 64, 1, 1, 128, 128, {});
   gc::Workspace ws(plan, gc::ElemType::bf16, gc::ElemType::f32, gc::ElemType::f32, gc::ElemType::bf16, false);
   gc::Args a = ws.args;
   a.precise_uv = true;
-  BOOST_CHECK_THROW(gc::intra_fused(a, nullptr), std::invalid_argument);
   a.state_variant = 1;
   BOOST_CHECK_THROW(gc::chunk_state(a, nullptr), std::invalid_argument);
+  a.output_variant = 1;
+  BOOST_CHECK_THROW(gc::chunk_output(a, nullptr), std::invalid_argument);
 }
 #endif
 
