@@ -188,12 +188,12 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
           bool const keep = rok && (j + e) <= r;
           v[e] = keep ? P[x][0][jj][2 * hh + e] * expf(keep ? gr - gs[j + e] : 0.f) : 0.f;
         }
-        if constexpr (PRE) {
-          E h0, l0, h1, l1;
-          split_f<E>(v[0], h0, l0);
-          split_f<E>(v[1], h1, l1);
-          Pb[r * LDP + j] = h0, Pb[r * LDP + j + 1] = h1;
-          Pl[r * LDP + j] = l0, Pl[r * LDP + j + 1] = l1;
+        if constexpr (PRE) {  // hi, lo as two 4-byte pairs (j is even)
+          alignas(4) E hi[2], lo[2];
+          split_f<E>(v[0], hi[0], lo[0]);
+          split_f<E>(v[1], hi[1], lo[1]);
+          *reinterpret_cast<uint32_t*>(Pb + r * LDP + j) = *reinterpret_cast<uint32_t const*>(hi);
+          *reinterpret_cast<uint32_t*>(Pl + r * LDP + j) = *reinterpret_cast<uint32_t const*>(lo);
         } else {
           store2<E>(Pb + r * LDP + j, v[0], v[1]);
         }
@@ -206,8 +206,11 @@ __global__ void __launch_bounds__(256) chunk_output_v2_kernel(Args a) {
     for (int x = 0; x < VREGS; ++x) {
       int const idx = tid + 256 * x, r = idx / (V / 4), q = (idx % (V / 4)) * 4;
       float const e[4] = {vr[x].x, vr[x].y, vr[x].z, vr[x].w};
+      alignas(8) E hi[4], lo[4];  // written as 8-byte pieces (q is a multiple of 4)
 #pragma unroll
-      for (int y = 0; y < 4; ++y) split_f<E>(e[y], Vn[r * LDV + q + y], Vl[r * LDV + q + y]);
+      for (int y = 0; y < 4; ++y) split_f<E>(e[y], hi[y], lo[y]);
+      *reinterpret_cast<uint2*>(Vn + r * LDV + q) = *reinterpret_cast<uint2 const*>(hi);
+      *reinterpret_cast<uint2*>(Vl + r * LDV + q) = *reinterpret_cast<uint2 const*>(lo);
     }
     __syncthreads();
   }
