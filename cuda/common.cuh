@@ -101,6 +101,37 @@ __device__ __forceinline__ void load_tile_async(E* smem, int lds, E const* gmem,
   }
 }
 
+// load_tile_async's copy with its index arithmetic done once per thread, for a tile copied over and over
+// (chunk_state loads three tiles per chunk step): this thread's pieces are rows r0, r0 + RSTEP, ... at
+// column c0. ROWS x COLS elements of E by NTHREADS threads; rows >= valid are zero-filled.
+template <class E, int ROWS, int COLS, int NTHREADS>
+struct TileCopy {
+  static constexpr int kPer = 16 / static_cast<int>(sizeof(E));  // elements per 16-byte piece
+  static constexpr int kVpr = COLS / kPer;                        // pieces per row
+  static_assert(COLS % kPer == 0 && NTHREADS % kVpr == 0 && (ROWS * kVpr) % NTHREADS == 0, "tile shape");
+  static constexpr int kRstep = NTHREADS / kVpr;                  // rows between a thread's pieces
+  static constexpr int kPieces = ROWS * kVpr / NTHREADS;          // pieces per thread
+  int r0, c0;
+  __device__ __forceinline__ explicit TileCopy(int tid) : r0(tid / kVpr), c0((tid % kVpr) * kPer) {}
+  __device__ __forceinline__ void issue(E* smem, int lds, E const* gmem, int64_t gstride, int valid) const {
+    E* s = smem + r0 * lds + c0;
+    E const* g = gmem + r0 * gstride + c0;
+    int64_t const gstep = kRstep * gstride;
+    if (valid >= ROWS) {  // a full chunk: no per-row test
+#pragma unroll
+      for (int x = 0; x < kPieces; ++x) cp_async16(s + x * kRstep * lds, g + x * gstep);
+    } else {
+#pragma unroll
+      for (int x = 0; x < kPieces; ++x) {
+        if (r0 + x * kRstep < valid)
+          cp_async16(s + x * kRstep * lds, g + x * gstep);
+        else
+          *reinterpret_cast<uint4*>(s + x * kRstep * lds) = make_uint4(0, 0, 0, 0);
+      }
+    }
+  }
+};
+
 // ---------------------------------------------------------------- warp MMA on shared tiles
 // acc[MT][NT][4] += A(m0 + 16*MT rows, kb..ke) * B(kb..ke, n0 + 8*NT cols), per warp, fp32 accumulate.
 // Accumulator fragment (mma m16n8 C layout): acc[i][j][0,1] at row m0+16i+lane/4, cols n0+8j+2(lane%4)+{0,1};
