@@ -332,6 +332,63 @@ def capture_cli_rejects_bad_input_without_torch():
         assert os.listdir(d) == ["bad.h5"]
 
 
+# ---- slice_heads.py ----------------------------------------------------------------------------
+
+def run_slice(src, dst, heads):
+    return subprocess.run([sys.executable, os.path.join(HERE, "slice_heads.py"), src, dst, "--key-heads", heads],
+                          capture_output=True, text=True)
+
+
+@test
+def slice_heads_keeps_values_and_stored_types():
+    rng = np.random.default_rng(9)
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "in.h5"), os.path.join(d, "out.h5")
+        cases = {"bf": sample_case(rng, "bfloat16", H=3, HV=6),
+                 "var": sample_case(rng, "float16", B=1, T=130, H=3, HV=6, cu=[0, 5, 5, 130])}
+        make_file(src, cases)
+        with h5py.File(src, "a") as f:  # a captured group too: its o and final_state are sliced alike
+            grp = gdnv_h5.create_group(gdnv_h5.create_group(f["cases/bf"], "captured"), "impl")
+            grp.attrs["arithmetic"] = "fp32"
+            gdnv_h5.write_array(grp, "o", rng.standard_normal((2, 70, 6, 16)).astype(np.float32), "float32")
+            gdnv_h5.write_array(grp, "final_state", rng.standard_normal((2, 6, 8, 16)).astype(np.float32), "float32")
+        r = run_slice(src, dst, "2,0")
+        assert r.returncode == 0, r.stderr
+        value_heads = [4, 5, 0, 1]  # key head 2 -> value heads 4, 5; key head 0 -> 0, 1 (G = 2)
+        with h5py.File(src, "r") as a, h5py.File(dst, "r") as b:
+            for case in ("bf", "var"):
+                for name, ax, idx in (("q", 2, [2, 0]), ("k", 2, [2, 0]), ("v", 2, value_heads), ("g", 2, value_heads),
+                                      ("beta", 2, value_heads), ("initial_state", 1, value_heads)):
+                    x, y = a[f"cases/{case}/inputs/{name}"], b[f"cases/{case}/inputs/{name}"]
+                    assert np.array_equal(np.take(x[()], idx, axis=ax), y[()]), (case, name)
+                    assert (gdnv_h5.float_type_name(x.id.get_type()) == gdnv_h5.float_type_name(y.id.get_type())), name
+                assert dict(a[f"cases/{case}"].attrs).items() <= dict(b[f"cases/{case}"].attrs).items(), case
+                assert "value heads [4, 5, 0, 1] of 6" in b[f"cases/{case}"].attrs["sliced_heads"]
+            assert np.array_equal(b["cases/var/inputs/cu_seqlens"][()], [0, 5, 5, 130])
+            for name, ax in (("o", 2), ("final_state", 1)):
+                x, y = a[f"cases/bf/captured/impl/{name}"][()], b[f"cases/bf/captured/impl/{name}"][()]
+                assert np.array_equal(np.take(x, value_heads, axis=ax), y), name
+            assert b["cases/bf/captured/impl"].attrs["arithmetic"] == "fp32"
+        with gdnv_h5.open_dataset(dst) as f:  # the slice is a valid dataset
+            assert gdnv_h5.read_case(f, "bf", dst).arrays["q"].shape == (2, 70, 2, 8)
+
+
+@test
+def slice_heads_rejects_bad_input_and_writes_nothing():
+    rng = np.random.default_rng(10)
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "in.h5"), os.path.join(d, "out.h5")
+        make_file(src, {"bf": sample_case(rng, "bfloat16")})
+        for heads, needle in (("2", "key heads [2] outside 0..1"), ("1,1", "distinct"), ("x", "distinct")):
+            r = run_slice(src, dst, heads)
+            assert r.returncode == 2, (heads, r.returncode, r.stderr)
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and needle in lines[0], (heads, r.stderr)
+        r = run_slice(os.path.join(d, "missing.h5"), dst, "0")
+        assert r.returncode == 2 and "missing.h5" in r.stderr, r.stderr
+        assert sorted(os.listdir(d)) == ["in.h5"], os.listdir(d)
+
+
 def main():
     passed = failed = 0
     for fn in TESTS:
