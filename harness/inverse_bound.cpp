@@ -95,39 +95,24 @@ double quantile(std::vector<double> values, double q) {
 }
 
 namespace {
-// max, p50 and p99 of the per-chunk R_det and R_prob into a summary
-void fill_quantiles(BoundSummary& s, std::vector<double> const& det, std::vector<double> const& prob) {
-  s.max_r_det = det.empty() ? 0.0 : *std::max_element(det.begin(), det.end());
-  s.max_r_prob = prob.empty() ? 0.0 : *std::max_element(prob.begin(), prob.end());
-  s.p50_r_det = quantile(det, 0.5);
-  s.p99_r_det = quantile(det, 0.99);
-  s.p50_r_prob = quantile(prob, 0.5);
-  s.p99_r_prob = quantile(prob, 0.99);
-}
-}  // namespace
-
-BoundSummary summarize_inverse_bound(Problem const& p, ChunkedResult const& ref, InverseBounds const& bounds,
-                                     Tensor const& A_inv, Comparison& cmp) {
-  BoundSummary s;
-  s.computed = true;
-  s.arithmetic = bounds.arithmetic.to_string();
-  s.margin_ref = bounds.margin_ref;
-  auto const rows = inverse_bound_ratios(p, ref, bounds, A_inv);
+// What both summaries do with their per-chunk rows (InverseBoundRow or StageBoundRow, in the comparison's
+// row order for s.tensor: chunks x value heads, or sequences x value heads for states): the max, p50 and
+// p99 of R_det and R_prob into s, R onto the comparison's rows of that tensor and into its metrics.
+template <class Row>
+void publish_bound(BoundSummary& s, std::vector<Row> const& rows, Comparison& cmp) {
   std::vector<double> det, prob;
   det.reserve(rows.size());
   prob.reserve(rows.size());
   for (auto const& r : rows) {
     det.push_back(r.r_det);
     prob.push_back(r.r_prob);
-    if (!(r.r_det <= s.gate)) ++s.chunks_over;
-    s.upper_nonzero += r.upper_nonzero;
-    s.diagonal_not_one += r.diagonal_not_one;
-    if (s.chunks == 0 || r.r_det > s.worst.r_det || (std::isinf(r.r_det) && !std::isinf(s.worst.r_det))) s.worst = r;
-    ++s.chunks;
   }
-  fill_quantiles(s, det, prob);
-
-  // The per-chunk A_inv rows of the comparison are in the same order (chunks x value heads).
+  s.max_r_det = det.empty() ? 0.0 : *std::max_element(det.begin(), det.end());
+  s.max_r_prob = prob.empty() ? 0.0 : *std::max_element(prob.begin(), prob.end());
+  s.p50_r_det = quantile(det, 0.5);
+  s.p99_r_det = quantile(det, 0.99);
+  s.p50_r_prob = quantile(prob, 0.5);
+  s.p99_r_prob = quantile(prob, 0.99);
   size_t k = 0;
   for (auto& row : cmp.rows) {
     if (row.tensor != s.tensor) continue;
@@ -149,6 +134,24 @@ BoundSummary summarize_inverse_bound(Problem const& p, ChunkedResult const& ref,
     m.p50_r_prob = s.p50_r_prob;
     m.p99_r_prob = s.p99_r_prob;
   }
+}
+}  // namespace
+
+BoundSummary summarize_inverse_bound(Problem const& p, ChunkedResult const& ref, InverseBounds const& bounds,
+                                     Tensor const& A_inv, Comparison& cmp) {
+  BoundSummary s;
+  s.computed = true;
+  s.arithmetic = bounds.arithmetic.to_string();
+  s.margin_ref = bounds.margin_ref;
+  auto const rows = inverse_bound_ratios(p, ref, bounds, A_inv);
+  for (auto const& r : rows) {
+    if (!(r.r_det <= s.gate)) ++s.chunks_over;
+    s.upper_nonzero += r.upper_nonzero;
+    s.diagonal_not_one += r.diagonal_not_one;
+    if (s.chunks == 0 || r.r_det > s.worst.r_det || (std::isinf(r.r_det) && !std::isinf(s.worst.r_det))) s.worst = r;
+    ++s.chunks;
+  }
+  publish_bound(s, rows, cmp);
   return s;
 }
 
@@ -169,10 +172,7 @@ BoundSummary summarize_stage_bound(Problem const& p, ChunkedResult const& ref, S
   s.arithmetic = bounds.arithmetic.to_string();
   s.margin_ref = bounds.margin_ref;
   auto const rows = stage_bound_ratios(p, ref, bounds, tensor, got);
-  std::vector<double> det, prob;
   for (auto const& r : rows) {
-    det.push_back(r.r_det);
-    prob.push_back(r.r_prob);
     if (!(r.r_det <= s.gate)) ++s.chunks_over;
     if (s.chunks == 0 || r.r_det > s.worst.r_det || (std::isinf(r.r_det) && !std::isinf(s.worst.r_det))) {
       s.worst.sequence = r.sequence;
@@ -188,29 +188,7 @@ BoundSummary summarize_stage_bound(Problem const& p, ChunkedResult const& ref, S
     }
     ++s.chunks;
   }
-  fill_quantiles(s, det, prob);
-  // The comparison's rows of this tensor are in the same order (chunks x heads; sequences x heads).
-  size_t k = 0;
-  for (auto& row : cmp.rows) {
-    if (row.tensor != tensor) continue;
-    if (k < rows.size() && rows[k].sequence == row.sequence && rows[k].head == row.head && rows[k].chunk == row.chunk) {
-      row.has_bound = true;
-      row.r_det = rows[k].r_det;
-      row.r_prob = rows[k].r_prob;
-    }
-    ++k;
-  }
-  auto it = cmp.metrics.find(tensor);
-  if (it != cmp.metrics.end()) {
-    TensorMetrics& m = it->second;
-    m.has_bound = true;
-    m.max_r_det = s.max_r_det;
-    m.p50_r_det = s.p50_r_det;
-    m.p99_r_det = s.p99_r_det;
-    m.max_r_prob = s.max_r_prob;
-    m.p50_r_prob = s.p50_r_prob;
-    m.p99_r_prob = s.p99_r_prob;
-  }
+  publish_bound(s, rows, cmp);
   return s;
 }
 

@@ -14,11 +14,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "datasets/generators.hpp"
 #include "reference/problem.hpp"
 #include "reference/rounding.hpp"
 #include "reference/tensor.hpp"
 
 namespace gdnv::test {
+
+// One small case of a generator family, the shape gdnv selftest uses: T = 200 (3 full chunks and a tail of 8;
+// the ragged family picks its own lengths), H = 2, HV = 4, K = V = 64, an initial state.
+inline Problem small_family_case(std::string const& family, DType dtype = DType::bf16, uint64_t seed = 7) {
+  GeneratorParams gp;
+  gp.family = family;
+  gp.T = family == "ragged" ? 0 : 200;
+  gp.H = 2, gp.HV = 4, gp.K = 64, gp.V = 64;
+  gp.seed = seed;
+  gp.h0 = true;
+  gp.dtype = dtype;
+  return generate_problem(gp);
+}
 
 // A reproducible problem in double (stored dtype fp64 unless `dtype` says otherwise): unit keys,
 // normal q/v, beta in (0,1), logsigmoid gates; optional varlen lengths and initial state.

@@ -31,17 +31,7 @@ using namespace gdnv;
 namespace {
 
 Problem family_case(std::string const& family, DType dtype = DType::bf16) {
-  GeneratorParams gp;
-  gp.family = family;
-  gp.T = family == "ragged" ? 0 : 200;  // 3 full chunks and a tail of 8
-  gp.H = 2;
-  gp.HV = 4;
-  gp.K = 64;
-  gp.V = 64;
-  gp.seed = 11;
-  gp.h0 = true;
-  gp.dtype = dtype;
-  return generate_problem(gp);
+  return test::small_family_case(family, dtype, 11);
 }
 
 Comparison check_emulated(Problem const& p) {

@@ -15,23 +15,13 @@
 #include "reference/chunked.hpp"
 #include "reference/emulated.hpp"
 #include "reference/rounding.hpp"
+#include "test_util.hpp"
 
 namespace bdata = boost::unit_test::data;
 using namespace gdnv;
 
 namespace {
 
-// One small case of a generator family, as gdnv selftest builds them.
-Problem family_case(std::string const& family, DType dtype = DType::bf16) {
-  GeneratorParams gp;
-  gp.family = family;
-  gp.T = family == "ragged" ? 0 : 200;
-  gp.H = 2, gp.HV = 4, gp.K = 64, gp.V = 64;
-  gp.seed = 7;
-  gp.h0 = true;
-  gp.dtype = dtype;
-  return generate_problem(gp);
-}
 
 double max_r_det(std::vector<InverseBoundRow> const& rows) {
   double m = 0;
@@ -46,7 +36,7 @@ double max_r_prob(std::vector<InverseBoundRow> const& rows) {
 }
 
 struct Fixture {
-  Problem p = family_case("fla-test");
+  Problem p = test::small_family_case("fla-test");
   ChunkedResult ref = chunked_forward(p);
   InverseBounds bounds = inverse_bounds(p, ref, DeclaredArithmetic{});
 };
@@ -167,7 +157,7 @@ BOOST_FIXTURE_TEST_CASE(one_entry_off_by_twice_its_bound_is_found, Fixture) {
 // is judged, the gate cumsum and strong decay included) too.
 BOOST_DATA_TEST_CASE(correct_emulation_is_inside_on_every_family, bdata::make(generator_families()), family) {
   for (DType dt : {DType::bf16, DType::f32}) {
-    Problem const p = family_case(family, dt);
+    Problem const p = test::small_family_case(family, dt);
     ChunkedResult const ref = chunked_forward(p);
     InverseBounds const b = inverse_bounds(p, ref, DeclaredArithmetic{});
     auto const rows = inverse_bound_ratios(p, ref, b, emulated_forward(p).A_inv);
@@ -187,7 +177,7 @@ BOOST_AUTO_TEST_CASE(tf32_merges_exceed_the_bound) {
     double worst = 0;
     int over = 0;
     for (auto const& family : generator_families()) {
-      Problem const p = family_case(family, dt);
+      Problem const p = test::small_family_case(family, dt);
       ChunkedResult const ref = chunked_forward(p);
       InverseBounds const b = inverse_bounds(p, ref, DeclaredArithmetic{});
       double const r = max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv));
@@ -207,7 +197,7 @@ BOOST_AUTO_TEST_CASE(declared_tf32_merges_explain_their_error) {
   DeclaredArithmetic d;
   d.merges = Precision::tf32;
   for (auto const& family : generator_families()) {
-    Problem const p = family_case(family);
+    Problem const p = test::small_family_case(family);
     ChunkedResult const ref = chunked_forward(p);
     InverseBounds const b = inverse_bounds(p, ref, d);
     BOOST_TEST(max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv)) <= 1.0, family);

@@ -17,22 +17,12 @@
 #include "reference/emulated.hpp"
 #include "reference/rounding.hpp"
 #include "reference/stage_bounds.hpp"
+#include "test_util.hpp"
 
 namespace bdata = boost::unit_test::data;
 using namespace gdnv;
 
 namespace {
-
-Problem family_case(std::string const& family, DType dtype = DType::bf16, uint64_t seed = 7) {
-  GeneratorParams gp;
-  gp.family = family;
-  gp.T = family == "ragged" ? 0 : 200;
-  gp.H = 2, gp.HV = 4, gp.K = 64, gp.V = 64;
-  gp.seed = seed;
-  gp.h0 = true;
-  gp.dtype = dtype;
-  return generate_problem(gp);
-}
 
 Tensor const& tensor_of(ChunkedResult const& r, std::string const& name) {
   if (name == "g_cumsum") return r.g_cumsum;
@@ -89,7 +79,7 @@ BOOST_AUTO_TEST_CASE(later_stage_keys_parse_and_round_trip) {
 // Every bound: non-negative, 0 past the valid rows and on/above A's diagonal, B_prob <= B_det, and the
 // exact result rounded once to the stored dtype (bf16 h snapshot) sits inside.
 BOOST_AUTO_TEST_CASE(bounds_are_ordered_and_cover_a_single_rounding) {
-  Problem const p = family_case("ragged");
+  Problem const p = test::small_family_case("ragged");
   ChunkedResult const ref = chunked_forward(p);
   StageBounds const b = stage_bounds(p, ref, DeclaredArithmetic{});
   for (auto const& name : bounded_tensors()) {
@@ -123,7 +113,7 @@ BOOST_AUTO_TEST_CASE(bounds_are_ordered_and_cover_a_single_rounding) {
 
 // One entry of each tensor moved by twice its deterministic bound: R_det = 2 there and 0 elsewhere.
 BOOST_DATA_TEST_CASE(one_entry_off_by_twice_its_bound_is_found, bdata::make(bounded_tensors()), name) {
-  Problem const p = family_case("normal");
+  Problem const p = test::small_family_case("normal");
   ChunkedResult const ref = chunked_forward(p);
   StageBounds const b = stage_bounds(p, ref, DeclaredArithmetic{});
   Tensor got = tensor_of(ref, name);
@@ -156,7 +146,7 @@ BOOST_DATA_TEST_CASE(one_entry_off_by_twice_its_bound_is_found, bdata::make(boun
 BOOST_DATA_TEST_CASE(correct_emulation_is_inside_on_every_family, bdata::make(generator_families()), family) {
   for (DType dt : {DType::bf16, DType::f16, DType::f32})
     for (uint64_t seed : {7u, 19u}) {
-      Problem const p = family_case(family, dt, seed);
+      Problem const p = test::small_family_case(family, dt, seed);
       ChunkedResult const ref = chunked_forward(p);
       StageBounds const b = stage_bounds(p, ref, DeclaredArithmetic{});
       ChunkedResult const got = emulated_forward(p);
@@ -173,7 +163,7 @@ BOOST_DATA_TEST_CASE(correct_emulation_is_inside_on_every_family, bdata::make(ge
 // The isolated stages (each fed the reference's inputs to it, rounded) are inside the same bounds.
 BOOST_AUTO_TEST_CASE(isolated_stages_are_inside_too) {
   for (auto const& family : {"fla-test", "ragged", "no-decay"}) {
-    Problem const p = family_case(family);
+    Problem const p = test::small_family_case(family);
     ChunkedResult const ref = chunked_forward(p);
     StageBounds const b = stage_bounds(p, ref, DeclaredArithmetic{});
     EmulatedOptions eo;
@@ -187,7 +177,7 @@ BOOST_AUTO_TEST_CASE(isolated_stages_are_inside_too) {
 // A running state rounded to bf16: the floor ratio cannot see it, the state's bound (declared fp32) does
 // on a sequence shorter than a chunk; declared as a bf16 state, the same error is inside its bound.
 BOOST_AUTO_TEST_CASE(bf16_state_breaks_the_state_bound_unless_declared) {
-  Problem const p = family_case("ragged");
+  Problem const p = test::small_family_case("ragged");
   ChunkedResult const ref = chunked_forward(p);
   EmulatedOptions eo;
   eo.faults.state_in_input_dtype = true;
@@ -210,7 +200,7 @@ BOOST_AUTO_TEST_CASE(bf16_state_breaks_the_state_bound_unless_declared) {
 // State errors beyond what the arithmetic allows: an h snapshot off by a relative 2^-6 (4 bf16 roundings of
 // the exact initial state at chunk 0) is flagged, and so is a final state scaled by 1 + 2^-4 with decay.
 BOOST_AUTO_TEST_CASE(state_errors_beyond_the_arithmetic_are_flagged) {
-  Problem const p = family_case("normal");
+  Problem const p = test::small_family_case("normal");
   ChunkedResult const ref = chunked_forward(p);
   StageBounds const b = stage_bounds(p, ref, DeclaredArithmetic{});
   Tensor h = ref.h;
