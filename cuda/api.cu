@@ -220,9 +220,9 @@ int64_t timed_blocks(Args const& a, Stage s) {
     case Stage::chunk_cumsum: return 0;
     case Stage::kkt:
     case Stage::solve_tril:
-    case Stage::wu:
-    case Stage::kkt_solve_fused:
-    case Stage::intra_fused: return d.num_chunks * d.HV;
+    case Stage::wu: return d.num_chunks * d.HV;
+    case Stage::kkt_solve_fused: return d.num_chunks * (kkt_solve_runs_v5(a) ? d.H : d.HV);
+    case Stage::intra_fused: return d.num_chunks * (intra_runs_v3(a) ? d.H : d.HV);
     case Stage::chunk_state: return d.N == 0 ? 0 : d.N * d.HV * (d.V / 32);  // BV = 32, both variants
     case Stage::chunk_output: return d.num_chunks * d.HV * (a.output_variant == 1 ? d.V / 64 : 1);
   }

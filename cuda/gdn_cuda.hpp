@@ -69,6 +69,12 @@ struct Args {
   float scale = 1.f;
   int state_variant = 2;    // chunk_state kernel variant (1 or 2, see chunk_state.cu)
   int output_variant = 2;   // chunk_output kernel variant (1 or 2, see chunk_output.cu)
+  // Fused kernel variants (kkt_solve_fused.cu, intra_fused.cu). 4 / 1: the unfused arithmetic bit for
+  // bit, one block per (chunk, value head). 5 / 3: one block per (chunk, key head) sharing K K^T among
+  // its value heads, merges in 3xTF32 on the tensor cores (and, for intra 3, beta folded into the A_inv
+  // operand); 16-bit inputs with A_inv in the input dtype (other problems run 4 / 1).
+  int kkt_solve_variant = 4;
+  int intra_variant = 1;
   bool split_state = false; // chunk_state: W*S with S split into bf16 hi+lo (true) or S rounded to bf16 (FLA)
   Fusion fusion = Fusion::none;  // which kernels forward() runs for stages 2-4
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
@@ -122,6 +128,9 @@ void forward(Args const& a, Stream stream);       // all six stages in order (st
 void kkt_solve_fused(Args const& a, Stream stream);  // k, beta, g_cumsum -> A_inv (A stays on chip)
 void intra_fused(Args const& a, Stream stream);      // k, v, beta, g_cumsum -> w, u, and A_inv unless null;
                                                      // needs Args::ainv == Args::qkv
+// Whether these Args run the GQA-shared variants (grid: one block per chunk and key head).
+bool kkt_solve_runs_v5(Args const& a);
+bool intra_runs_v3(Args const& a);
 
 enum class Stage : int { chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output, kkt_solve_fused, intra_fused };
 char const* stage_name(Stage s);

@@ -22,6 +22,19 @@
 //   2 (tried, removed) as 1, but v loaded once the inverse is done, into the fp32 A_inv tile's place
 //     (51 KB of shared memory instead of 68): 190 us, no gain -- registers (the 16 x 128 accumulator
 //     strip per warp), not shared memory, hold it at 3 blocks per SM.
+//   3 one 128-thread block per (chunk, key head), looping over the G value heads of that key head (GQA:
+//     the k tile is loaded and K K^T computed once, cuda/inverse_tc.cuh), the inverse with 3xTF32 merges on
+//     the tensor cores (kkt_solve_fused.cu variant 5's arithmetic for A_inv), and beta folded into the
+//     A_inv operand instead of the inputs: u = round_E(A_inv diag(beta)) v, w = round_E(A_inv
+//     diag(beta e^gc)) k with v and k as stored. That drops the scaling pass over the k and v tiles and
+//     one rounding of each product (FLA rounds beta v and beta e^gc k to the input dtype, then A_inv).
+//     Declared as FLA's operands (harness/inverse_bound.cpp): on A_inv's exact diagonal the fold rounds
+//     beta_i, the beta v operand's rounding of that term.
+//     Args::precise_uv: round_E(A_inv diag(beta)) as a hi + lo pair (two products), u stored fp32. Each
+//     head's v tile is issued when the head starts and lands under its inverse. Shared memory: k and v
+//     tiles + the inverse's slots (the E operands of w/u over them once A_inv is in registers, and a
+//     per-warp staging tile for 16-byte w/u stores), 64 KB.
+#include "inverse_tc.cuh"
 #include "kkt_tile.cuh"
 
 namespace gdn_cuda {
@@ -135,6 +148,171 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
 }
 
 template <class E, class UT, int K>
+struct IntraTcLayout {
+  static constexpr bool PRE = !std::is_same_v<UT, E>;
+  static constexpr int LDK = K + 8;   // k and v tiles
+  static constexpr int LDM = kBT + 8; // the E operands A_inv diag(beta) (hi, lo) and A_inv diag(beta e^gc)
+  static constexpr std::size_t tile = sizeof(E) * kBT * LDK;
+  static constexpr std::size_t mtile = sizeof(E) * kBT * LDM;
+  static_assert((PRE ? 3 : 2) * mtile <= kInverseTcBytes, "the w/u operands must fit in the inverse's slots");
+  // without PRE, each warp's 16 x V/2 output tile is staged after the operands (16-byte stores)
+  static constexpr int LDG = K / 2 + 8;
+  static_assert(PRE || 2 * mtile + sizeof(E) * 4 * 16 * LDG <= kInverseTcBytes, "staging must fit in the slots");
+  static constexpr std::size_t bytes = 2 * tile + kInverseTcBytes;
+};
+
+// Thread r < 64: g_cumsum, beta and beta e^g_cumsum of the chunk's row r for value head hv (0 past the end).
+__device__ __forceinline__ float3 gate_beta_row3(Args const& a, ChunkDesc const& c, int hv) {
+  int const r = threadIdx.x;
+  if (r >= c.rows) return make_float3(0.f, 0.f, 0.f);
+  int64_t const i = (c.row0 + r) * a.d.HV + hv;
+  float const g = a.g_cumsum[i], b = load_scalar(a.beta, a.beta_t, i);
+  return make_float3(g, b, b * expf(g));
+}
+
+template <class E, class UT, int K>
+__global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
+  using L = IntraTcLayout<E, UT, K>;
+  constexpr bool PRE = L::PRE;
+  constexpr int V = K, LDK = L::LDK, LDM = L::LDM, NT = V / 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* ks = reinterpret_cast<E*>(smem);                        // [64][LDK] k (as stored)
+  E* vs = reinterpret_cast<E*>(smem + L::tile);              // [64][LDK] v of the current head (as stored)
+  float* sc = reinterpret_cast<float*>(smem + 2 * L::tile);  // the inverse's slots
+  E* Mu = reinterpret_cast<E*>(sc);                          // [64][LDM] A_inv diag(beta) (hi), over the slots
+  E* Mw = Mu + kBT * LDM;                                    // [64][LDM] A_inv diag(beta e^gc)
+  E* Mul = Mw + kBT * LDM;                                   // [64][LDM] lo of A_inv diag(beta) (PRE)
+  E* Stg = Mw + kBT * LDM;                                   // [4][16][LDG] output staging (not PRE)
+  __shared__ float gs[2][kBT], bs[2][kBT], es[2][kBT];
+  block_time_begin(a.block_times);
+
+  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
+  int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  ChunkDesc const c = a.chunks[blockIdx.x / H];
+  int64_t const vstride = static_cast<int64_t>(HV) * V;
+  auto load_v = [&](int hv) {
+    load_tile_async<E>(vs, LDK, static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V, vstride, kBT, c.rows, V, tid, 128);
+    cp_async_commit();
+  };
+  load_tile_async<E>(ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  cp_async_commit();
+  load_v(hk * G);
+  float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values
+  if (tid < kBT) {
+    float3 const h0 = gate_beta_row3(a, c, hk * G);
+    gs[0][tid] = h0.x, bs[0][tid] = h0.y, es[0][tid] = h0.z;
+    if (G > 1) nxt = gate_beta_row3(a, c, hk * G + 1);
+  }
+  cp_async_wait<1>();  // k landed; v may be in flight
+  __syncthreads();
+  float gram[3][2][4];
+  gram_tiles<E, K>(ks, LDK, gram);
+
+  int const r = tid >> 3, q = tid & 7, g = lane >> 2, t = lane & 3;
+  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
+  for (int gi = 0; gi < G; ++gi) {
+    int const hv = hk * G + gi, buf = gi & 1;
+    __syncthreads();  // the last head's products (vs, the operands over the slots) are done
+    if (gi > 0) load_v(hv);
+    if (tid < kBT && gi + 1 < G) {
+      gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y, es[buf ^ 1][tid] = nxt.z;
+      if (gi + 2 < G) nxt = gate_beta_row3(a, c, hv + 2);
+    }
+    inverse_tc(gram, gs[buf], bs[buf], c.rows, sc);
+
+    // A_inv into registers (and to device memory when asked), then the scaled operands over the slots
+    float pv[4][8];
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      ainv_piece(sc, x, pv[x]);
+      if (a.A_inv != nullptr && 16 * x + r < c.rows)
+        store8<E>(static_cast<E*>(a.A_inv) + (c.row0 + 16 * x + r) * rstride + hv * kBT + 8 * q, pv[x]);
+    }
+    __syncthreads();
+    {
+      float const* bq = bs[buf] + 8 * q;
+      float const* eq = es[buf] + 8 * q;
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        int const i = 16 * x + r;
+        float mu[8], mw[8];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) mu[e] = pv[x][e] * bq[e], mw[e] = pv[x][e] * eq[e];
+        if constexpr (PRE) {
+          float lo[8];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) lo[e] = mu[e] - to_f(from_f<E>(mu[e]));
+          store8<E>(Mul + i * LDM + 8 * q, lo);
+        }
+        store8<E>(Mu + i * LDM + 8 * q, mu);
+        store8<E>(Mw + i * LDM + 8 * q, mw);
+      }
+    }
+    cp_async_wait<0>();  // this head's v
+    __syncthreads();
+
+    // u = Mu v (+ Mul v), w = Mw k: warp m computes rows 16m.. in two column halves (32 accumulators: the
+    // Gram stays in registers across heads), k range up to its diagonal block
+    int const kend = 16 * (warp + 1);
+#pragma unroll
+    for (int pass = 0; pass < 4; ++pass) {  // u left, u right, w left, w right
+      int const which = pass >> 1, n0 = (pass & 1) * (V / 2);
+      float acc[1][NT / 2][4];
+      zero_acc(acc);
+      if (which == 0) {
+        if constexpr (PRE) warp_mma<E, true, false, 1, NT / 2>(acc, Mul, LDM, 16 * warp, vs, LDK, n0, 0, kend);
+        warp_mma<E, true, false, 1, NT / 2>(acc, Mu, LDM, 16 * warp, vs, LDK, n0, 0, kend);
+      } else {
+        warp_mma<E, true, false, 1, NT / 2>(acc, Mw, LDM, 16 * warp, ks, LDK, n0, 0, kend);
+      }
+      auto store_rows = [&](auto* outg) {
+        using O = std::remove_pointer_t<decltype(outg)>;
+        if constexpr (std::is_same_v<O, E> && !PRE) {
+          // through this warp's staging tile: 16-byte stores of whole row pieces instead of 4-byte ones
+          E* stg = Stg + warp * 16 * L::LDG;
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+            for (int j = 0; j < NT / 2; ++j)
+              store2<E>(stg + (g + 8 * hh) * L::LDG + 8 * j + 2 * t, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
+          __syncwarp();
+          constexpr int PPR = V / 2 / 8;  // 16-byte pieces per row
+#pragma unroll
+          for (int x = 0; x < 16 * PPR / 32; ++x) {
+            int const p = lane + 32 * x, rr = p / PPR, cc = (p % PPR) * 8, i = 16 * warp + rr;
+            if (i < c.rows)
+              *reinterpret_cast<uint4*>(outg + ((c.row0 + i) * HV + hv) * V + n0 + cc) =
+                  *reinterpret_cast<uint4 const*>(stg + rr * L::LDG + cc);
+          }
+          __syncwarp();  // the next pass rewrites the tile
+        } else {
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            int const i = 16 * warp + g + 8 * hh;
+            if (i >= c.rows) continue;
+            O* orow = outg + ((c.row0 + i) * HV + hv) * V + n0;
+#pragma unroll
+            for (int j = 0; j < NT / 2; ++j) store2<O>(orow + 8 * j + 2 * t, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
+          }
+        }
+      };
+      if (which == 0)
+        store_rows(static_cast<UT*>(a.u));
+      else
+        store_rows(static_cast<E*>(a.w));
+    }
+  }
+  block_time_end(a.block_times);
+}
+
+template <class E, class UT, int K>
+void launch_intra_v3(Args const& a, Stream s) {
+  constexpr std::size_t bytes = IntraTcLayout<E, UT, K>::bytes;
+  ensure_smem<intra_v3_kernel<E, UT, K>>(bytes);
+  intra_v3_kernel<E, UT, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
+}
+
+template <class E, class UT, int K>
 void launch_intra(Args const& a, Stream s) {
   constexpr std::size_t bytes = IntraLayout<E, K>::bytes;
   ensure_smem<intra_fused_kernel<E, UT, K>>(bytes);
@@ -143,11 +321,22 @@ void launch_intra(Args const& a, Stream s) {
 
 }  // namespace
 
+bool intra_runs_v3(Args const& a) { return a.intra_variant == 3 && a.qkv != ElemType::f32; }
+
 void intra_fused(Args const& a, Stream s) {
   if (a.d.num_chunks == 0) return;
   if (a.ainv != a.qkv) throw std::invalid_argument("intra_fused: A_inv must be stored in the input dtype");
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
+    if constexpr (!std::is_same_v<E, float>) {
+      if (intra_runs_v3(a)) {
+        if (a.precise_uv)
+          a.d.K == 128 ? launch_intra_v3<E, float, 128>(a, s) : launch_intra_v3<E, float, 64>(a, s);
+        else
+          a.d.K == 128 ? launch_intra_v3<E, E, 128>(a, s) : launch_intra_v3<E, E, 64>(a, s);
+        return;
+      }
+    }
     if (uv_type(a) != a.qkv) {
       if constexpr (!std::is_same_v<E, float>)
         a.d.K == 128 ? launch_intra<E, float, 128>(a, s) : launch_intra<E, float, 64>(a, s);

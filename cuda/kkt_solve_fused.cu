@@ -22,8 +22,18 @@
 //     FMAs instead of 8 loads per 16. solve_tril 72 -> 64 us, this kernel unchanged (96.7 us). ncu
 //     stall samples of 1: load phase 17%, KKT products + gate 25%, barrier after them 12% (warp 3 had
 //     4 tiles, warp 0 one), substitution 17%, merges + store 40%.
-//   4 (this) as 3, the ten KKT tiles dealt 3/3/2/2 to the warps, and the merges' X blocks kept in the
-//     unused blocks above A's diagonal (35 KB of shared memory: 6 blocks per SM instead of 5).
+//   4 as 3, the ten KKT tiles dealt 3/3/2/2 to the warps, and the merges' X blocks kept in the
+//     unused blocks above A's diagonal (35 KB of shared memory: 6 blocks per SM instead of 5). The
+//     default (Args::kkt_solve_variant = 4): bit-identical to the unfused pair.
+//   5 one 128-thread block per (chunk, key head), looping over the G value heads of that key head: the k
+//     tile is loaded and K K^T computed once (GQA sharing; kept in registers), then per value head the
+//     gate (fast exp), the diagonal blocks by the same fp32 substitution, the merges as a 32x32 recursive
+//     inverse in 3xTF32 on the tensor cores (cuda/inverse_tc.cuh), and the A_inv store as 16-byte pieces
+//     from the fp32 blocks. Not bit-identical to 4 (the exp and the merges differ in the last fp32 bits);
+//     `gdnv check` reports the bit-equal fraction and tests/cuda/test_gpu_tc.cpp bounds it. 16-bit inputs
+//     with A_inv in the input dtype only (others run variant 4). Shared memory 29 KB (the inverse's slots
+//     alias the k tile).
+#include "inverse_tc.cuh"
 #include "kkt_tile.cuh"
 
 namespace gdn_cuda {
@@ -63,6 +73,71 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
+// Thread r < 64: g_cumsum and beta of the chunk's row r for value head hv (0 past the chunk's end).
+__device__ __forceinline__ float2 gate_beta_row(Args const& a, ChunkDesc const& c, int hv) {
+  int const r = threadIdx.x;
+  if (r >= c.rows) return make_float2(0.f, 0.f);
+  int64_t const i = (c.row0 + r) * a.d.HV + hv;
+  return make_float2(a.g_cumsum[i], load_scalar(a.beta, a.beta_t, i));
+}
+
+template <class E, int K>
+__global__ void __launch_bounds__(128, 5) kkt_solve_v5_kernel(Args a) {
+  constexpr int LDS = K + 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the Gram
+  float* sc = reinterpret_cast<float*>(smem);   // the inverse's slots, over the k tile
+  __shared__ float gs[2][kBT], bs[2][kBT];      // per value head, double-buffered across heads
+  block_time_begin(a.block_times);
+
+  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
+  int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
+  ChunkDesc const c = a.chunks[blockIdx.x / H];
+  load_tile_async<E>(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  cp_async_commit();
+  float2 nxt = make_float2(0.f, 0.f);  // threads < 64: the next head's row values, one head ahead
+  if (tid < kBT) {
+    float2 const h0 = gate_beta_row(a, c, hk * G);
+    gs[0][tid] = h0.x, bs[0][tid] = h0.y;
+    if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+  float gram[3][2][4];
+  gram_tiles<E, K>(ks, LDS, gram);
+
+  int const r = tid >> 3, q = tid & 7;
+  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
+  for (int gi = 0; gi < G; ++gi) {
+    int const hv = hk * G + gi, buf = gi & 1;
+    __syncthreads();  // the slots' previous readers (the Gram's k tile, the last head's store) are done
+    if (tid < kBT && gi + 1 < G) {
+      gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;  // read from the next head on
+      if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
+    }
+    inverse_tc(gram, gs[buf], bs[buf], c.rows, sc);
+    E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      int const i = 16 * x + r;
+      if (i >= c.rows) continue;
+      float v[8];
+      ainv_piece(sc, x, v);
+      store8<E>(out + i * rstride, v);
+    }
+  }
+  block_time_end(a.block_times);
+}
+
+template <class E, int K>
+void launch_kkt_solve_v5(Args const& a, Stream s) {
+  constexpr std::size_t ktile = sizeof(E) * kBT * (K + 8);
+  constexpr std::size_t bytes = ktile > kInverseTcBytes ? ktile : kInverseTcBytes;
+  unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
+  ensure_smem<kkt_solve_v5_kernel<E, K>>(bytes);
+  kkt_solve_v5_kernel<E, K><<<grid, 128, bytes, s>>>(a);
+}
+
 template <class E, class OutT, int K>
 void launch_kkt_solve(Args const& a, Stream s) {
   constexpr std::size_t bytes = kkt_solve_smem_bytes<E, K>();
@@ -73,11 +148,19 @@ void launch_kkt_solve(Args const& a, Stream s) {
 
 }  // namespace
 
+bool kkt_solve_runs_v5(Args const& a) { return a.kkt_solve_variant == 5 && a.qkv != ElemType::f32 && a.ainv == a.qkv; }
+
 void kkt_solve_fused(Args const& a, Stream s) {
   if (a.d.num_chunks == 0) return;
   // A_inv in the input dtype (serving) or fp32, as solve_tril (can_implement has checked the pair)
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
+    if constexpr (!std::is_same_v<E, float>) {
+      if (kkt_solve_runs_v5(a)) {
+        a.d.K == 128 ? launch_kkt_solve_v5<E, 128>(a, s) : launch_kkt_solve_v5<E, 64>(a, s);
+        return;
+      }
+    }
     if (a.ainv == ElemType::f32)
       a.d.K == 128 ? launch_kkt_solve<E, float, 128>(a, s) : launch_kkt_solve<E, float, 64>(a, s);
     else

@@ -5,14 +5,19 @@ namespace {
 
 class EmulatedImplementation final : public Implementation {
  public:
-  EmulatedImplementation(EmulatedFaults faults, std::string name, bool precise_uv)
-      : faults_(faults), name_(std::move(name)), precise_uv_(precise_uv) {}
-  std::string name() const override { return name_; }
+  EmulatedImplementation(EmulatedFaults faults, EmulatedModel model) : faults_(faults), m_(std::move(model)) {}
+  std::string name() const override { return m_.name; }
   std::string arithmetic() const override {
     std::string a = emulated_arithmetic_description();
-    if (precise_uv_)
+    if (m_.precise_uv)
       a += "; precise variant: beta*v, u, v_new and the score matrix kept in fp32 (not rounded to the input "
            "dtype; u and v_new stored fp32), as the \"precise\" CUDA kernels' hi+lo pairs";
+    if (m_.tc_inverse)
+      a += "; inverse as the GQA-shared kernels: 16x16 diagonal blocks by fp32 substitution, merges as a 32x32 "
+           "recursive inverse with 3xTF32 products (hi*hi + hi*lo + lo*hi of tf32 parts, fp32 accumulation)";
+    if (m_.fold_beta)
+      a += "; beta folded into the A_inv operand: u = round(A_inv diag(beta)) v, w = round(A_inv "
+           "diag(beta e^g)) k (intra variant 3)";
     if (faults_.any()) a += " (with deliberate faults: a selftest variant)";
     return a;
   }
@@ -20,7 +25,8 @@ class EmulatedImplementation final : public Implementation {
   // the same: the fault is a bug against its declaration).
   std::optional<DeclaredArithmetic> declared_arithmetic() const override {
     DeclaredArithmetic d = emulated_declared_arithmetic();
-    if (precise_uv_) d.v_operand = d.u = d.v_new = d.scores = Precision::fp32;
+    if (m_.precise_uv) d.v_operand = d.u = d.v_new = d.scores = Precision::fp32;
+    if (m_.tc_inverse) d.merges = Precision::tf32x3;  // fold_beta: as harness/inverse_bound.cpp says
     return d;
   }
   Availability can_implement(Problem const& p) const override {
@@ -31,22 +37,25 @@ class EmulatedImplementation final : public Implementation {
   StageOutputs run(Problem const& p) override {
     EmulatedOptions opt;
     opt.faults = faults_;
-    opt.precise_uv = precise_uv_;
+    opt.precise_uv = m_.precise_uv;
+    opt.tc_inverse = m_.tc_inverse;
+    opt.fold_beta = m_.fold_beta;
     return stage_outputs_of(emulated_forward(p, opt));
   }
   bool has_isolated_stages() const override { return true; }
   StageOutputs run_isolated(Problem const& p, ChunkedResult const& ref) override {
     EmulatedOptions opt;
     opt.faults = faults_;
-    opt.precise_uv = precise_uv_;
+    opt.precise_uv = m_.precise_uv;
+    opt.tc_inverse = m_.tc_inverse;
+    opt.fold_beta = m_.fold_beta;
     opt.stage_inputs = &ref;
     return stage_outputs_of(emulated_forward(p, opt));
   }
 
  private:
   EmulatedFaults faults_;
-  std::string name_;
-  bool precise_uv_ = false;
+  EmulatedModel m_;
 };
 
 }  // namespace
@@ -78,7 +87,27 @@ DeclaredArithmetic emulated_declared_arithmetic() { return DeclaredArithmetic{};
 
 std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults, std::string name,
                                                              bool precise_uv) {
-  return std::make_unique<EmulatedImplementation>(faults, std::move(name), precise_uv);
+  EmulatedModel m;
+  m.name = std::move(name);
+  m.precise_uv = precise_uv;
+  return std::make_unique<EmulatedImplementation>(faults, std::move(m));
+}
+
+std::vector<EmulatedModel> const& emulated_models() {
+  static std::vector<EmulatedModel> const models = {
+      {kEmulatedName, false, false, false},
+      {kEmulatedPreciseName, true, false, false},
+      {"emulated-fused-v5", false, true, false},
+      {"emulated-fused-intra-v3", false, true, true},
+      {"emulated-precise-v3", true, true, true},
+  };
+  return models;
+}
+
+std::unique_ptr<Implementation> make_emulated_model(std::string const& name) {
+  for (auto const& m : emulated_models())
+    if (m.name == name) return std::make_unique<EmulatedImplementation>(EmulatedFaults{}, m);
+  return nullptr;
 }
 
 }  // namespace gdnv

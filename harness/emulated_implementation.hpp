@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "harness/implementation.hpp"
 #include "reference/chunked.hpp"
@@ -14,6 +15,17 @@ namespace gdnv {
 inline constexpr char kEmulatedName[] = "emulated";
 // The model of the "precise" CUDA variant (EmulatedOptions::precise_uv).
 inline constexpr char kEmulatedPreciseName[] = "emulated-precise";
+
+// Which CUDA kernels' arithmetic a model follows (EmulatedOptions), with its `--impl` name.
+struct EmulatedModel {
+  std::string name;
+  bool precise_uv = false;  // the "precise" pipeline
+  bool tc_inverse = false;  // kkt_solve_fused.cu variant 5 / intra_fused.cu variant 3: 3xTF32 merges
+  bool fold_beta = false;   // intra_fused.cu variant 3: beta folded into the A_inv operand
+};
+// The correct models, in `--impl` order: emulated, emulated-precise, emulated-fused-v5,
+// emulated-fused-intra-v3, emulated-precise-v3.
+std::vector<EmulatedModel> const& emulated_models();
 
 // Every intermediate of a ChunkedResult as StageOutputs (the tensor names of the schema).
 StageOutputs stage_outputs_of(ChunkedResult r);
@@ -28,5 +40,7 @@ DeclaredArithmetic emulated_declared_arithmetic();
 std::unique_ptr<Implementation> make_emulated_implementation(EmulatedFaults const& faults = {},
                                                              std::string name = kEmulatedName,
                                                              bool precise_uv = false);
+// One of emulated_models(), by name; nullptr for another name.
+std::unique_ptr<Implementation> make_emulated_model(std::string const& name);
 
 }  // namespace gdnv

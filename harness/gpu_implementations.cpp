@@ -3,7 +3,8 @@
 
 namespace gdnv {
 std::vector<std::string> gpu_implementation_names() {
-  return {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "precise", "cublas", "cublas-fp64"};
+  return {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "precise",
+          "fused-v5", "fused-intra-v3", "precise-v3", "cublas", "cublas-fp64"};
 }
 }  // namespace gdnv
 
@@ -20,7 +21,10 @@ namespace {
 
 namespace gc = gdn_cuda;
 
-enum class Variant { unfused, unfused_splitstate, unfused_fp32inv, fused, fused_intra, precise, cublas, cublas_fp64 };
+enum class Variant {
+  unfused, unfused_splitstate, unfused_fp32inv, fused, fused_intra, precise, fused_v5, fused_intra_v3, precise_v3,
+  cublas, cublas_fp64
+};
 
 bool to_elem(DType t, gc::ElemType& e) {
   switch (t) {
@@ -114,6 +118,22 @@ class GpuImplementation final : public Implementation {
                "beta*e^g*k, w, h, the gated delta and o as in the other variants: q/k/v in their stored dtype "
                "(mma.sync m16n8k16, fp32 accumulate), running state fp32, state operand of W*S rounded to the "
                "input dtype, final_state fp32";
+      case Variant::fused_v5:
+        return "fused kkt+solve CUDA kernel, variant 5 (one block per chunk and key head: K K^T computed once for "
+               "the value heads sharing the key head; A fp32 on chip with the gate exp as ex2.approx; (I+A)^-1 by "
+               "fp32 16x16 forward substitution + merges as a 32x32 recursive inverse in 3xTF32 on the tensor "
+               "cores), A_inv stored in the input dtype; w/u, state, output: the unfused kernels; " + common;
+      case Variant::fused_intra_v3:
+        return "fused intra CUDA kernel, variant 3 (kkt + solve as fused-v5, then u = round(A_inv diag(beta)) v "
+               "and w = round(A_inv diag(beta e^g)) k with v, k as stored: beta folded into the A_inv operand, "
+               "one rounding fewer than FLA's beta v and beta e^g k); A_inv also stored in the input dtype; "
+               "state, output: the unfused kernels; " + common;
+      case Variant::precise_v3:
+        return "fused intra CUDA kernel, variant 3 with precise_uv (as fused-intra-v3, with A_inv diag(beta) as a "
+               "hi+lo input-dtype pair for u, u stored fp32), then the precise state and output kernels: v_new "
+               "stored fp32, v_new and the score matrix split hi+lo for the score product; w, h, the gated delta "
+               "and o as in the other variants, running state fp32, state operand of W*S rounded to the input "
+               "dtype, final_state fp32";
       case Variant::cublas:
         return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
                "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
@@ -155,12 +175,19 @@ class GpuImplementation final : public Implementation {
   }
   // FLA's rounding of the state operand for "unfused" and the fused variants; the others split it.
   bool split_state() const {
-    return v_ != Variant::unfused && v_ != Variant::fused && v_ != Variant::fused_intra && v_ != Variant::precise;
+    return v_ == Variant::unfused_splitstate || v_ == Variant::unfused_fp32inv || v_ == Variant::cublas ||
+           v_ == Variant::cublas_fp64;
   }
   gc::Fusion fusion() const {
-    return v_ == Variant::fused                                   ? gc::Fusion::kkt_solve
-           : v_ == Variant::fused_intra || v_ == Variant::precise ? gc::Fusion::intra
-                                                                  : gc::Fusion::none;
+    switch (v_) {
+      case Variant::fused:
+      case Variant::fused_v5: return gc::Fusion::kkt_solve;
+      case Variant::fused_intra:
+      case Variant::precise:
+      case Variant::fused_intra_v3:
+      case Variant::precise_v3: return gc::Fusion::intra;
+      default: return gc::Fusion::none;
+    }
   }
 
   StageOutputs execute(Problem const& p, ChunkedResult const* ref) {
@@ -183,7 +210,9 @@ class GpuImplementation final : public Implementation {
     gc::Args a = ws.args;
     a.scale = static_cast<float>(p.scale);
     a.split_state = split_state();
-    a.precise_uv = v_ == Variant::precise;
+    a.precise_uv = v_ == Variant::precise || v_ == Variant::precise_v3;
+    a.kkt_solve_variant = v_ == Variant::fused_v5 ? 5 : 4;
+    a.intra_variant = v_ == Variant::fused_intra_v3 || v_ == Variant::precise_v3 ? 3 : 1;
     gc::ElemType const uvt = gc::uv_type(a);  // u, v_new
     if (p.qk_l2norm) {
       gc::l2norm(ws.q.get(), ws.q.get(), qkv, d.B * d.T * d.H, d.K, nullptr);
@@ -281,6 +310,9 @@ std::unique_ptr<Implementation> make_gpu_implementation(std::string const& name)
   if (name == "fused") return std::make_unique<GpuImplementation>(name, Variant::fused);
   if (name == "fused-intra") return std::make_unique<GpuImplementation>(name, Variant::fused_intra);
   if (name == "precise") return std::make_unique<GpuImplementation>(name, Variant::precise);
+  if (name == "fused-v5") return std::make_unique<GpuImplementation>(name, Variant::fused_v5);
+  if (name == "fused-intra-v3") return std::make_unique<GpuImplementation>(name, Variant::fused_intra_v3);
+  if (name == "precise-v3") return std::make_unique<GpuImplementation>(name, Variant::precise_v3);
   if (name == "cublas") return std::make_unique<GpuImplementation>(name, Variant::cublas);
   if (name == "cublas-fp64") return std::make_unique<GpuImplementation>(name, Variant::cublas_fp64);
   return nullptr;

@@ -4,6 +4,10 @@
 //                       as the serving kernels), the state operand of W*S rounded to the input dtype
 //   unfused-splitstate  the same with the W*S state operand split hi+lo (fp32-like state in W*S)
 //   unfused-fp32inv     split state and A_inv stored in fp32 (w/u use a hi+lo split of A_inv)
+//   fused-v5            kkt+solve variant 5: one block per (chunk, key head) sharing K K^T among its value
+//                       heads, merges in 3xTF32 on the tensor cores (not bit-equal to fused; its own bound)
+//   fused-intra-v3      intra variant 3: kkt+solve as fused-v5, beta folded into the A_inv operand of w/u
+//   precise-v3          precise's arithmetic for u, v_new and the scores on top of intra variant 3
 //   cublas              KKT by cublasGemmStridedBatchedEx + mask, inverse by cublasStrsmBatched (fp32),
 //                       A_inv fp32, split state; other stages ours
 //   cublas-fp64         the same with cublasDtrsmBatched (fp64 solve), A_inv fp32

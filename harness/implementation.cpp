@@ -34,14 +34,12 @@ class NotBuiltImplementation final : public Implementation {
 
 std::vector<std::string> known_implementation_names() {
   auto names = gpu_implementation_names();
-  names.push_back(kEmulatedName);  // the CPU model of the kernels' arithmetic: runs everywhere
-  names.push_back(kEmulatedPreciseName);
+  for (auto const& m : emulated_models()) names.push_back(m.name);  // CPU models of the kernels: run everywhere
   return names;
 }
 
 std::unique_ptr<Implementation> make_implementation(std::string const& name) {
-  if (name == kEmulatedName) return make_emulated_implementation();
-  if (name == kEmulatedPreciseName) return make_emulated_implementation({}, kEmulatedPreciseName, true);
+  if (auto m = make_emulated_model(name)) return m;
   auto const names = known_implementation_names();
   if (std::find(names.begin(), names.end(), name) == names.end()) {
     std::string list;

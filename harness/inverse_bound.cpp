@@ -49,6 +49,28 @@ std::optional<DeclaredArithmetic> known_declared_arithmetic(std::string const& n
     d.v_operand = d.u = d.v_new = d.scores = Precision::fp32;
     return d;
   }
+  // The GQA-shared kernels (kkt_solve_fused.cu variant 5, intra_fused.cu variant 3) and their CPU models:
+  // merges in 3xTF32 (cuda/inverse_tc.cuh). Intra 3 folds beta into the A_inv operand, round(A_inv
+  // diag(beta)): off the diagonal that is A_inv's own rounding, on it (A_inv_ii = 1, where A_inv's bound is
+  // 0) a rounding of beta_i, i.e. of the beta v operand's term: FLA's declaration (beta v in the input
+  // dtype) covers it, fp32 would not (tests/reference/test_stage_bounds.cpp).
+  if (n == "fused-v5" || n == "emulated-fused-v5" || n == "fused-intra-v3" || n == "emulated-fused-intra-v3") {
+    d.merges = Precision::tf32x3;
+    return d;
+  }
+  if (n == "precise-v3") {  // precise's u, v_new and scores; u's operand A_inv diag(beta) as hi + lo
+    d.merges = Precision::tf32x3;
+    d.v_operand = Precision::split;  // beta_i on the diagonal, as a hi + lo pair
+    d.u = Precision::fp32;
+    d.v_new = Precision::split;
+    d.scores = Precision::split;
+    return d;
+  }
+  if (n == "emulated-precise-v3") {
+    d.merges = Precision::tf32x3;
+    d.v_operand = d.u = d.v_new = d.scores = Precision::fp32;
+    return d;
+  }
   if (n == "unfused-splitstate") {
     d.state_operand = Precision::split;  // Args::split_state: S = hi + lo for W*S (~2^-16)
     return d;

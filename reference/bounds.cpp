@@ -100,6 +100,7 @@ std::string precision_name(Precision p) {
     case Precision::bf16: return "bf16";
     case Precision::fp16: return "fp16";
     case Precision::tf32: return "tf32";
+    case Precision::tf32x3: return "tf32x3";
     case Precision::fp32: return "fp32";
     case Precision::fp64: return "fp64";
   }
@@ -113,6 +114,7 @@ std::optional<Precision> parse_precision(std::string const& name) {
   if (l == "bf16" || l == "bfloat16") return Precision::bf16;
   if (l == "fp16" || l == "float16" || l == "half" || l == "f16") return Precision::fp16;
   if (l == "tf32") return Precision::tf32;
+  if (l == "tf32x3" || l == "3xtf32") return Precision::tf32x3;
   if (l == "fp32" || l == "float32" || l == "float" || l == "f32") return Precision::fp32;
   if (l == "fp64" || l == "float64" || l == "double" || l == "f64") return Precision::fp64;
   return std::nullopt;
@@ -124,6 +126,7 @@ double unit_roundoff(Precision p, DType stored) {
     case Precision::bf16: return 0x1p-8;
     case Precision::fp16: return 0x1p-11;
     case Precision::tf32: return 0x1p-11;
+    case Precision::tf32x3: return 0x1p-20;
     case Precision::fp32: return 0x1p-24;
     case Precision::fp64: return 0x1p-53;
     case Precision::split: {

@@ -126,6 +126,43 @@ MatF inverse_fp32(MatF const& A, bool tf32_merges) {
   return X;
 }
 
+// fp32 L * R as the tensor cores' 3xTF32 form: hi = tf32(x), lo = tf32(x - hi), lo*hi + hi*lo + hi*hi
+// accumulated in fp32.
+MatF mul_tf32x3(MatF const& L, MatF const& R) {
+  MatF const Lh = tf32(L), Rh = tf32(R);
+  MatF const Ll = tf32(MatF(L - Lh)), Rl = tf32(MatF(R - Rh));
+  MatF out = Ll * Rh;
+  out.noalias() += Lh * Rl;
+  out.noalias() += Lh * Rh;
+  return out;
+}
+
+// EmulatedOptions::tc_inverse: the zero-padded 64x64 inverse of cuda/inverse_tc.cuh.
+MatF inverse_tc(MatF const& A) {
+  Eigen::Index const n = A.rows();
+  MatF P = MatF::Zero(kChunk, kChunk);
+  P.topLeftCorner(n, n) = A;
+  auto blk = [](MatF const& M, int r, int c) { return MatF(M.block(16 * r, 16 * c, 16, 16)); };
+  MatF X = MatF::Zero(kChunk, kChunk);
+  MatF T[4];
+  for (int a = 0; a < 4; ++a) {
+    T[a] = inverse_fp32(blk(P, a, a), false);
+    X.block(16 * a, 16 * a, 16, 16) = T[a];
+  }
+  MatF const T10 = -mul_tf32x3(T[1], mul_tf32x3(blk(P, 1, 0), T[0]));
+  MatF const T32 = -mul_tf32x3(T[3], mul_tf32x3(blk(P, 3, 2), T[2]));
+  MatF const Y21 = mul_tf32x3(blk(P, 2, 1), T[1]), Y31 = mul_tf32x3(blk(P, 3, 1), T[1]);
+  MatF const Y20 = MatF(mul_tf32x3(blk(P, 2, 0), T[0]) + mul_tf32x3(blk(P, 2, 1), T10));
+  MatF const Y30 = MatF(mul_tf32x3(blk(P, 3, 0), T[0]) + mul_tf32x3(blk(P, 3, 1), T10));
+  X.block(16, 0, 16, 16) = T10;
+  X.block(48, 32, 16, 16) = T32;
+  X.block(32, 0, 16, 16) = -mul_tf32x3(T[2], Y20);
+  X.block(32, 16, 16, 16) = -mul_tf32x3(T[2], Y21);
+  X.block(48, 0, 16, 16) = -MatF(mul_tf32x3(T32, Y20) + mul_tf32x3(T[3], Y30));
+  X.block(48, 16, 16, 16) = -MatF(mul_tf32x3(T32, Y21) + mul_tf32x3(T[3], Y31));
+  return X.topLeftCorner(n, n);
+}
+
 bool supported_dtype(DType t) { return t == DType::bf16 || t == DType::f16 || t == DType::f32; }
 
 }  // namespace
@@ -240,19 +277,35 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
         MatF const whole = fed_rows(fed->A, DType::f32, s.b, t0, hv, m);
         A_in = whole.leftCols(m);
       }
-      MatF const Ainv = rounded(kd, inverse_fp32(A_in, f.tf32_merges));
+      MatF const Ainv_f = opt.tc_inverse ? inverse_tc(A_in) : inverse_fp32(A_in, f.tf32_merges);
+      MatF const Ainv = rounded(kd, Ainv_f);
       MatF const Ainv_in = fed ? MatF(fed_rows(fed->A_inv, kd, s.b, t0, hv, m).leftCols(m)) : Ainv;
 
       // w, u: the beta-scaled operands rounded to the input dtype, fp32 products, stored rounded.
-      MatF vb(m, V), kb(m, K);
-      for (int64_t i = 0; i < m; ++i) {
-        vb.row(i) = Vc.row(i) * beta[i];
-        kb.row(i) = Kc.row(i) * (f.w_without_gate ? beta[i] : beta[i] * eg[i]);
+      MatF U, W;
+      if (!opt.fold_beta) {
+        MatF vb(m, V), kb(m, K);
+        for (int64_t i = 0; i < m; ++i) {
+          vb.row(i) = Vc.row(i) * beta[i];
+          kb.row(i) = Kc.row(i) * (f.w_without_gate ? beta[i] : beta[i] * eg[i]);
+        }
+        if (!pre) round_all(vd, vb);
+        round_all(kd, kb);
+        U = rounded(uvd, Ainv_in * vb);
+        W = rounded(kd, Ainv_in * kb);
+      } else {
+        // the fused kernel never reads a stored A_inv: isolated, it starts from the exact one in fp32
+        MatF const X = fed ? MatF(fed_rows(fed->A_inv, DType::f32, s.b, t0, hv, m).leftCols(m)) : Ainv_f;
+        MatF Mu = X, Mw = X;
+        for (int64_t j = 0; j < m; ++j) {
+          Mu.col(j) *= beta[j];
+          Mw.col(j) *= f.w_without_gate ? beta[j] : beta[j] * eg[j];
+        }
+        if (!pre) round_all(vd, Mu);
+        round_all(kd, Mw);
+        U = rounded(uvd, Mu * Vc);
+        W = rounded(kd, Mw * Kc);
       }
-      if (!pre) round_all(vd, vb);
-      round_all(kd, kb);
-      MatF const U = rounded(uvd, Ainv_in * vb);
-      MatF const W = rounded(kd, Ainv_in * kb);
       MatF const U_in = fed ? fed_rows(fed->u, uvd, s.b, t0, hv, m) : U;
       MatF const W_in = fed ? fed_rows(fed->w, kd, s.b, t0, hv, m) : W;
 

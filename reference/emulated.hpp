@@ -70,6 +70,15 @@ struct EmulatedOptions {
   // and the scores as hi + lo 16-bit pairs (~2^-16 relative), which this model treats as fp32: the
   // difference is far below the bf16 output floor.
   bool precise_uv = false;
+  // The arithmetic of the GQA-shared CUDA kernels (kkt_solve_fused.cu variant 5, intra_fused.cu variant 3):
+  // (I + A)^-1 of the zero-padded 64x64 chunk with the 16x16 diagonal blocks by the fp32 substitution and
+  // the merges as a 32x32 recursive inverse (T10 = -T11 (A10 T00), T32 = -T33 (A32 T22), Y = A_BA T_A,
+  // C = -T_B Y) whose every product is 3xTF32: hi*hi + hi*lo + lo*hi of tf32 parts, fp32 accumulation.
+  bool tc_inverse = false;
+  // intra variant 3: beta folded into the A_inv operand instead of the inputs: u = round(A_inv diag(beta)) v,
+  // w = round(A_inv diag(beta e^gamma)) k, the fp32 A_inv scaled column by column in fp32 and rounded once
+  // to the input dtype (with precise_uv the u operand stays fp32, as the kernel's hi + lo pair).
+  bool fold_beta = false;
 };
 
 // True when the model covers these inputs: q, k, v stored as bf16, fp16 or fp32 (fp64 inputs

@@ -29,8 +29,13 @@ else
   grep -E "has passed|has failed|failed|error" "$OUT/ctest-gpu-$GPU.txt" | head -20
 fi
 G=$B/gdnv
+if [[ "${BENCH:-1}" == 1 ]]; then  # timings first: the run may be cut at its time limit
+$G bench --shape qwen3-next --T 8192,32768 --json "$OUT/bench-$GPU-qwen3-next.json" >"$OUT/bench-$GPU.log" 2>&1; echo "bench exit $?"
+$G bench --B 4 --T 4096 --H 16 --HV 16 --json "$OUT/bench-$GPU-B4-T4096-H16-HV16.json" >>"$OUT/bench-$GPU.log" 2>&1; echo "bench B4 exit $?"
+grep -E "^ +(kkt_solve|intra_fused|forward|chunk_state|chunk_output)" "$OUT/bench-$GPU.log" | cut -c1-96
+fi
 # every GPU implementation on the shipped dataset, with the fused-vs-unfused pairs
-ALL=unfused,unfused-splitstate,unfused-fp32inv,fused,fused-intra,precise,cublas,cublas-fp64
+ALL=unfused,unfused-splitstate,unfused-fp32inv,fused,fused-intra,precise,fused-v5,fused-intra-v3,precise-v3,cublas,cublas-fp64
 $G check datasets/default.h5 --impl $ALL --attribution --json "$OUT/check-default-$GPU.json" --top 0 \
   >"$OUT/check-default-$GPU.txt" 2>&1; echo "check exit $?"; grep -E "passed,|failed|explained" "$OUT/check-default-$GPU.txt" | tail -30
 # the real-layer capture: every bounded tensor of every kernel against its R_det gate
@@ -42,7 +47,7 @@ $G baseline save "$OUT/check-default-$GPU.json" -o "$OUT/baseline-default-$GPU.j
 $G baseline compare "$OUT/baseline-default-$GPU.json" "$OUT/check-default-$GPU.json" --junit /tmp/junit.xml | tail -2
 # issue 5's accuracy setup: o error / bf16 floor, normal family, T = 4096, the Qwen3-Next head counts
 $G generate --family normal --T 4096 --H 16 --HV 32 --seed 5 --h0 --out /tmp/normal-T4096.h5 >/dev/null
-$G check /tmp/normal-T4096.h5 --impl fused,precise,emulated,emulated-precise --json "$OUT/check-normal-T4096-$GPU.json" \
+$G check /tmp/normal-T4096.h5 --impl fused,precise,fused-intra-v3,precise-v3,emulated,emulated-precise,emulated-precise-v3 --json "$OUT/check-normal-T4096-$GPU.json" \
   --top 0 --no-chunk-rows >"$OUT/check-normal-T4096-$GPU.txt" 2>&1; echo "check normal T4096 exit $?"
 /usr/bin/python3 - "$OUT/check-normal-T4096-$GPU.json" <<'PY' || true
 import json, sys
@@ -55,13 +60,11 @@ for r in d["results"]:
 PY
 if [[ "${SANITIZE:-0}" == 1 ]] && command -v compute-sanitizer >/dev/null; then
   for tool in racecheck memcheck; do
-    for t in gpu_fused/ragged_G2 gpu_precise/ragged_G2; do
+    for t in ${SAN_TESTS:-gpu_fused/ragged_G2 gpu_precise/ragged_G2 gpu_tc/ragged_G2}; do
       compute-sanitizer --tool $tool $B/tests/test_cuda --run_test=$t 2>&1 | tail -3 | tee -a "$OUT/sanitizer-$GPU.txt"
     done
   done
 fi
 [[ "${BENCH:-1}" == 1 ]] || exit 0
-$G bench --shape qwen3-next --T 8192,32768 --json "$OUT/bench-$GPU-qwen3-next.json" 2>&1 | tee "$OUT/bench-$GPU.log"
-$G bench --B 4 --T 4096 --H 16 --HV 16 --json "$OUT/bench-$GPU-B4-T4096-H16-HV16.json" 2>&1 | tee -a "$OUT/bench-$GPU.log"
-$G bench --shape qwen3-next --T 8192 --per-chunk --json "$OUT/bench-$GPU-qwen3-next-T8192-per-chunk.json" 2>&1 \
-  | tee -a "$OUT/bench-$GPU.log"
+$G bench --shape qwen3-next --T 8192 --per-chunk --json "$OUT/bench-$GPU-qwen3-next-T8192-per-chunk.json" \
+  >>"$OUT/bench-$GPU.log" 2>&1; echo "per-chunk bench exit $?"

@@ -376,6 +376,22 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("forward fused-intra", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
       [&] { gc::forward(ifwd, nullptr); }, fwd_unfused16, "floor: a fully fused forward; A_inv not stored",
       "forward unfused");
+  // The GQA-shared variants (kkt_solve_fused.cu 5, intra_fused.cu 3): one block per (chunk, key head), K K^T
+  // once per key head, merges in 3xTF32; not bit-equal to the entries above (their own bounds, tests/cuda).
+  gc::Args af5 = af, ai3 = ai, ain3 = ain, ffwd5 = ffwd, ifwd3 = ifwd;
+  af5.kkt_solve_variant = ffwd5.kkt_solve_variant = 5;
+  ai3.intra_variant = ain3.intra_variant = ifwd3.intra_variant = 3;
+  add("kkt_solve_fused v5 (GQA Gram, 3xTF32 merges)", "fused", "kkt+solve fused", t_kktsolve, f_kkt + f_solve,
+      [&] { gc::kkt_solve_fused(af5, nullptr); }, t_kkt.total() + t_solve16.total(), "", "kkt + solve_tril (bf16)");
+  add("intra_fused v3 (A_inv stored)", "fused", "intra fused", t_intra, f_kkt + f_solve + f_wu,
+      [&] { gc::intra_fused(ai3, nullptr); }, intra_unfused, "", "kkt + solve_tril + wu (bf16)");
+  add("intra_fused v3 (A_inv on chip)", "fused", "intra fused", t_intra_noainv, f_kkt + f_solve + f_wu,
+      [&] { gc::intra_fused(ain3, nullptr); }, intra_unfused, "", "kkt + solve_tril + wu (bf16)");
+  add("forward fused v5 (kkt+solve)", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
+      [&] { gc::forward(ffwd5, nullptr); }, fwd_unfused16, "floor: a fully fused forward", "forward unfused");
+  add("forward fused-intra v3", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
+      [&] { gc::forward(ifwd3, nullptr); }, fwd_unfused16, "floor: a fully fused forward; A_inv not stored",
+      "forward unfused");
   // "precise" (Args::precise_uv): u and v_new fp32 in their own buffers, beta v and the scores split.
   gc::DeviceBuffer u32(static_cast<size_t>(std::max<int64_t>(1, d.B * d.T * d.HV * d.V)) * 4);
   gc::DeviceBuffer vnew32(u32.size());
@@ -408,6 +424,13 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("forward precise (fused intra)", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
       [&] { gc::forward(api, nullptr); }, fwd_precise, "floor: a fully fused forward; o at ~1.0x the bf16 floor; A_inv not stored",
       "forward unfused");
+  gc::Args api3 = api;
+  api3.intra_variant = 3;
+  add("intra_fused v3 (precise: u fp32, A_inv on chip)", "fused", "", t_intra_p, f_kkt + f_solve + f_wu,
+      [&] { gc::intra_fused(api3, nullptr); }, 0, "", "intra_fused (A_inv on chip)");
+  add("forward precise v3 (fused intra)", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
+      [&] { gc::forward(api3, nullptr); }, fwd_precise,
+      "floor: a fully fused forward; o at ~1.0x the bf16 floor; A_inv not stored", "forward unfused");
   add("cublas kkt (gemm + mask)", "baseline", "", t_kkt, f_kkt, [&] { cb.kkt(a, nullptr); });
   add("cublas strsm fp32 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, false); });
   add("cublas dtrsm fp64 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, true); });
@@ -489,6 +512,9 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
         {"chunk_output", gc::Stage::chunk_output, a, "chunk_output"},
         {"kkt_solve_fused (bf16 A_inv)", gc::Stage::kkt_solve_fused, af, "kkt_solve_fused (bf16 A_inv)"},
         {"intra_fused (A_inv stored)", gc::Stage::intra_fused, ai, "intra_fused (A_inv stored)"},
+        {"kkt_solve_fused v5 (GQA Gram, 3xTF32 merges)", gc::Stage::kkt_solve_fused, af5,
+         "kkt_solve_fused v5 (GQA Gram, 3xTF32 merges)"},
+        {"intra_fused v3 (A_inv stored)", gc::Stage::intra_fused, ai3, "intra_fused v3 (A_inv stored)"},
     };
     json pc = json::array();
     int64_t const chunks_per_seq = d.N > 0 ? d.num_chunks / d.N : 0;
@@ -507,6 +533,8 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
       if (ct.stage == gc::Stage::chunk_state) {
         sj["block_is"] = "one (sequence, value head, 32-column V slice) walking all the sequence's chunks";
         sj["chunks_per_block"] = chunks_per_seq;
+      } else if (gc::timed_blocks(ct.args, ct.stage) == d.num_chunks * d.H && d.H != d.HV) {
+        sj["block_is"] = "one (chunk, key head) tile: its value heads one after another";
       } else {
         sj["block_is"] = "one (chunk, value head) tile";
       }

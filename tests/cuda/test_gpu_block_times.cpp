@@ -28,6 +28,7 @@ struct TimingCase {
   gc::ElemType qkv = gc::ElemType::bf16, ainv = gc::ElemType::bf16;
   bool split_state = false;
   int state_variant = 2, output_variant = 2;
+  int kkt_solve_variant = 4, intra_variant = 1;
 };
 
 // In pipeline order; the fused stages last, so they overwrite A_inv, w, u with the same bytes.
@@ -57,6 +58,8 @@ void run_timing_case(TimingCase const& tc) {
   a.split_state = tc.split_state;
   a.state_variant = tc.state_variant;
   a.output_variant = tc.output_variant;
+  a.kkt_solve_variant = tc.kkt_solve_variant;
+  a.intra_variant = tc.intra_variant;
 
   auto outputs = [&] {
     std::vector<std::vector<unsigned char>> o;
@@ -131,6 +134,15 @@ BOOST_AUTO_TEST_CASE(bf16_varlen_K64_fp32inv_split_v1) {
   c.ainv = gdn_cuda::ElemType::f32;
   c.split_state = true;
   c.state_variant = 1, c.output_variant = 1;
+  run_timing_case(c);
+}
+
+// The GQA-shared variants: one block per (chunk, key head).
+BOOST_AUTO_TEST_CASE(bf16_varlen_G3_gqa_variants) {
+  TimingCase c;
+  c.H = 2, c.HV = 6;
+  c.seqlens = {1, 63, 64, 65, 0, 300};
+  c.kkt_solve_variant = 5, c.intra_variant = 3;
   run_timing_case(c);
 }
 

@@ -190,6 +190,68 @@ BOOST_AUTO_TEST_CASE(tf32_merges_exceed_the_bound) {
   }
 }
 
+// The GQA-shared kernels' inverse (EmulatedOptions::tc_inverse: 32x32 recursive merges, 3xTF32 products)
+// is inside the bound declared with merges=tf32x3 on every family, with a bf16 and an fp32 A_inv; and that
+// declaration is tight enough that a single-tf32 merge (FLA's) breaks it where A_inv is stored in fp32.
+BOOST_AUTO_TEST_CASE(tf32x3_merges_are_inside_their_bound) {
+  EmulatedOptions tc;
+  tc.tc_inverse = true;
+  DeclaredArithmetic d;
+  d.merges = Precision::tf32x3;
+  for (DType dt : {DType::bf16, DType::f32})
+    for (auto const& family : generator_families()) {
+      Problem const p = test::small_family_case(family, dt);
+      ChunkedResult const ref = chunked_forward(p);
+      InverseBounds const b = inverse_bounds(p, ref, d);
+      double const r = max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tc).A_inv));
+      BOOST_TEST(r <= 1.0, family << " " << dtype_name(dt) << ": tf32x3 merges max R_det " << r);
+      BOOST_TEST_MESSAGE(family << " " << dtype_name(dt) << ": tf32x3 merges max R_det " << r);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(single_tf32_merges_break_the_tf32x3_bound) {
+  EmulatedOptions tf32;
+  tf32.faults.tf32_merges = true;
+  DeclaredArithmetic d;
+  d.merges = Precision::tf32x3;
+  double worst = 0;
+  for (auto const& family : generator_families()) {
+    Problem const p = test::small_family_case(family, DType::f32);
+    ChunkedResult const ref = chunked_forward(p);
+    InverseBounds const b = inverse_bounds(p, ref, d);
+    worst = std::max(worst, max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv)));
+  }
+  BOOST_TEST(worst > 1.0, "single tf32 merges max R_det " << worst << " under the tf32x3 declaration");
+}
+
+// The 3xTF32 inverse agrees with the fp32-merge inverse to far below a bf16 rounding: stored in bf16, at
+// least 99% of the strictly lower entries are bit-equal (FLA's single-tf32 merges: 93.6%, targets.md).
+BOOST_AUTO_TEST_CASE(tf32x3_inverse_is_bit_equal_to_fp32_merges_in_bf16_almost_everywhere) {
+  EmulatedOptions tc;
+  tc.tc_inverse = true;
+  EmulatedOptions tf32;
+  tf32.faults.tf32_merges = true;
+  for (auto const& family : {"fla-test", "normal", "model-like", "ragged"}) {
+    Problem const p = test::small_family_case(family);
+    Tensor const plain = emulated_forward(p).A_inv, x3 = emulated_forward(p, tc).A_inv,
+                 one = emulated_forward(p, tf32).A_inv;
+    int64_t n = 0, eq3 = 0, eq1 = 0;
+    for (auto const& ch : p.chunks())
+      for (int64_t hv = 0; hv < p.HV; ++hv)
+        for (int64_t i = 1; i < ch.rows; ++i)
+          for (int64_t j = 0; j < i; ++j) {
+            double const want = plain.at({ch.b, ch.begin + i, hv, j});
+            ++n;
+            eq3 += x3.at({ch.b, ch.begin + i, hv, j}) == want;
+            eq1 += one.at({ch.b, ch.begin + i, hv, j}) == want;
+          }
+    double const f3 = static_cast<double>(eq3) / static_cast<double>(n), f1 = static_cast<double>(eq1) / n;
+    BOOST_TEST(f3 >= 0.99, family << ": " << f3 << " of the entries bit-equal");
+    BOOST_TEST(f3 > f1, family << ": 3xTF32 " << f3 << " vs single tf32 " << f1);
+    BOOST_TEST_MESSAGE(family << ": bit-equal to fp32 merges: 3xTF32 " << f3 << ", single tf32 " << f1);
+  }
+}
+
 // Declaring the tf32 merges the kernel really does makes its error explained again.
 BOOST_AUTO_TEST_CASE(declared_tf32_merges_explain_their_error) {
   EmulatedOptions tf32;

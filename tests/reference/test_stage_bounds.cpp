@@ -160,6 +160,56 @@ BOOST_DATA_TEST_CASE(correct_emulation_is_inside_on_every_family, bdata::make(ge
     }
 }
 
+// The CPU models of the GQA-shared kernels (fused-v5: 3xTF32 merges; fused-intra-v3: and beta folded into
+// the A_inv operand of w/u; precise-v3: and precise's u, v_new, scores) are inside the bounds of what they
+// declare (harness/inverse_bound.cpp), for every tensor, on every family, in bf16 and fp16. Folding beta
+// rounds beta_i on A_inv's exact diagonal: declared with beta v in fp32 (no operand rounding), u's bound
+// breaks (the next test), so the kernels declare FLA's beta v operand.
+BOOST_DATA_TEST_CASE(gqa_kernel_models_are_inside_on_every_family, bdata::make(generator_families()), family) {
+  struct Model {
+    char const* name;
+    bool fold, precise;
+  };
+  for (Model const m : {Model{"fused-v5", false, false}, Model{"fused-intra-v3", true, false},
+                        Model{"precise-v3", true, true}}) {
+    EmulatedOptions eo;
+    eo.tc_inverse = true;
+    eo.fold_beta = m.fold;
+    eo.precise_uv = m.precise;
+    DeclaredArithmetic d;
+    d.merges = Precision::tf32x3;
+    if (m.precise) d.v_operand = d.u = d.v_new = d.scores = Precision::fp32;  // the model keeps these fp32
+    for (DType dt : {DType::bf16, DType::f16}) {
+      Problem const p = test::small_family_case(family, dt, 11);
+      ChunkedResult const ref = chunked_forward(p);
+      StageBounds const b = stage_bounds(p, ref, d);
+      ChunkedResult const got = emulated_forward(p, eo);
+      std::string line;
+      for (auto const& name : bounded_tensors()) {
+        double const r = max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name)));
+        BOOST_TEST(r <= 1.0, m.name << " " << family << " " << dtype_name(dt) << " " << name << ": R_det " << r);
+        line += " " + name + " " + std::to_string(r);
+      }
+      BOOST_TEST_MESSAGE(m.name << " " << family << " " << dtype_name(dt) << ":" << line);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(folded_beta_breaks_an_fp32_beta_v_declaration) {
+  EmulatedOptions eo;
+  eo.tc_inverse = eo.fold_beta = true;
+  DeclaredArithmetic d;
+  d.merges = Precision::tf32x3;
+  d.v_operand = Precision::fp32;
+  double worst = 0;
+  for (auto const& family : {"strong-decay", "ragged", "fla-test"}) {
+    Problem const p = test::small_family_case(family, DType::bf16, 11);
+    ChunkedResult const ref = chunked_forward(p);
+    worst = std::max(worst, max_r_det(stage_bound_ratios(p, ref, stage_bounds(p, ref, d), "u", emulated_forward(p, eo).u)));
+  }
+  BOOST_TEST(worst > 1.0, "u's R_det " << worst);
+}
+
 // The isolated stages (each fed the reference's inputs to it, rounded) are inside the same bounds.
 BOOST_AUTO_TEST_CASE(isolated_stages_are_inside_too) {
   for (auto const& family : {"fla-test", "ragged", "no-decay"}) {

@@ -1,0 +1,316 @@
+// (I + A)^-1 of one 64x64 chunk with the merges on the tensor cores, for the GQA-shared kernels
+// (kkt_solve_fused.cu variant 5, intra_fused.cu variant 3). One 128-thread block; everything below is
+// called by all 128 threads.
+//
+//   gram_tiles    K K^T of the key head's chunk, once per block: the ten 16x16 tiles on or below the
+//                 diagonal (mma.sync bf16/fp16, fp32 accumulate), dealt 3/3/2/2 to the warps and kept in
+//                 registers for every value head of that key head (GQA: the Gram depends on the key head
+//                 only; beta and the gate differ per value head).
+//   gate_tiles    A = strictly-lower(beta_i e^{gc_i - gc_j} dot_ij) of one value head into shared memory,
+//                 the fast exp (ex2.approx of the scaled difference, within the bound's argument-
+//                 proportional term, reference/bounds.hpp).
+//   invert_diag   the four 16x16 diagonal blocks by fp32 forward substitution, one block per warp, a
+//                 column per half-warp lane, the row sums split between the half-warps.
+//   merge_blocks  the block merges as a 32x32 recursive inverse: T10 = -T11 A10 T00 and T32 = -T33 A32 T22,
+//                 then the bottom-left 32x32 block C = -T_B (A_BA T_A), in three barrier-separated phases
+//                 that keep all four warps busy in the first two. Every product is 3xTF32 on mma.sync
+//                 m16n8k8 (x = hi + lo, hi = tf32(x), lo = tf32(x - hi), nearest; hi*hi + hi*lo + lo*hi,
+//                 fp32 accumulate): relative error per product <= 3 * 2^-22 (1 + 2^-11) < 2^-20, declared as
+//                 Precision::tf32x3 (reference/bounds.hpp). fp32 FMA merges (variant 4) cost 64K FMAs and
+//                 ~30% of that kernel's instructions; these are 192 mma per chunk and head.
+// Shared memory: 23 slots of one 16x16 fp32 block each (row stride kLdB = 20 floats: the eight 16-byte
+// rows of an ldmatrix land in distinct banks), 29,440 bytes.
+#pragma once
+
+#include "common.cuh"
+
+namespace gdn_cuda {
+
+constexpr int kLdB = 20;            // fp32 row stride of a 16x16 block slot
+constexpr int kSlotF = 16 * kLdB;   // floats per slot
+// Slots. "t" = stored transposed (element (r, c) at c * kLdB + r), the form the B operand is read in.
+namespace tc_slot {
+constexpr int D0 = 0;       // D0..D3: A's diagonal blocks (substitution), then the scratch of the merges
+constexpr int Aoff0 = 4;    // A10 A20 A21 A30 A31 A32 (off_slot); A10 then holds C20, A32 holds C30
+constexpr int T0 = 10;      // T00..T33 row-major (A operands, A_inv)
+constexpr int Tt0 = 14;     // T00..T33 transposed (B operands)
+constexpr int T10 = 18, T10t = 19, T32 = 20, C21 = 21, C31 = 22;
+constexpr int kCount = 23;
+}  // namespace tc_slot
+constexpr std::size_t kInverseTcBytes = sizeof(float) * kSlotF * tc_slot::kCount;
+
+__device__ __forceinline__ constexpr int off_slot(int r, int c) { return tc_slot::Aoff0 + r * (r - 1) / 2 + c; }
+// The slot holding block (a, b) of A_inv (b <= a) once merge_blocks has returned.
+__device__ __forceinline__ int ainv_slot(int a, int b) {
+  if (a == b) return tc_slot::T0 + a;
+  if (a == 1) return tc_slot::T10;
+  if (a == 2) return b == 0 ? off_slot(1, 0) : tc_slot::C21;     // C20, C21
+  return b == 0 ? off_slot(3, 2) : b == 1 ? tc_slot::C31 : tc_slot::T32;  // C30, C31, T32
+}
+
+// ---------------------------------------------------------------- 3xTF32 products on 16x16 blocks
+// x = hi + lo as tf32 operands, each rounded to nearest (ties up) in 2 + 2 integer/float operations: half
+// an ulp of tf32 (0x1000) added to the fp32 bits, the low 13 bits of hi cleared here and those of lo left
+// for the tensor core, which ignores them (CUTLASS's "round_half_ulp_truncate"). cvt.rna.tf32.f32 has no
+// single SASS instruction on sm_90: it was 12 of the 16 instructions per element (FSETP/FSEL/LOP3 chains).
+// |x - hi| <= 2^-11 |x|, |lo - round(lo)| <= 2^-11 |lo|: the bound of Precision::tf32x3 holds as for rna.
+__device__ __forceinline__ void split_tf32(uint32_t x, uint32_t& hi, uint32_t& lo) {
+  hi = (x + 0x1000u) & 0xFFFFE000u;
+  lo = __float_as_uint(__uint_as_float(x) - __uint_as_float(hi)) + 0x1000u;
+}
+__device__ __forceinline__ void mma_tf32(float (&c)[4], uint32_t const (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// acc (16x16 in two m16n8 accumulator tiles) += L * R, L row-major, R given transposed (Rt[n][k]); both
+// 16x16 fp32 slots. ldmatrix of 16-byte rows hands each lane one fp32 word: for L, matrices (rows 0-7,
+// k 0-3), (rows 8-15, k 0-3), (rows 0-7, k 4-7), (rows 8-15, k 4-7) are exactly the tf32 A fragment; for Rt,
+// (n 0-7, k 0-3), (n 0-7, k 4-7), (n 8-15, k 0-3), (n 8-15, k 4-7) the B fragments of both n-tiles.
+__device__ __forceinline__ void mma16_tf32x3(float (&acc)[2][4], float const* L, float const* Rt) {
+  int const lane = threadIdx.x & 31, q = lane >> 3, r = lane & 7;
+#pragma unroll
+  for (int k0 = 0; k0 < 16; k0 += 8) {
+    uint32_t a[4], b[4], ah[4], al[4], bh[4], bl[4];
+    ldsm_x4(a, L + (r + (q & 1) * 8) * kLdB + k0 + (q >> 1) * 4, false);
+    ldsm_x4(b, Rt + (r + (q >> 1) * 8) * kLdB + k0 + (q & 1) * 4, false);
+#pragma unroll
+    for (int x = 0; x < 4; ++x) split_tf32(a[x], ah[x], al[x]), split_tf32(b[x], bh[x], bl[x]);
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      mma_tf32(acc[nt], al, bh[2 * nt], bh[2 * nt + 1]);  // small terms first
+      mma_tf32(acc[nt], ah, bl[2 * nt], bl[2 * nt + 1]);
+      mma_tf32(acc[nt], ah, bh[2 * nt], bh[2 * nt + 1]);
+    }
+  }
+}
+
+__device__ __forceinline__ void zero_acc16(float (&acc)[2][4]) {
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[nt][e] = 0.f;
+}
+
+// sign * acc into a slot row-major (rm) and/or transposed (tr); either may be null.
+__device__ __forceinline__ void store_block16(float const (&acc)[2][4], float sign, float* rm, float* tr) {
+  int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float const v0 = sign * acc[nt][2 * hh], v1 = sign * acc[nt][2 * hh + 1];
+      int const row = g + 8 * hh, col = 8 * nt + 2 * t;
+      if (rm) *reinterpret_cast<float2*>(rm + row * kLdB + col) = make_float2(v0, v1);
+      if (tr) tr[col * kLdB + row] = v0, tr[(col + 1) * kLdB + row] = v1;
+    }
+}
+
+// ---------------------------------------------------------------- the Gram, once per key head
+// This warp's tiles, one byte each (4 * block row + block column; 0xFF none): {0,15,12} {4,5,13} {8,9} {10,14}.
+__device__ __forceinline__ unsigned gram_tile_set(int warp) {
+  return warp == 0 ? 0x0C0F00u : warp == 1 ? 0x0D0504u : warp == 2 ? 0xFF0908u : 0xFF0E0Au;
+}
+
+// G[n] = the raw dot products of this warp's n-th tile (accumulator layout), k tile rows past the chunk's
+// end zero. Same fragments and order as kkt_tile.cuh's products.
+template <class E, int K>
+__device__ __forceinline__ void gram_tiles(E const* ks, int lds, float (&G)[3][2][4]) {
+  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
+#pragma unroll
+  for (int n = 0; n < 3; ++n) {
+    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
+    float acc[1][2][4];
+    zero_acc(acc);
+    if (tile != 0xFF) warp_mma<E, true, true, 1, 2>(acc, ks, lds, 16 * (tile >> 2), ks, lds, 16 * (tile & 3), 0, K);
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) G[n][j][e] = acc[0][j][e];
+  }
+}
+
+// A of one value head from the Gram: diagonal blocks into D0..D3, the others into their off_slot.
+// gs, bs: the head's g_cumsum and beta per chunk row (0 past `rows`). No barrier inside.
+__device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,
+                                           float* sc) {
+  int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
+#pragma unroll
+  for (int n = 0; n < 3; ++n) {
+    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
+    if (tile == 0xFF) break;
+    int const rb = tile >> 2, cb = tile & 3;
+    float* dst = sc + (rb == cb ? tc_slot::D0 + rb : off_slot(rb, cb)) * kSlotF;
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const i = 16 * rb + g + 8 * hh;
+      bool const row_ok = i < rows;
+      float const gi = gs[i], bi = bs[i];
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        int const j = 16 * cb + 8 * jj + 2 * t;
+        float v[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          bool const keep = row_ok && (j + e) < i;     // strictly lower; i < rows implies j valid
+          float const arg = keep ? gi - gs[j + e] : 0.f;  // select before exp
+          v[e] = keep ? bi * __expf(arg) * G[n][jj][2 * hh + e] : 0.f;
+        }
+        *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(v[0], v[1]);
+      }
+    }
+  }
+}
+
+// The diagonal blocks' inverses T_aa = I + N_aa, N = (I + A_aa)^-1 - I by fp32 forward substitution,
+// column j of N: N_ij = -A_ij - sum_{m<i} A_im N_mj. Warp a inverts block a; lane (h, j) = (lane / 16,
+// lane % 16) owns column j and, for rows 8-15, the half m in [8h, 8h + 8) of the sum (the halves are added
+// with one shuffle; rows 0-7 need only the first half, which both halves compute). Each row's sum runs
+// over m ascending, so only its last FMA waits for the row before: the chain is ~a shuffle per row
+// instead of tril_inverse.cuh's i FMAs and 16 selects per row (a different summation order than that
+// file; the bound is order-free). Row-major into T0 + a, transposed into Tt0 + a. No barrier inside.
+__device__ __forceinline__ void invert_diag(float* sc) {
+  int const a = threadIdx.x >> 5, lane = threadIdx.x & 31, j = lane & 15, h = lane >> 4;
+  float const* Ab = sc + (tc_slot::D0 + a) * kSlotF;
+  float n[16];
+#pragma unroll
+  for (int i = 0; i < 16; ++i) n[i] = 0.f;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    int const c0 = i < 8 ? 0 : 8 * h;  // this lane's half of row i
+    float4 const p0 = *reinterpret_cast<float4 const*>(Ab + i * kLdB + c0);
+    float4 const p1 = *reinterpret_cast<float4 const*>(Ab + i * kLdB + c0 + 4);
+    float const ar[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+    float s = (i < 8 || h == 0) ? -Ab[i * kLdB + j] : 0.f;  // -A_ij (0 unless j < i)
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      if (i < 8 && t >= i) break;                // A_im = 0 for m >= i
+      float const nm = i < 8 ? n[t] : (h ? n[8 + t] : n[t]);  // N_mj, m = c0 + t (0 where not yet computed)
+      s = fmaf(-ar[t], nm, s);
+    }
+    if (i >= 8) s += __shfl_xor_sync(0xffffffffu, s, 16);
+    n[i] = s;
+  }
+  float* Tr = sc + (tc_slot::T0 + a) * kSlotF;
+  float* Tt = sc + (tc_slot::Tt0 + a) * kSlotF;
+  float tv[8];  // this half's rows 8h .. 8h + 7 of column j of T
+#pragma unroll
+  for (int t = 0; t < 8; ++t) {
+    int const i = 8 * h + t;
+    tv[t] = (h ? n[8 + t] : n[t]) + (i == j ? 1.f : 0.f);  // I + N; -0 + 0 = +0 above the diagonal
+    Tr[i * kLdB + j] = tv[t];
+  }
+  *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h) = make_float4(tv[0], tv[1], tv[2], tv[3]);
+  *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h + 4) = make_float4(tv[4], tv[5], tv[6], tv[7]);
+}
+
+// The merges. In: T_aa (row-major and transposed), A's off-diagonal blocks. Out: every lower block of
+// A_inv row-major at ainv_slot(a, b). Three phases, each ending with a block barrier:
+//   1  w0: X10 = A10 T00, T10 = -T11 X10    w1: X32 = A32 T22, T32 = -T33 X32
+//      w2: Y21 = A21 T11                     w3: Y31 = A31 T11
+//   2  w0: Y20 = A20 T00 + A21 T10, C20 = -T22 Y20     w1: Y30 = A30 T00 + A31 T10
+//      w2: C21 = -T22 Y21                               w3: C31 = -(T32 Y21 + T33 Y31)
+//   3  w1: C30 = -(T32 Y20 + T33 Y30)
+// (T_A = [T00 0; T10 T11], T_B = [T22 0; T32 T33], Y = A_BA T_A, C = -T_B Y is A_inv's bottom-left 32x32.)
+// A warp's own intermediate (X10, X32, Y20) goes through its D slot with a __syncwarp between.
+__device__ __forceinline__ void merge_blocks(float* sc) {
+  using namespace tc_slot;
+  int const warp = threadIdx.x >> 5;
+  auto S = [sc](int s) { return sc + s * kSlotF; };
+  float acc[2][4], acc2[2][4];
+  zero_acc16(acc);
+  zero_acc16(acc2);
+  if (warp == 0) {
+    mma16_tf32x3(acc, S(off_slot(1, 0)), S(Tt0 + 0));
+    store_block16(acc, 1.f, nullptr, S(D0));
+    __syncwarp();
+    mma16_tf32x3(acc2, S(T0 + 1), S(D0));
+    store_block16(acc2, -1.f, S(T10), S(T10t));
+  } else if (warp == 1) {
+    mma16_tf32x3(acc, S(off_slot(3, 2)), S(Tt0 + 2));
+    store_block16(acc, 1.f, nullptr, S(D0 + 1));
+    __syncwarp();
+    mma16_tf32x3(acc2, S(T0 + 3), S(D0 + 1));
+    store_block16(acc2, -1.f, S(T32), nullptr);
+  } else if (warp == 2) {
+    mma16_tf32x3(acc, S(off_slot(2, 1)), S(Tt0 + 1));
+    store_block16(acc, 1.f, nullptr, S(D0 + 2));
+  } else {
+    mma16_tf32x3(acc, S(off_slot(3, 1)), S(Tt0 + 1));
+    store_block16(acc, 1.f, nullptr, S(D0 + 3));
+  }
+  __syncthreads();
+  zero_acc16(acc);
+  zero_acc16(acc2);
+  if (warp == 0) {
+    mma16_tf32x3(acc, S(off_slot(2, 0)), S(Tt0 + 0));
+    mma16_tf32x3(acc, S(off_slot(2, 1)), S(T10t));
+    store_block16(acc, 1.f, nullptr, S(D0));  // Y20 (X10 is dead)
+    __syncwarp();
+    mma16_tf32x3(acc2, S(T0 + 2), S(D0));
+    store_block16(acc2, -1.f, S(off_slot(1, 0)), nullptr);  // C20 over A10 (read in phase 1 only)
+  } else if (warp == 1) {
+    mma16_tf32x3(acc, S(off_slot(3, 0)), S(Tt0 + 0));
+    mma16_tf32x3(acc, S(off_slot(3, 1)), S(T10t));
+    store_block16(acc, 1.f, nullptr, S(D0 + 1));  // Y30 (X32 is dead)
+  } else if (warp == 2) {
+    mma16_tf32x3(acc, S(T0 + 2), S(D0 + 2));
+    store_block16(acc, -1.f, S(C21), nullptr);
+  } else {
+    mma16_tf32x3(acc, S(T32), S(D0 + 2));
+    mma16_tf32x3(acc, S(T0 + 3), S(D0 + 3));
+    store_block16(acc, -1.f, S(C31), nullptr);
+  }
+  __syncthreads();
+  if (warp == 1) {
+    zero_acc16(acc);
+    mma16_tf32x3(acc, S(T32), S(D0));
+    mma16_tf32x3(acc, S(T0 + 3), S(D0 + 1));
+    store_block16(acc, -1.f, S(off_slot(3, 2)), nullptr);  // C30 over A32 (read in phase 1 only)
+  }
+  __syncthreads();
+}
+
+// One value head's A_inv into the slots: gate (G, gs, bs) -> barrier -> diagonal blocks -> barrier ->
+// merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
+__device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,
+                                           float* sc) {
+  gate_tiles(G, gs, bs, rows, sc);
+  __syncthreads();
+  invert_diag(sc);
+  __syncthreads();
+  merge_blocks(sc);
+}
+
+// This thread's share of A_inv after inverse_tc: 8 consecutive entries (row 16 x + r, columns 8 q ..)
+// for x = 0..3, r = tid / 8, q = tid % 8; entries above the diagonal exactly 0.
+__device__ __forceinline__ void ainv_piece(float const* sc, int x, float (&v)[8]) {
+  int const tid = threadIdx.x, r = tid >> 3, q = tid & 7, b = q >> 1, c0 = (q & 1) * 8;
+  if (b > x) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v[e] = 0.f;
+    return;
+  }
+  float const* src = sc + ainv_slot(x, b) * kSlotF + r * kLdB + c0;
+  float4 const p0 = *reinterpret_cast<float4 const*>(src), p1 = *reinterpret_cast<float4 const*>(src + 4);
+  v[0] = p0.x, v[1] = p0.y, v[2] = p0.z, v[3] = p0.w, v[4] = p1.x, v[5] = p1.y, v[6] = p1.z, v[7] = p1.w;
+  if (b == x) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      if (c0 + e > r) v[e] = 0.f;
+  }
+}
+
+// Eight floats rounded to a 16-bit E, as one 16-byte store.
+template <class E>
+__device__ __forceinline__ void store8(E* p, float const (&v)[8]) {
+  alignas(16) E tmp[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) tmp[e] = from_f<E>(v[e]);
+  *reinterpret_cast<uint4*>(p) = *reinterpret_cast<uint4 const*>(tmp);
+}
+
+}  // namespace gdn_cuda
