@@ -33,7 +33,8 @@
 //     Args::precise_uv: round_E(A_inv diag(beta)) as a hi + lo pair (two products), u stored fp32. Each
 //     head's v tile is issued when the head starts and lands under its inverse. Shared memory: k and v
 //     tiles + the inverse's slots (the E operands of w/u over them once A_inv is in registers, and a
-//     per-warp staging tile for 16-byte w/u stores), 64 KB.
+//     per-warp staging tile for 16-byte w/u stores), 64 KB; 3 blocks per SM. H200, T=8192: 135.3 us with
+//     A_inv stored, 131.6 without (variant 1: 184.8 / 173.5 in the same run); 4-byte stores: 150 us.
 #include "inverse_tc.cuh"
 #include "kkt_tile.cuh"
 

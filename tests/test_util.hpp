@@ -1,6 +1,7 @@
 // Small helpers shared by the test modules: random problems with fixed seeds and error norms.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -23,6 +24,21 @@ namespace gdnv::test {
 
 // One small case of a generator family, the shape gdnv selftest uses: T = 200 (3 full chunks and a tail of 8;
 // the ragged family picks its own lengths), H = 2, HV = 4, K = V = 64, an initial state.
+// The largest bound ratio of a list of per-chunk rows (InverseBoundRow, StageBoundRow: any with r_det /
+// r_prob), 0 for none.
+template <class Rows>
+double max_r_det(Rows const& rows) {
+  double m = 0;
+  for (auto const& r : rows) m = std::max(m, r.r_det);
+  return m;
+}
+template <class Rows>
+double max_r_prob(Rows const& rows) {
+  double m = 0;
+  for (auto const& r : rows) m = std::max(m, r.r_prob);
+  return m;
+}
+
 inline Problem small_family_case(std::string const& family, DType dtype = DType::bf16, uint64_t seed = 7) {
   GeneratorParams gp;
   gp.family = family;

@@ -29,6 +29,21 @@ inline Problem family_problem(std::string family, int64_t T, int64_t H, int64_t 
   return generate_problem(gp);
 }
 
+#ifdef GDNV_HAVE_CUDA
+// A device buffer's bytes on the host (byte-exact comparisons of kernel outputs).
+inline std::vector<unsigned char> device_bytes(gdn_cuda::DeviceBuffer const& b) {
+  std::vector<unsigned char> v(b.size());
+  b.download(v.data(), v.size());
+  return v;
+}
+// True when every byte of the buffer still holds `byte` (poisoned, never written).
+inline bool untouched(gdn_cuda::DeviceBuffer const& b, unsigned char byte = 0xFF) {
+  for (unsigned char x : device_bytes(b))
+    if (x != byte) return false;
+  return true;
+}
+#endif
+
 struct has_gpu {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
 #ifdef GDNV_HAVE_CUDA

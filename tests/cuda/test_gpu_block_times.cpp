@@ -36,11 +36,7 @@ constexpr gc::Stage kStages[] = {gc::Stage::chunk_cumsum, gc::Stage::kkt,       
                                  gc::Stage::wu,           gc::Stage::chunk_state, gc::Stage::chunk_output,
                                  gc::Stage::kkt_solve_fused, gc::Stage::intra_fused};
 
-std::vector<unsigned char> bytes_of(gc::DeviceBuffer const& b) {
-  std::vector<unsigned char> v(b.size());
-  b.download(v.data(), v.size());
-  return v;
-}
+std::vector<unsigned char> bytes_of(gc::DeviceBuffer const& b) { return gdnv::test::device_bytes(b); }
 
 void run_timing_case(TimingCase const& tc) {
   std::vector<int64_t> cu;

@@ -35,11 +35,6 @@ using namespace gdnv;
 
 namespace {
 
-double max_r_det(std::vector<StageBoundRow> const& rows) {
-  double m = 0;
-  for (auto const& r : rows) m = std::max(m, r.r_det);
-  return m;
-}
 
 // Every bounded tensor of `out` inside the bounds of the implementation's declared arithmetic.
 void expect_inside_bounds(std::string const& name, Problem const& p, ChunkedResult const& ref, StageOutputs const& out) {
@@ -50,7 +45,7 @@ void expect_inside_bounds(std::string const& name, Problem const& p, ChunkedResu
   for (auto const& t : bounded_tensors()) {
     auto it = out.find(t);
     if (it == out.end()) continue;  // A: never stored by the fused kernels
-    double const r = max_r_det(stage_bound_ratios(p, ref, b, t, it->second));
+    double const r = test::max_r_det(stage_bound_ratios(p, ref, b, t, it->second));
     BOOST_TEST(r <= 1.0, name << " " << t << ": R_det " << r << " > 1");
     line += " " + t + " " + std::to_string(r);
   }
@@ -155,11 +150,7 @@ BOOST_AUTO_TEST_CASE(intra_v3_without_ainv_store) {
   gc::chunk_cumsum(a, nullptr);
   gc::intra_fused(a, nullptr);
   gc::synchronize();
-  auto bytes = [](gc::DeviceBuffer const& b) {
-    std::vector<unsigned char> v(b.size());
-    b.download(v.data(), v.size());
-    return v;
-  };
+  auto bytes = [](gc::DeviceBuffer const& b) { return gdnv::test::device_bytes(b); };
   auto const w1 = bytes(ws.w), u1 = bytes(ws.u), ai1 = bytes(ws.A_inv);
   // the same A_inv as kkt+solve variant 5
   ws.A_inv.fill_bytes(0xFF);
@@ -177,9 +168,7 @@ BOOST_AUTO_TEST_CASE(intra_v3_without_ainv_store) {
   gc::synchronize();
   BOOST_TEST((bytes(ws.w) == w1));
   BOOST_TEST((bytes(ws.u) == u1));
-  bool untouched = true;
-  for (unsigned char x : bytes(ws.A_inv)) untouched = untouched && x == 0xFF;
-  BOOST_TEST(untouched, "intra variant 3 wrote A_inv although Args::A_inv was null");
+  BOOST_TEST(gdnv::test::untouched(ws.A_inv), "intra variant 3 wrote A_inv although Args::A_inv was null");
   BOOST_TEST(gc::timed_blocks(a, gc::Stage::intra_fused) == plan.d.num_chunks * 2);  // one block per key head
   BOOST_TEST(gc::timed_blocks(k5, gc::Stage::kkt_solve_fused) == plan.d.num_chunks * 2);
   gc::Args f32inv = k5;

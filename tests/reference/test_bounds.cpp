@@ -23,17 +23,7 @@ using namespace gdnv;
 namespace {
 
 
-double max_r_det(std::vector<InverseBoundRow> const& rows) {
-  double m = 0;
-  for (auto const& r : rows) m = std::max(m, r.r_det);
-  return m;
-}
 
-double max_r_prob(std::vector<InverseBoundRow> const& rows) {
-  double m = 0;
-  for (auto const& r : rows) m = std::max(m, r.r_prob);
-  return m;
-}
 
 struct Fixture {
   Problem p = test::small_family_case("fla-test");
@@ -107,9 +97,9 @@ BOOST_FIXTURE_TEST_CASE(exact_inverse_rounded_once_to_bf16_is_inside, Fixture) {
   for (double& x : X.data) x = round_to(DType::bf16, x);
   auto const rows = inverse_bound_ratios(p, ref, bounds, X);
   BOOST_TEST(rows.size() == p.chunks().size() * static_cast<size_t>(p.HV));
-  BOOST_TEST(max_r_det(rows) <= 1.0);
-  BOOST_TEST(max_r_prob(rows) <= 1.0);
-  BOOST_TEST(max_r_det(rows) > 0.9);  // u_out |X| dominates: the rounding reaches its bound
+  BOOST_TEST(test::max_r_det(rows) <= 1.0);
+  BOOST_TEST(test::max_r_prob(rows) <= 1.0);
+  BOOST_TEST(test::max_r_det(rows) > 0.9);  // u_out |X| dominates: the rounding reaches its bound
   for (auto const& r : rows) {
     BOOST_TEST(r.upper_nonzero == 0);
     BOOST_TEST(r.diagonal_not_one == 0);
@@ -121,9 +111,9 @@ BOOST_FIXTURE_TEST_CASE(exact_inverse_rounded_once_to_bf16_is_inside, Fixture) {
   auto const bad = inverse_bound_ratios(p, ref, bounds, X);
   BOOST_TEST(bad.front().diagonal_not_one == 1);
   BOOST_TEST(bad.front().upper_nonzero == 1);
-  BOOST_TEST(max_r_det(bad) == max_r_det(rows));
+  BOOST_TEST(test::max_r_det(bad) == test::max_r_det(rows));
   // the exact inverse itself: R = 0
-  BOOST_TEST(max_r_det(inverse_bound_ratios(p, ref, bounds, ref.A_inv)) == 0.0);
+  BOOST_TEST(test::max_r_det(inverse_bound_ratios(p, ref, bounds, ref.A_inv)) == 0.0);
 }
 
 // One entry moved by twice its deterministic bound: R_det = 2 at that chunk and entry, 0 elsewhere.
@@ -149,7 +139,7 @@ BOOST_FIXTURE_TEST_CASE(one_entry_off_by_twice_its_bound_is_found, Fixture) {
   }
   // a non-finite entry is an infinite ratio
   X.data[static_cast<size_t>(off)] = std::nan("");
-  BOOST_TEST(std::isinf(max_r_det(inverse_bound_ratios(p, ref, bounds, X))));
+  BOOST_TEST(std::isinf(test::max_r_det(inverse_bound_ratios(p, ref, bounds, X))));
 }
 
 // The correct model of the bf16 kernels (fp32 KKT, fp32 16x16 substitution + fp32 merges, A_inv bf16)
@@ -161,9 +151,9 @@ BOOST_DATA_TEST_CASE(correct_emulation_is_inside_on_every_family, bdata::make(ge
     ChunkedResult const ref = chunked_forward(p);
     InverseBounds const b = inverse_bounds(p, ref, DeclaredArithmetic{});
     auto const rows = inverse_bound_ratios(p, ref, b, emulated_forward(p).A_inv);
-    BOOST_TEST(max_r_det(rows) <= 1.0, family << " " << dtype_name(dt));
-    BOOST_TEST_MESSAGE(family << " " << dtype_name(dt) << ": correct emulation max R_det " << max_r_det(rows)
-                              << ", max R_prob " << max_r_prob(rows) << ", margin_ref " << b.margin_ref);
+    BOOST_TEST(test::max_r_det(rows) <= 1.0, family << " " << dtype_name(dt));
+    BOOST_TEST_MESSAGE(family << " " << dtype_name(dt) << ": correct emulation max R_det " << test::max_r_det(rows)
+                              << ", max R_prob " << test::max_r_prob(rows) << ", margin_ref " << b.margin_ref);
   }
 }
 
@@ -180,7 +170,7 @@ BOOST_AUTO_TEST_CASE(tf32_merges_exceed_the_bound) {
       Problem const p = test::small_family_case(family, dt);
       ChunkedResult const ref = chunked_forward(p);
       InverseBounds const b = inverse_bounds(p, ref, DeclaredArithmetic{});
-      double const r = max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv));
+      double const r = test::max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv));
       over += r > 1.0;
       worst = std::max(worst, r);
       BOOST_TEST_MESSAGE(family << " " << dtype_name(dt) << ": tf32 merges max R_det " << r);
@@ -203,7 +193,7 @@ BOOST_AUTO_TEST_CASE(tf32x3_merges_are_inside_their_bound) {
       Problem const p = test::small_family_case(family, dt);
       ChunkedResult const ref = chunked_forward(p);
       InverseBounds const b = inverse_bounds(p, ref, d);
-      double const r = max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tc).A_inv));
+      double const r = test::max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tc).A_inv));
       BOOST_TEST(r <= 1.0, family << " " << dtype_name(dt) << ": tf32x3 merges max R_det " << r);
       BOOST_TEST_MESSAGE(family << " " << dtype_name(dt) << ": tf32x3 merges max R_det " << r);
     }
@@ -219,7 +209,7 @@ BOOST_AUTO_TEST_CASE(single_tf32_merges_break_the_tf32x3_bound) {
     Problem const p = test::small_family_case(family, DType::f32);
     ChunkedResult const ref = chunked_forward(p);
     InverseBounds const b = inverse_bounds(p, ref, d);
-    worst = std::max(worst, max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv)));
+    worst = std::max(worst, test::max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv)));
   }
   BOOST_TEST(worst > 1.0, "single tf32 merges max R_det " << worst << " under the tf32x3 declaration");
 }
@@ -262,7 +252,7 @@ BOOST_AUTO_TEST_CASE(declared_tf32_merges_explain_their_error) {
     Problem const p = test::small_family_case(family);
     ChunkedResult const ref = chunked_forward(p);
     InverseBounds const b = inverse_bounds(p, ref, d);
-    BOOST_TEST(max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv)) <= 1.0, family);
+    BOOST_TEST(test::max_r_det(inverse_bound_ratios(p, ref, b, emulated_forward(p, tf32).A_inv)) <= 1.0, family);
   }
 }
 

@@ -36,11 +36,6 @@ Tensor const& tensor_of(ChunkedResult const& r, std::string const& name) {
   return r.final_state;
 }
 
-double max_r_det(std::vector<StageBoundRow> const& rows) {
-  double m = 0;
-  for (auto const& r : rows) m = std::max(m, r.r_det);
-  return m;
-}
 
 }  // namespace
 
@@ -93,7 +88,7 @@ BOOST_AUTO_TEST_CASE(bounds_are_ordered_and_cover_a_single_rounding) {
   }
   // the exact reference itself: R = 0 everywhere
   for (auto const& name : bounded_tensors())
-    BOOST_TEST(max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(ref, name))) == 0.0, name);
+    BOOST_TEST(test::max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(ref, name))) == 0.0, name);
   // the h snapshot of a sequence's first chunk is the (exact) initial state rounded once to bf16
   Tensor h = ref.h;
   for (auto const& c : p.chunks()) {
@@ -106,7 +101,7 @@ BOOST_AUTO_TEST_CASE(bounds_are_ordered_and_cover_a_single_rounding) {
       }
     }
   }
-  double const r = max_r_det(stage_bound_ratios(p, ref, b, "h", h));
+  double const r = test::max_r_det(stage_bound_ratios(p, ref, b, "h", h));
   BOOST_TEST(r <= 1.0);
   BOOST_TEST(r > 0.5);  // the rounding reaches its bound: the bound is tight there
 }
@@ -136,9 +131,9 @@ BOOST_DATA_TEST_CASE(one_entry_off_by_twice_its_bound_is_found, bdata::make(boun
   BOOST_TEST(over == 1);
   // slightly inside: 0.99 of the bound is not flagged
   got.data[at] = tensor_of(ref, name).data[at] + 0.99 * det.data[at];
-  BOOST_TEST(max_r_det(stage_bound_ratios(p, ref, b, name, got)) < 1.0);
+  BOOST_TEST(test::max_r_det(stage_bound_ratios(p, ref, b, name, got)) < 1.0);
   got.data[at] = std::nan("");
-  BOOST_TEST(std::isinf(max_r_det(stage_bound_ratios(p, ref, b, name, got))));
+  BOOST_TEST(std::isinf(test::max_r_det(stage_bound_ratios(p, ref, b, name, got))));
 }
 
 // The correct model of the bf16/fp16 serving kernels (and of an all-fp32 pipeline with fp32 inputs) is
@@ -152,7 +147,7 @@ BOOST_DATA_TEST_CASE(correct_emulation_is_inside_on_every_family, bdata::make(ge
       ChunkedResult const got = emulated_forward(p);
       std::string line;
       for (auto const& name : bounded_tensors()) {
-        double const r = max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name)));
+        double const r = test::max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name)));
         BOOST_TEST(r <= 1.0, family << " " << dtype_name(dt) << " seed " << seed << " " << name << ": R_det " << r);
         line += " " + name + " " + std::to_string(r);
       }
@@ -186,7 +181,7 @@ BOOST_DATA_TEST_CASE(gqa_kernel_models_are_inside_on_every_family, bdata::make(g
       ChunkedResult const got = emulated_forward(p, eo);
       std::string line;
       for (auto const& name : bounded_tensors()) {
-        double const r = max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name)));
+        double const r = test::max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name)));
         BOOST_TEST(r <= 1.0, m.name << " " << family << " " << dtype_name(dt) << " " << name << ": R_det " << r);
         line += " " + name + " " + std::to_string(r);
       }
@@ -205,7 +200,7 @@ BOOST_AUTO_TEST_CASE(folded_beta_breaks_an_fp32_beta_v_declaration) {
   for (auto const& family : {"strong-decay", "ragged", "fla-test"}) {
     Problem const p = test::small_family_case(family, DType::bf16, 11);
     ChunkedResult const ref = chunked_forward(p);
-    worst = std::max(worst, max_r_det(stage_bound_ratios(p, ref, stage_bounds(p, ref, d), "u", emulated_forward(p, eo).u)));
+    worst = std::max(worst, test::max_r_det(stage_bound_ratios(p, ref, stage_bounds(p, ref, d), "u", emulated_forward(p, eo).u)));
   }
   BOOST_TEST(worst > 1.0, "u's R_det " << worst);
 }
@@ -220,7 +215,7 @@ BOOST_AUTO_TEST_CASE(isolated_stages_are_inside_too) {
     eo.stage_inputs = &ref;
     ChunkedResult const got = emulated_forward(p, eo);
     for (auto const& name : bounded_tensors())
-      BOOST_TEST(max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name))) <= 1.0, family << " " << name);
+      BOOST_TEST(test::max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name))) <= 1.0, family << " " << name);
   }
 }
 
@@ -234,7 +229,7 @@ BOOST_AUTO_TEST_CASE(bf16_state_breaks_the_state_bound_unless_declared) {
   ChunkedResult const got = emulated_forward(p, eo);
   StageBounds const fp32_state = stage_bounds(p, ref, DeclaredArithmetic{});
   auto const rows = stage_bound_ratios(p, ref, fp32_state, "final_state", got.final_state);
-  BOOST_TEST(max_r_det(rows) > 1.0);
+  BOOST_TEST(test::max_r_det(rows) > 1.0);
   // the length-1 sequence (seq 0) shows it
   double seq0 = 0;
   for (auto const& r : rows)
@@ -244,7 +239,7 @@ BOOST_AUTO_TEST_CASE(bf16_state_breaks_the_state_bound_unless_declared) {
   bf16_state.state = Precision::bf16;
   StageBounds const declared = stage_bounds(p, ref, bf16_state);
   for (auto const& name : bounded_tensors())
-    BOOST_TEST(max_r_det(stage_bound_ratios(p, ref, declared, name, tensor_of(got, name))) <= 1.0, name);
+    BOOST_TEST(test::max_r_det(stage_bound_ratios(p, ref, declared, name, tensor_of(got, name))) <= 1.0, name);
 }
 
 // State errors beyond what the arithmetic allows: an h snapshot off by a relative 2^-6 (4 bf16 roundings of
@@ -255,10 +250,10 @@ BOOST_AUTO_TEST_CASE(state_errors_beyond_the_arithmetic_are_flagged) {
   StageBounds const b = stage_bounds(p, ref, DeclaredArithmetic{});
   Tensor h = ref.h;
   for (double& x : h.data) x *= 1.0 + 0x1p-6;
-  BOOST_TEST(max_r_det(stage_bound_ratios(p, ref, b, "h", h)) > 1.0);
+  BOOST_TEST(test::max_r_det(stage_bound_ratios(p, ref, b, "h", h)) > 1.0);
   Tensor s = ref.final_state;
   for (double& x : s.data) x *= 1.0 + 0x1p-4;
-  BOOST_TEST(max_r_det(stage_bound_ratios(p, ref, b, "final_state", s)) > 1.0);
+  BOOST_TEST(test::max_r_det(stage_bound_ratios(p, ref, b, "final_state", s)) > 1.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
