@@ -281,18 +281,43 @@ __device__ __forceinline__ ChunkTile chunk_tile(Args const& a) {
 }
 
 // ---------------------------------------------------------------- per-row gate and beta of a chunk
+// (g_cumsum, beta, beta e^g_cumsum) of the chunk's row r = threadIdx.x for value head hv; 0 past the
+// chunk's end. A caller that ignores .z pays no exp (inlined, the dead expf goes).
+__device__ __forceinline__ float3 gate_beta_row(Args const& a, ChunkDesc const& c, int hv) {
+  int const r = threadIdx.x;
+  if (r >= c.rows) return make_float3(0.f, 0.f, 0.f);
+  int64_t const i = (c.row0 + r) * a.d.HV + hv;
+  float const g = a.g_cumsum[i], b = load_scalar(a.beta, a.beta_t, i);
+  return make_float3(g, b, b * expf(g));
+}
+
 // gs[r] = g_cumsum (if gs), bs[r] = beta and es[r] = beta e^g_cumsum (if es) of the chunk's row r for
 // value head hv, 0 past the chunk's end; threads 0..63 load them, the caller's barrier publishes them.
 __device__ __forceinline__ void load_gate_beta(Args const& a, ChunkDesc const& c, int hv, float* gs, float* bs,
                                                float* es = nullptr) {
   int const r = threadIdx.x;
   if (r >= kBT) return;
-  bool const ok = r < c.rows;
-  int64_t const i = (c.row0 + r) * a.d.HV + hv;
-  float const g = ok ? a.g_cumsum[i] : 0.f, b = ok ? load_scalar(a.beta, a.beta_t, i) : 0.f;
-  if (gs) gs[r] = g;
-  bs[r] = b;
-  if (es) es[r] = ok ? b * expf(g) : 0.f;
+  float3 const v = gate_beta_row(a, c, hv);
+  if (gs) gs[r] = v.x;
+  bs[r] = v.y;
+  if (es) es[r] = v.z;
+}
+
+// A warp's 16-row accumulator strip (rows m0 + 16i.., the mma C layout of warp_mma with MT = 1) into
+// device memory as O: `out` points at column 0 of the chunk's row 0, rows `rstride` elements apart; rows
+// at or past `rows` are skipped. 4-byte stores (two columns per lane).
+template <class O, int NT>
+__device__ __forceinline__ void store_acc_rows(float const (&acc)[1][NT][4], O* out, int64_t rstride, int m0,
+                                               int rows) {
+  int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    int const i = m0 + g + 8 * hh;
+    if (i >= rows) continue;
+    O* orow = out + i * rstride;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) store2<O>(orow + 8 * j + 2 * t, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
+  }
 }
 
 // Raise a kernel's dynamic shared-memory limit once (per process; one device assumed).

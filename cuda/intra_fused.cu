@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   ChunkTile const tile = chunk_tile(a);  // named members: the store lambda below captures them
   ChunkDesc const c = tile.c;
   int const hv = tile.hv, hk = tile.hk;
-  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int const tid = threadIdx.x, warp = tid >> 5;
   E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
   E const* vg = static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V;
   load_tile_async<E>(ks, LDK, kg, a.d.H * K, kBT, c.rows, K, tid, 128);
@@ -119,7 +119,6 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
   __syncthreads();
 
   constexpr int NT = V / 8;
-  int const g = lane >> 2, t = lane & 3;
   int const kend = 16 * (warp + 1);
 #pragma unroll
   for (int which = 0; which < 2; ++which) {  // 0: u, 1: w
@@ -129,21 +128,11 @@ __global__ void __launch_bounds__(128) intra_fused_kernel(Args a) {
       warp_mma<E, true, false, 1, NT, true>(acc, Ai, LDI, 16 * warp, vs, LDK, 0, 0, kend, vlo);
     else
       warp_mma<E, true, false, 1, NT>(acc, Ai, LDI, 16 * warp, which == 0 ? vs : ks, LDK, 0, 0, kend);
-    auto store_rows = [&](auto* outg) {
-      using O = std::remove_pointer_t<decltype(outg)>;
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const i = 16 * warp + g + 8 * hh;
-        if (i >= c.rows) continue;
-        O* orow = outg + ((c.row0 + i) * HV + hv) * V;
-#pragma unroll
-        for (int j = 0; j < NT; ++j) store2<O>(orow + 8 * j + 2 * t, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
-      }
-    };
+    int64_t const at = (c.row0 * HV + hv) * V, rstride = static_cast<int64_t>(HV) * V;
     if (which == 0)
-      store_rows(static_cast<UT*>(a.u));
+      store_acc_rows<UT>(acc, static_cast<UT*>(a.u) + at, rstride, 16 * warp, c.rows);
     else
-      store_rows(static_cast<E*>(a.w));
+      store_acc_rows<E>(acc, static_cast<E*>(a.w) + at, rstride, 16 * warp, c.rows);
   }
   block_time_end(a.block_times);
 }
@@ -161,15 +150,6 @@ struct IntraTcLayout {
   static_assert(PRE || 2 * mtile + sizeof(E) * 4 * 16 * LDG <= kInverseTcBytes, "staging must fit in the slots");
   static constexpr std::size_t bytes = 2 * tile + kInverseTcBytes;
 };
-
-// Thread r < 64: g_cumsum, beta and beta e^g_cumsum of the chunk's row r for value head hv (0 past the end).
-__device__ __forceinline__ float3 gate_beta_row3(Args const& a, ChunkDesc const& c, int hv) {
-  int const r = threadIdx.x;
-  if (r >= c.rows) return make_float3(0.f, 0.f, 0.f);
-  int64_t const i = (c.row0 + r) * a.d.HV + hv;
-  float const g = a.g_cumsum[i], b = load_scalar(a.beta, a.beta_t, i);
-  return make_float3(g, b, b * expf(g));
-}
 
 template <class E, class UT, int K>
 __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
@@ -200,9 +180,9 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   load_v(hk * G);
   float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values
   if (tid < kBT) {
-    float3 const h0 = gate_beta_row3(a, c, hk * G);
+    float3 const h0 = gate_beta_row(a, c, hk * G);
     gs[0][tid] = h0.x, bs[0][tid] = h0.y, es[0][tid] = h0.z;
-    if (G > 1) nxt = gate_beta_row3(a, c, hk * G + 1);
+    if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
   }
   cp_async_wait<1>();  // k landed; v may be in flight
   __syncthreads();
@@ -217,7 +197,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     if (gi > 0) load_v(hv);
     if (tid < kBT && gi + 1 < G) {
       gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y, es[buf ^ 1][tid] = nxt.z;
-      if (gi + 2 < G) nxt = gate_beta_row3(a, c, hv + 2);
+      if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
     }
     inverse_tc(gram, gs[buf], bs[buf], c.rows, sc);
 
@@ -287,14 +267,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
           }
           __syncwarp();  // the next pass rewrites the tile
         } else {
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            int const i = 16 * warp + g + 8 * hh;
-            if (i >= c.rows) continue;
-            O* orow = outg + ((c.row0 + i) * HV + hv) * V + n0;
-#pragma unroll
-            for (int j = 0; j < NT / 2; ++j) store2<O>(orow + 8 * j + 2 * t, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
-          }
+          store_acc_rows<O>(acc, outg + (c.row0 * HV + hv) * V + n0, static_cast<int64_t>(HV) * V, 16 * warp, c.rows);
         }
       };
       if (which == 0)

@@ -27,9 +27,9 @@
 //     default (Args::kkt_solve_variant = 4): bit-identical to the unfused pair.
 //   5 one 128-thread block per (chunk, key head), looping over the G value heads of that key head: the k
 //     tile is loaded and K K^T computed once (GQA sharing; kept in registers), then per value head the
-//     gate (fast exp), the diagonal blocks by the same fp32 substitution, the merges as a 32x32 recursive
-//     inverse in 3xTF32 on the tensor cores (cuda/inverse_tc.cuh), and the A_inv store as 16-byte pieces
-//     from the fp32 blocks. Not bit-identical to 4 (the exp and the merges differ in the last fp32 bits);
+//     gate (fast exp), the diagonal blocks by fp32 substitution (the row sums split across half-warps),
+//     the merges as a 32x32 recursive inverse in 3xTF32 on the tensor cores (cuda/inverse_tc.cuh), and
+//     the A_inv store as 16-byte pieces from the fp32 blocks. Not bit-identical to 4 (the exp and the merges differ in the last fp32 bits);
 //     `gdnv check` reports the bit-equal fraction and tests/cuda/test_gpu_tc.cpp bounds it. 16-bit inputs
 //     with A_inv in the input dtype only (others run variant 4). Shared memory 29 KB (the inverse's slots
 //     alias the k tile), 96 registers: 5 blocks per SM. H200, B=1 T=8192 H=16 HV=32, cold L2: 66.0 us
@@ -75,14 +75,6 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
-// Thread r < 64: g_cumsum and beta of the chunk's row r for value head hv (0 past the chunk's end).
-__device__ __forceinline__ float2 gate_beta_row(Args const& a, ChunkDesc const& c, int hv) {
-  int const r = threadIdx.x;
-  if (r >= c.rows) return make_float2(0.f, 0.f);
-  int64_t const i = (c.row0 + r) * a.d.HV + hv;
-  return make_float2(a.g_cumsum[i], load_scalar(a.beta, a.beta_t, i));
-}
-
 template <class E, int K>
 __global__ void __launch_bounds__(128, 5) kkt_solve_v5_kernel(Args a) {
   constexpr int LDS = K + 8;
@@ -97,9 +89,9 @@ __global__ void __launch_bounds__(128, 5) kkt_solve_v5_kernel(Args a) {
   ChunkDesc const c = a.chunks[blockIdx.x / H];
   load_tile_async<E>(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   cp_async_commit();
-  float2 nxt = make_float2(0.f, 0.f);  // threads < 64: the next head's row values, one head ahead
+  float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values, one head ahead
   if (tid < kBT) {
-    float2 const h0 = gate_beta_row(a, c, hk * G);
+    float3 const h0 = gate_beta_row(a, c, hk * G);
     gs[0][tid] = h0.x, bs[0][tid] = h0.y;
     if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
   }

@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
   ChunkTile const tile = chunk_tile(a);  // named members: the store lambda below captures them
   ChunkDesc const c = tile.c;
   int const hv = tile.hv, hk = tile.hk;
-  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int const tid = threadIdx.x, warp = tid >> 5;
   int64_t const rowAi = static_cast<int64_t>(HV) * kBT;
 
   load_gate_beta(a, c, hv, nullptr, bs, es);
@@ -90,7 +90,6 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
 
   constexpr int NT = V / 16;  // 8-col tiles per warp (V/2 columns)
   int const mrow = warp & 3, half = warp >> 2;
-  int const g = lane >> 2, t = lane & 3;
   int const kend = 16 * (mrow + 1);
 #pragma unroll
   for (int which = 0; which < 2; ++which) {  // 0: u, 1: w
@@ -103,24 +102,11 @@ __global__ void __launch_bounds__(256) wu_kernel(Args a) {
     else
       warp_mma<E, true, false, 1, NT>(acc, Ai, LDI, 16 * mrow, Bt, ldb, half * (V / 2), 0, kend);
     if constexpr (SPLIT) warp_mma<E, true, false, 1, NT>(acc, Ai_lo, LDI, 16 * mrow, Bt, ldb, half * (V / 2), 0, kend);
-    auto store_rows = [&](auto* outg) {
-      using O = std::remove_pointer_t<decltype(outg)>;
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const i = 16 * mrow + g + 8 * hh;
-        if (i >= c.rows) continue;
-        O* orow = outg + ((c.row0 + i) * HV + hv) * V;
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          int const col = half * (V / 2) + 8 * j + 2 * t;
-          store2<O>(orow + col, acc[0][j][2 * hh], acc[0][j][2 * hh + 1]);
-        }
-      }
-    };
+    int64_t const at = (c.row0 * HV + hv) * V + half * (V / 2), rstride = static_cast<int64_t>(HV) * V;
     if (which == 0)
-      store_rows(static_cast<UT*>(a.u));
+      store_acc_rows<UT>(acc, static_cast<UT*>(a.u) + at, rstride, 16 * mrow, c.rows);
     else
-      store_rows(static_cast<E*>(a.w));
+      store_acc_rows<E>(acc, static_cast<E*>(a.w) + at, rstride, 16 * mrow, c.rows);
   }
   block_time_end(a.block_times);
 }
