@@ -223,7 +223,11 @@ int64_t timed_blocks(Args const& a, Stage s) {
     case Stage::wu: return d.num_chunks * d.HV;
     case Stage::kkt_solve_fused: return d.num_chunks * (kkt_solve_runs_v5(a) ? d.H : d.HV);
     case Stage::intra_fused: return d.num_chunks * (intra_runs_v3(a) ? d.H : d.HV);
-    case Stage::chunk_state: return d.N == 0 ? 0 : d.N * d.HV * (d.V / 32);  // BV = 32, both variants
+    case Stage::chunk_state: {
+      // BV = 64 for variant 4 (16-bit inputs, K = 128; it runs variant 2 otherwise), else 32
+      bool const v4 = a.state_variant == 4 && a.qkv != ElemType::f32 && d.K == 128;
+      return d.N == 0 ? 0 : d.N * d.HV * (d.V / (v4 ? 64 : 32));
+    }
     case Stage::chunk_output: return d.num_chunks * d.HV * (a.output_variant == 1 ? d.V / 64 : 1);
   }
   return 0;

@@ -82,6 +82,10 @@ __device__ __forceinline__ void cp_async16(void* smem, void const* gmem) {
   unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
 }
+__device__ __forceinline__ void cp_async8(void* smem, void const* gmem) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(gmem));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
@@ -265,6 +269,45 @@ __device__ __forceinline__ void store2(E* p, float a, float b) {
   } else {
     *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
   }
+}
+
+// Two floats rounded to a 16-bit E and packed as one mma operand register (first element in the low
+// half, as the A/B fragments and ldmatrix place the lower column index), and back.
+template <class E>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  static_assert(is_16bit<E>(), "16-bit element types only");
+  uint32_t r;
+  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    __nv_bfloat162 const v = __floats2bfloat162_rn(lo, hi);
+    r = *reinterpret_cast<uint32_t const*>(&v);
+  } else {
+    __half2 const v = __floats2half2_rn(lo, hi);
+    r = *reinterpret_cast<uint32_t const*>(&v);
+  }
+  return r;
+}
+template <class E>
+__device__ __forceinline__ float2 unpack2(uint32_t r) {
+  if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162 const*>(&r));
+  } else {
+    return __half22float2(*reinterpret_cast<__half2 const*>(&r));
+  }
+}
+
+// stmatrix .x4 .trans: matrix i (register r[i], the mma fragment layout: lane l holds row l/4, columns
+// 2(l%4), +1) is stored transposed, its column j as the 8 consecutive 16-bit elements at the address
+// given by lane 8i + j (16-byte aligned).
+__device__ __forceinline__ void stsm_x4_trans(void* p, uint32_t const (&r)[4]) {
+  unsigned const s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n"
+               ::"r"(s), "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3]) : "memory");
+}
+
+// Barrier `id` (1..15; 0 is __syncthreads) among `threads` threads (a multiple of 32), which also orders
+// their shared-memory accesses.
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 // ---------------------------------------------------------------- the block's (chunk, value head)

@@ -67,7 +67,7 @@ struct Args {
   ElemType beta_t = ElemType::f32; // beta
   ElemType ainv = ElemType::bf16;  // A_inv as stored by solve_tril and read by wu
   float scale = 1.f;
-  int state_variant = 2;    // chunk_state kernel variant (1 or 2, see chunk_state.cu)
+  int state_variant = 2;    // chunk_state kernel variant (1-4, see chunk_state.cu; 3 and 4 run 2 where they do not apply)
   int output_variant = 2;   // chunk_output kernel variant (1 or 2, see chunk_output.cu)
   // Fused kernel variants (kkt_solve_fused.cu, intra_fused.cu). 4 / 1: the unfused arithmetic bit for
   // bit, one block per (chunk, value head). 5 / 3: one block per (chunk, key head) sharing K K^T among
@@ -80,7 +80,7 @@ struct Args {
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
   // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
   // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Any Fusion; needs the
-  // state/output variant 2. See uv_type().
+  // state variant 2, 3 or 4 and output variant 2. See uv_type().
   bool precise_uv = false;
   // device pointers
   ChunkDesc const* chunks = nullptr;

@@ -290,6 +290,7 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   gc::Args a = ws.args;  // "unfused": bf16 A_inv, state operand rounded to bf16 (FLA's rounding)
   a.scale = 1.f / std::sqrt(static_cast<float>(cfg.K));
   a.split_state = false;
+  a.state_variant = 2;  // the rows below measure chunk_state 2 as before; variant 3 has its own rows
   gc::Args a32 = a;  // "unfused-fp32inv": fp32 A_inv (split hi+lo in w/u), split state operand
   a32.ainv = gc::ElemType::f32;
   a32.A_inv = ainv32.get();
@@ -345,6 +346,20 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("wu (fp32 A_inv, hi+lo)", "stage", "", t_wu32, f_wu, [&] { gc::wu(a32, nullptr); });
   add("chunk_state (bf16 S operand)", "stage", "state", t_state, f_state, [&] { gc::chunk_state(a, nullptr); });
   add("chunk_state (split S operand)", "stage", "", t_state, f_state, [&] { gc::chunk_state(a32, nullptr); });
+  // chunk_state 3 (the state transposed in registers): the same bytes as variant 2 (tests/cuda).
+  gc::Args as3 = a, as3s = a32;
+  as3.state_variant = as3s.state_variant = 3;
+  add("chunk_state v3 (bf16 S operand)", "stage", "state", t_state, f_state, [&] { gc::chunk_state(as3, nullptr); }, 0,
+      "", "chunk_state (bf16 S operand)");
+  add("chunk_state v3 (split S operand)", "stage", "", t_state, f_state, [&] { gc::chunk_state(as3s, nullptr); }, 0,
+      "", "chunk_state (split S operand)");
+  // chunk_state 4 (the same, on wgmma): within 2 ulp of variant 2 (tests/cuda).
+  gc::Args as4 = a, as4s = a32;
+  as4.state_variant = as4s.state_variant = 4;
+  add("chunk_state v4 (wgmma, bf16 S operand)", "stage", "state", t_state, f_state, [&] { gc::chunk_state(as4, nullptr); },
+      0, "", "chunk_state (bf16 S operand)");
+  add("chunk_state v4 (wgmma, split S operand)", "stage", "", t_state, f_state, [&] { gc::chunk_state(as4s, nullptr); }, 0,
+      "", "chunk_state (split S operand)");
   add("chunk_output", "stage", "output", t_out, f_out, [&] { gc::chunk_output(a, nullptr); });
   add("forward unfused", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
       [&] { gc::forward(a, nullptr); }, fwd_unfused16,
@@ -392,6 +407,11 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("forward fused-intra v3", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
       [&] { gc::forward(ifwd3, nullptr); }, fwd_unfused16, "floor: a fully fused forward; A_inv not stored",
       "forward unfused");
+  gc::Args ifwd3s4 = ifwd3;
+  ifwd3s4.state_variant = 4;
+  add("forward fused-intra v3, state v4", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
+      [&] { gc::forward(ifwd3s4, nullptr); }, fwd_unfused16, "floor: a fully fused forward; A_inv not stored",
+      "forward unfused");
   // "precise" (Args::precise_uv): u and v_new fp32 in their own buffers, beta v and the scores split.
   gc::DeviceBuffer u32(static_cast<size_t>(std::max<int64_t>(1, d.B * d.T * d.HV * d.V)) * 4);
   gc::DeviceBuffer vnew32(u32.size());
@@ -430,6 +450,13 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
       [&] { gc::intra_fused(api3, nullptr); }, 0, "", "intra_fused (A_inv on chip)");
   add("forward precise v3 (fused intra)", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
       [&] { gc::forward(api3, nullptr); }, fwd_precise,
+      "floor: a fully fused forward; o at ~1.0x the bf16 floor; A_inv not stored", "forward unfused");
+  gc::Args ap4 = ap, api3s4 = api3;
+  ap4.state_variant = api3s4.state_variant = 4;
+  add("chunk_state v4 (wgmma, precise: u, v_new fp32)", "stage", "", t_state_p, f_state,
+      [&] { gc::chunk_state(ap4, nullptr); }, 0, "", "chunk_state (precise: u, v_new fp32)");
+  add("forward precise v3, state v4", "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
+      [&] { gc::forward(api3s4, nullptr); }, fwd_precise,
       "floor: a fully fused forward; o at ~1.0x the bf16 floor; A_inv not stored", "forward unfused");
   add("cublas kkt (gemm + mask)", "baseline", "", t_kkt, f_kkt, [&] { cb.kkt(a, nullptr); });
   add("cublas strsm fp32 (fp32 A_inv)", "baseline", "", t_solve32, f_solve, [&] { cb.solve(a32, nullptr, false); });
@@ -515,6 +542,7 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
         {"kkt_solve_fused v5 (GQA Gram, 3xTF32 merges)", gc::Stage::kkt_solve_fused, af5,
          "kkt_solve_fused v5 (GQA Gram, 3xTF32 merges)"},
         {"intra_fused v3 (A_inv stored)", gc::Stage::intra_fused, ai3, "intra_fused v3 (A_inv stored)"},
+        {"chunk_state v4 (wgmma, bf16 S operand)", gc::Stage::chunk_state, as4, "chunk_state v4 (wgmma, bf16 S operand)"},
     };
     json pc = json::array();
     int64_t const chunks_per_seq = d.N > 0 ? d.num_chunks / d.N : 0;

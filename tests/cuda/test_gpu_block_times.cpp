@@ -142,6 +142,17 @@ BOOST_AUTO_TEST_CASE(bf16_varlen_G3_gqa_variants) {
   run_timing_case(c);
 }
 
+// chunk_state 3 (state transposed in registers), K = 64 and 128.
+BOOST_AUTO_TEST_CASE(bf16_varlen_state_v3) {
+  TimingCase c;
+  c.H = 2, c.HV = 4;
+  c.seqlens = {1, 63, 64, 65, 0, 300};
+  c.state_variant = 3;
+  run_timing_case(c);
+  c.K = 64;
+  run_timing_case(c);
+}
+
 BOOST_AUTO_TEST_CASE(fp32_B2_T130) {
   TimingCase c;
   c.B = 2, c.T = 130, c.H = 1, c.HV = 2;
