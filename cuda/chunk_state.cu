@@ -67,6 +67,86 @@ struct DescRing {
   __device__ __forceinline__ ChunkDesc get(int r) const { return ring[r & 7]; }
 };
 
+// The block's (sequence n, value head hv, its key head hk, V tile vt) in every variant's 1-D grid: the V
+// tiles of a head fastest (they read the same w and k tiles), then the value heads, then the sequences.
+struct StateTile {
+  int n, hv, hk, vt;
+};
+template <int NVT>
+__device__ __forceinline__ StateTile state_tile(Args const& a) {
+  int const HV = static_cast<int>(a.d.HV);
+  int const b = static_cast<int>(blockIdx.x);
+  int const hv = (b / NVT) % HV;
+  return {b / (NVT * HV), hv, hv / static_cast<int>(HV / a.d.H), b % NVT};
+}
+
+// One warp writes `rows` staged rows of 16 elements of T (shared, `lds` apart) to device memory (rows
+// `gstride` elements apart) as 16-byte pieces; rows at or past `valid` are skipped. Variants 3 and 4 stage
+// their h and v_new blocks this way after stmatrix.
+template <class T, int ROWS>
+__device__ __forceinline__ void store_staged_rows(T* out, int64_t gstride, T const* staged, int lds, int valid) {
+  constexpr int PPR = 16 * static_cast<int>(sizeof(T)) / 16;  // pieces per row
+  constexpr int PER = 16 / static_cast<int>(sizeof(T));       // elements per piece
+  int const lane = threadIdx.x & 31;
+#pragma unroll
+  for (int x = 0; x < ROWS * PPR / 32; ++x) {
+    int const r = (x * 32 + lane) / PPR, q = ((x * 32 + lane) % PPR) * PER;
+    if (r < valid)
+      *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * gstride + q) = *reinterpret_cast<uint4 const*>(staged + r * lds + q);
+  }
+}
+
+// The step bookkeeping of variants 3 and 4 (one block walks one sequence's chunks): descriptors through
+// DescRing, three tile stages (chunk r + 2's tiles load while chunk r computes), and g_cumsum of this
+// thread's row (threads < 64) and of the chunk's last row, loaded one chunk ahead. `issue(c, stage)` is the
+// kernel's copy of one chunk's tiles into a stage, without the commit.
+struct ChunkWalk {
+  Args const& a;
+  int hv;
+  DescRing descs;
+  int nch;
+  float g_row = 0.f, g_last = 0.f;
+
+  __device__ __forceinline__ void load_g(ChunkDesc const& c) {
+    int64_t const HV = a.d.HV;
+    g_row = (static_cast<int>(threadIdx.x) < c.rows) ? a.g_cumsum[(c.row0 + threadIdx.x) * HV + hv] : 0.f;
+    g_last = a.g_cumsum[(c.row0 + c.rows - 1) * HV + hv];
+  }
+  // Chunks 0 and 1 in flight (block-uniform; contains a barrier).
+  template <class Issue>
+  __device__ __forceinline__ void start(Issue&& issue) {
+    if (nch == 0) return;
+    if (threadIdx.x < 2 && static_cast<int>(threadIdx.x) < nch) descs.ring[threadIdx.x] = descs.src[threadIdx.x];
+    __syncthreads();
+    for (int r = 0; r < 2 && r < nch; ++r) {
+      issue(descs.get(r), r);
+      if (r + 2 < nch) descs.issue(r + 2);
+      cp_async_commit();
+    }
+    load_g(descs.get(0));
+  }
+  // Top of step ci: threads < 64 write e^{gl - g_r} (0 past the chunk's end) to dec; returns e^{gl}.
+  __device__ __forceinline__ float gates(ChunkDesc const& c, float* dec) const {
+    if (threadIdx.x < kBT) dec[threadIdx.x] = static_cast<int>(threadIdx.x) < c.rows ? expf(g_last - g_row) : 0.f;
+    return expf(g_last);
+  }
+  // Chunk ci's tiles are in (the next chunk's group may still fly); the caller's barrier publishes them.
+  __device__ __forceinline__ void wait(int ci) const {
+    if (ci + 1 < nch) cp_async_wait<1>(); else cp_async_wait<0>();
+  }
+  // After step ci's barrier (every warp is done with the stage of chunk ci - 1): chunk ci + 2's tiles and
+  // chunk ci + 4's descriptor, then chunk ci + 1's gates (used at the next step's top).
+  template <class Issue>
+  __device__ __forceinline__ void advance(int ci, Issue&& issue) {
+    if (ci + 2 < nch) {
+      issue(descs.get(ci + 2), ci + 2);
+      if (ci + 4 < nch) descs.issue(ci + 4);
+      cp_async_commit();
+    }
+    if (ci + 1 < nch) load_g(descs.get(ci + 1));
+  }
+};
+
 
 template <class E, int K, int V, int BV, bool SPLIT>
 __global__ void __launch_bounds__(128) chunk_state_v1_kernel(Args a) {
@@ -83,11 +163,8 @@ __global__ void __launch_bounds__(128) chunk_state_v1_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  int const nvt = V / BV;
-  int const vt = blockIdx.x % nvt;
-  int const hv = (blockIdx.x / nvt) % HV;
-  int const n = blockIdx.x / (nvt * HV);
-  int const hk = hv / static_cast<int>(HV / a.d.H);
+  StateTile const tile = state_tile<V / BV>(a);
+  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   int const g = lane >> 2, t = lane & 3;
   int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
@@ -245,11 +322,8 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  constexpr int nvt = V / BV;
-  int const vt = blockIdx.x % nvt;
-  int const hv = (blockIdx.x / nvt) % HV;
-  int const n = blockIdx.x / (nvt * HV);
-  int const hk = hv / static_cast<int>(HV / a.d.H);
+  StateTile const tile = state_tile<V / BV>(a);
+  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   int const g = lane >> 2, t = lane & 3;
   int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
@@ -453,11 +527,8 @@ __global__ void __launch_bounds__(128) chunk_state_v3_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  constexpr int nvt = V / BV;
-  int const vt = blockIdx.x % nvt;
-  int const hv = (blockIdx.x / nvt) % HV;
-  int const n = blockIdx.x / (nvt * HV);
-  int const hk = hv / static_cast<int>(HV / a.d.H);
+  StateTile const tile = state_tile<V / BV>(a);
+  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   int const g = lane >> 2, t = lane & 3, li = lane >> 3, lr = lane & 7;
   int const vg = warp & 1, kh = warp >> 1;
@@ -487,46 +558,24 @@ __global__ void __launch_bounds__(128) chunk_state_v3_kernel(Args a) {
   TileCopy<E, kBT, K, NW * 32> const copy_wk(tid);
   TileCopy<UT, kBT, BV, NW * 32> const copy_u(tid);
   int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
-  auto prefetch = [&](ChunkDesc const& c, E* st, bool commit = true) {
+  auto prefetch = [&](ChunkDesc const& c, int stage) {
+    E* st = stage_at(stage);
     E const* wg = static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K;
     E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
     UT const* ug = static_cast<UT const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV;
     copy_wk.issue(st, LDK, wg, w_stride, c.rows);
     copy_wk.issue(st + kBT * LDK, LDK, kg, k_stride, c.rows);
     copy_u.issue(reinterpret_cast<UT*>(st + 2 * kBT * LDK), LDU, ug, u_stride, c.rows);
-    if (commit) cp_async_commit();
   };
-  // g_cumsum of this thread's row (threads < 64) and of the chunk's last row, one chunk ahead
-  auto load_g = [&](ChunkDesc const& c, float& g_row, float& g_last) {
-    g_row = (tid < c.rows) ? a.g_cumsum[(c.row0 + tid) * HV + hv] : 0.f;
-    g_last = a.g_cumsum[(c.row0 + c.rows - 1) * HV + hv];
-  };
-  // three tile stages: chunk r + 2's tiles load while chunk r computes
   __shared__ __align__(16) ChunkDesc desc_ring[8];
-  DescRing const descs{desc_ring, a.chunks + c_begin};
-  int const nch = static_cast<int>(c_end - c_begin);
-  float g_row = 0.f, g_last = 0.f;
-  if (nch > 0) {
-    if (tid < 2 && tid < nch) desc_ring[tid] = a.chunks[c_begin + tid];
-    __syncthreads();
-    prefetch(descs.get(0), stage_at(0), false);
-    if (nch > 2) descs.issue(2);
-    cp_async_commit();
-    if (nch > 1) {
-      prefetch(descs.get(1), stage_at(1), false);
-      if (nch > 3) descs.issue(3);
-      cp_async_commit();
-    }
-    load_g(descs.get(0), g_row, g_last);
-  }
+  ChunkWalk walk{a, hv, {desc_ring, a.chunks + c_begin}, static_cast<int>(c_end - c_begin)};
+  walk.start(prefetch);
 
-  for (int ci = 0; ci < nch; ++ci) {
-    ChunkDesc const c = descs.get(ci);
+  for (int ci = 0; ci < walk.nch; ++ci) {
+    ChunkDesc const c = walk.descs.get(ci);
     int const par = ci & 1;
     E* st = stage_at(ci);
-    bool const has_next = ci + 1 < nch;
-    if (tid < kBT) dec_s[par][tid] = tid < c.rows ? expf(g_last - g_row) : 0.f;
-    float const eg = expf(g_last);
+    float const eg = walk.gates(c, dec_s[par]);
 
     // round_E(S^T) (the h value and the W*S operand) as A fragments; lo = round_E(S - hi) with SPLIT
     uint32_t sh[KS][4], sl[KS][4];
@@ -542,14 +591,9 @@ __global__ void __launch_bounds__(128) chunk_state_v3_kernel(Args a) {
         }
       }
 
-    if (has_next) cp_async_wait<1>(); else cp_async_wait<0>();  // this chunk's group (the next may fly)
+    walk.wait(ci);
     __syncthreads();
-    if (ci + 2 < nch) {
-      prefetch(descs.get(ci + 2), stage_at(ci + 2), false);
-      if (ci + 4 < nch) descs.issue(ci + 4);
-      cp_async_commit();
-    }
-    if (has_next) load_g(descs.get(ci + 1), g_row, g_last);  // used at the next step's top
+    walk.advance(ci, prefetch);
     E const* Ws = st;
     E const* Ks = st + kBT * LDK;
     UT const* Us = reinterpret_cast<UT const*>(st + 2 * kBT * LDK);
@@ -582,12 +626,7 @@ __global__ void __launch_bounds__(128) chunk_state_v3_kernel(Args a) {
         stsm_x4_trans(sg + (16 * ks + lr + (li >> 1) * 8) * LDH + (li & 1) * 8, sh[ks]);
       __syncwarp();
       E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K + k0) * V + vt * BV + v0;
-#pragma unroll
-      for (int x = 0; x < KH * 2 / 32; ++x) {
-        int const r = x * 16 + (lane >> 1), q = (lane & 1) * 8;
-        *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(r) * V + q) =
-            *reinterpret_cast<uint4 const*>(sg + r * LDH + q);
-      }
+      store_staged_rows<E, KH>(hg, V, sg, LDH, KH);
     }
 
     // exchange the partial products with the other K half of this vg
@@ -640,7 +679,6 @@ __global__ void __launch_bounds__(128) chunk_state_v3_kernel(Args a) {
     // v_new: this warp stores tokens 32 kh .. 32 kh + 31 of its 16 columns
     {
       UT* vng = static_cast<UT*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV + v0;
-      constexpr int PPR = 16 * static_cast<int>(sizeof(UT)) / 16;  // 16-byte pieces per staged row
       constexpr int LDS = std::is_same_v<UT, float> ? LDVF : LDH;
       UT* sv = reinterpret_cast<UT*>(stg);
       __syncwarp();  // the h staging reads are done
@@ -662,14 +700,8 @@ __global__ void __launch_bounds__(128) chunk_state_v3_kernel(Args a) {
         }
       }
       __syncwarp();
-      int const rows_here = c.rows - 32 * kh;
-#pragma unroll
-      for (int x = 0; x < 32 * PPR / 32; ++x) {
-        int const r = (x * 32 + lane) / PPR, q = ((x * 32 + lane) % PPR) * (16 / static_cast<int>(sizeof(UT)));
-        if (r < rows_here)
-          *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(32 * kh + r) * HV * V + q) =
-              *reinterpret_cast<uint4 const*>(sv + r * LDS + q);
-      }
+      store_staged_rows<UT, 32>(vng + static_cast<int64_t>(32 * kh) * HV * V, static_cast<int64_t>(HV) * V, sv, LDS,
+                                c.rows - 32 * kh);
     }
 
     // S^T <- e^{gl} S^T + round_E(Delta^T diag(gate)) K over this warp's half of K
@@ -749,11 +781,8 @@ __global__ void __launch_bounds__(128) chunk_state_v4_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
-  constexpr int nvt = V / BV;
-  int const vt = blockIdx.x % nvt;
-  int const hv = (blockIdx.x / nvt) % HV;
-  int const n = blockIdx.x / (nvt * HV);
-  int const hk = hv / static_cast<int>(HV / a.d.H);
+  StateTile const tile = state_tile<V / BV>(a);
+  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   int const g = lane >> 2, t = lane & 3, li = lane >> 3, lr = lane & 7;
   int const v0 = 16 * warp;
@@ -780,7 +809,8 @@ __global__ void __launch_bounds__(128) chunk_state_v4_kernel(Args a) {
   int const k_row = (tid & 15) + 16 * ((tid >> 5) & 3), k_grp = (tid >> 4) & 1;
   TileCopy<UT, kBT, BV, 128> const copy_u(tid);
   int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
-  auto prefetch = [&](ChunkDesc const& c, unsigned char* st, bool commit = true) {
+  auto prefetch = [&](ChunkDesc const& c, int stage) {
+    unsigned char* st = stage_at(stage);
     E const* wg = static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K + (w_row * w_stride + 8 * w_grp);
     E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K + (k_row * k_stride + 8 * k_grp);
     unsigned char* ws = st + 16 * tid;
@@ -797,38 +827,16 @@ __global__ void __launch_bounds__(128) chunk_state_v4_kernel(Args a) {
     }
     UT const* ug = static_cast<UT const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV;
     copy_u.issue(reinterpret_cast<UT*>(st + 2 * TILE_BYTES), LDU, ug, u_stride, c.rows);
-    if (commit) cp_async_commit();
   };
-  auto load_g = [&](ChunkDesc const& c, float& g_row, float& g_last) {
-    g_row = (tid < c.rows) ? a.g_cumsum[(c.row0 + tid) * HV + hv] : 0.f;
-    g_last = a.g_cumsum[(c.row0 + c.rows - 1) * HV + hv];
-  };
-  // three tile stages: chunk r + 2's tiles load while chunk r computes
   __shared__ __align__(16) ChunkDesc desc_ring[8];
-  DescRing const descs{desc_ring, a.chunks + c_begin};
-  int const nch = static_cast<int>(c_end - c_begin);
-  float g_row = 0.f, g_last = 0.f;
-  if (nch > 0) {
-    if (tid < 2 && tid < nch) desc_ring[tid] = a.chunks[c_begin + tid];
-    __syncthreads();
-    prefetch(descs.get(0), stage_at(0), false);
-    if (nch > 2) descs.issue(2);
-    cp_async_commit();
-    if (nch > 1) {
-      prefetch(descs.get(1), stage_at(1), false);
-      if (nch > 3) descs.issue(3);
-      cp_async_commit();
-    }
-    load_g(descs.get(0), g_row, g_last);
-  }
+  ChunkWalk walk{a, hv, {desc_ring, a.chunks + c_begin}, static_cast<int>(c_end - c_begin)};
+  walk.start(prefetch);
 
-  for (int ci = 0; ci < nch; ++ci) {
-    ChunkDesc const c = descs.get(ci);
+  for (int ci = 0; ci < walk.nch; ++ci) {
+    ChunkDesc const c = walk.descs.get(ci);
     int const par = ci & 1;
     unsigned char* st = stage_at(ci);
-    bool const has_next = ci + 1 < nch;
-    if (tid < kBT) dec_s[par][tid] = tid < c.rows ? expf(g_last - g_row) : 0.f;
-    float const eg = expf(g_last);
+    float const eg = walk.gates(c, dec_s[par]);
 
     // round_E(S^T) as A fragments (k step ks: features 16 ks..), lo = round_E(S - hi) with SPLIT
     uint32_t sh[8][4], sl[8][4];
@@ -848,15 +856,10 @@ __global__ void __launch_bounds__(128) chunk_state_v4_kernel(Args a) {
 #pragma unroll
     for (int ks = 0; ks < 8; ++ks) stsm_x4_trans(sg + (16 * ks + lr + (li >> 1) * 8) * LDH + (li & 1) * 8, sh[ks]);
 
-    if (has_next) cp_async_wait<1>(); else cp_async_wait<0>();
+    walk.wait(ci);
     fence_proxy_async_smem();  // the cp.async and zero-fill writes, before wgmma reads them
     __syncthreads();
-    if (ci + 2 < nch) {
-      prefetch(descs.get(ci + 2), stage_at(ci + 2), false);
-      if (ci + 4 < nch) descs.issue(ci + 4);
-      cp_async_commit();
-    }
-    if (has_next) load_g(descs.get(ci + 1), g_row, g_last);  // used at the next step's top
+    walk.advance(ci, prefetch);
     uint64_t const desc_w = wgmma_desc(st, 128, 2048);
     uint64_t const desc_k = wgmma_desc(st + TILE_BYTES, 128, 1024);
     UT const* Us = reinterpret_cast<UT const*>(st + 2 * TILE_BYTES);
@@ -873,11 +876,7 @@ __global__ void __launch_bounds__(128) chunk_state_v4_kernel(Args a) {
     wgmma_commit();
     {
       E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV + v0;
-#pragma unroll
-      for (int x = 0; x < K * 2 / 32; ++x) {
-        int const r = x * 16 + (lane >> 1), q = (lane & 1) * 8;
-        *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(r) * V + q) = *reinterpret_cast<uint4 const*>(sg + r * LDH + q);
-      }
+      store_staged_rows<E, K>(hg, V, sg, LDH, K);
     }
     wgmma_wait<0>();
 
@@ -924,7 +923,6 @@ __global__ void __launch_bounds__(128) chunk_state_v4_kernel(Args a) {
     // v_new (all 64 tokens of this warp's 16 columns) while the update runs
     {
       UT* vng = static_cast<UT*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV + v0;
-      constexpr int PPR = 16 * static_cast<int>(sizeof(UT)) / 16;
       constexpr int LDS = std::is_same_v<UT, float> ? LDVF : LDH;
       UT* sv = reinterpret_cast<UT*>(stg);
       __syncwarp();  // the h staging reads are done
@@ -942,12 +940,7 @@ __global__ void __launch_bounds__(128) chunk_state_v4_kernel(Args a) {
           for (int e = 0; e < 4; ++e) sv[(8 * j + 2 * t + (e & 1)) * LDS + g + 8 * (e >> 1)] = D[4 * j + e];
       }
       __syncwarp();
-#pragma unroll
-      for (int x = 0; x < kBT * PPR / 32; ++x) {
-        int const r = (x * 32 + lane) / PPR, q = ((x * 32 + lane) % PPR) * (16 / static_cast<int>(sizeof(UT)));
-        if (r < c.rows)
-          *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + q) = *reinterpret_cast<uint4 const*>(sv + r * LDS + q);
-      }
+      store_staged_rows<UT, kBT>(vng, static_cast<int64_t>(HV) * V, sv, LDS, c.rows);
     }
     wgmma_wait<0>();
   }

@@ -29,6 +29,17 @@ inline Problem family_problem(std::string family, int64_t T, int64_t H, int64_t 
   return generate_problem(gp);
 }
 
+// cu_seqlens of `seqlens` ({0, l0, l0 + l1, ...}); empty for none (one dense sequence of T per batch
+// row). With seqlens, T becomes their total.
+inline std::vector<int64_t> cu_seqlens(std::vector<int64_t> const& seqlens, int64_t& T) {
+  std::vector<int64_t> cu;
+  if (seqlens.empty()) return cu;
+  cu.push_back(0);
+  for (int64_t l : seqlens) cu.push_back(cu.back() + l);
+  T = cu.back();
+  return cu;
+}
+
 #ifdef GDNV_HAVE_CUDA
 // A device buffer's bytes on the host (byte-exact comparisons of kernel outputs).
 inline std::vector<unsigned char> device_bytes(gdn_cuda::DeviceBuffer const& b) {

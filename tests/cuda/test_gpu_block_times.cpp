@@ -39,13 +39,8 @@ constexpr gc::Stage kStages[] = {gc::Stage::chunk_cumsum, gc::Stage::kkt,       
 std::vector<unsigned char> bytes_of(gc::DeviceBuffer const& b) { return gdnv::test::device_bytes(b); }
 
 void run_timing_case(TimingCase const& tc) {
-  std::vector<int64_t> cu;
   int64_t T = tc.T;
-  if (!tc.seqlens.empty()) {
-    cu.push_back(0);
-    for (int64_t l : tc.seqlens) cu.push_back(cu.back() + l);
-    T = cu.back();
-  }
+  std::vector<int64_t> const cu = gdnv::test::cu_seqlens(tc.seqlens, T);
   gc::Plan plan = gc::make_plan(tc.B, T, tc.H, tc.HV, tc.K, tc.K, cu);
   gc::Workspace ws(plan, tc.qkv, gc::ElemType::f32, gc::ElemType::f32, tc.ainv, true);
   gc::fill_random_inputs(ws, 7);

@@ -120,12 +120,7 @@ BOOST_AUTO_TEST_CASE(ainv_and_w_bit_equal_to_fused) {
 void expect_intra_equals_wu(int64_t T, int64_t H, int64_t HV, int64_t K, std::vector<int64_t> seqlens,
                             gdn_cuda::ElemType e) {
   namespace gc = gdn_cuda;
-  std::vector<int64_t> cu;
-  if (!seqlens.empty()) {
-    cu.push_back(0);
-    for (int64_t l : seqlens) cu.push_back(cu.back() + l);
-    T = cu.back();
-  }
+  std::vector<int64_t> const cu = test::cu_seqlens(seqlens, T);
   gc::Plan plan = gc::make_plan(1, T, H, HV, K, K, cu);
   gc::Workspace ws(plan, e, gc::ElemType::f32, gc::ElemType::f32, e, true);
   gc::fill_random_inputs(ws, 17);

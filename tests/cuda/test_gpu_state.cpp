@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,25 +37,32 @@ struct StateCase {
   bool split = false, precise = false, h0 = true;
 };
 
+// One case's device inputs (random, seeded) and the forward() arguments running the fused intra kernel.
+struct StateRun {
+  int64_t T;
+  gc::Plan plan;
+  std::unique_ptr<gc::Workspace> ws;
+  gc::Args a;
+  StateRun(StateCase const& c, uint64_t seed) : T(c.T) {
+    std::vector<int64_t> const cu = test::cu_seqlens(c.seqlens, T);
+    plan = gc::make_plan(1, T, c.H, c.HV, c.K, c.K, cu);
+    ws = std::make_unique<gc::Workspace>(plan, c.e, gc::ElemType::f32, gc::ElemType::f32, c.e, true);
+    gc::fill_random_inputs(*ws, seed);
+    a = ws->args;
+    a.scale = 1.f / std::sqrt(static_cast<float>(c.K));
+    a.split_state = c.split;
+    a.precise_uv = c.precise;
+    a.fusion = gc::Fusion::intra;
+    if (!c.h0) a.h0 = nullptr;
+  }
+};
+
 // forward() with state variant 2 and then 3 on the same inputs; every output the state stage writes (and
 // o, which reads them) must match byte for byte.
 void expect_v3_equals_v2(StateCase const& c) {
-  std::vector<int64_t> cu;
-  int64_t T = c.T;
-  if (!c.seqlens.empty()) {
-    cu.push_back(0);
-    for (int64_t l : c.seqlens) cu.push_back(cu.back() + l);
-    T = cu.back();
-  }
-  gc::Plan plan = gc::make_plan(1, T, c.H, c.HV, c.K, c.K, cu);
-  gc::Workspace ws(plan, c.e, gc::ElemType::f32, gc::ElemType::f32, c.e, true);
-  gc::fill_random_inputs(ws, 29);
-  gc::Args a = ws.args;
-  a.scale = 1.f / std::sqrt(static_cast<float>(c.K));
-  a.split_state = c.split;
-  a.precise_uv = c.precise;
-  a.fusion = gc::Fusion::intra;
-  if (!c.h0) a.h0 = nullptr;
+  StateRun run(c, 29);
+  gc::Workspace& ws = *run.ws;
+  gc::Args a = run.a;
   gc::DeviceBuffer* outs[] = {&ws.v_new, &ws.h, &ws.final_state, &ws.o};
   char const* names[] = {"v_new", "h", "final_state", "o"};
   std::vector<std::vector<unsigned char>> v2;
@@ -111,22 +119,11 @@ std::vector<float> to_floats(std::vector<unsigned char> const& b, gc::ElemType e
 }
 
 void expect_v4_close_to_v2(StateCase const& c) {
-  std::vector<int64_t> cu;
-  int64_t T = c.T;
-  if (!c.seqlens.empty()) {
-    cu.push_back(0);
-    for (int64_t l : c.seqlens) cu.push_back(cu.back() + l);
-    T = cu.back();
-  }
-  gc::Plan plan = gc::make_plan(1, T, c.H, c.HV, c.K, c.K, cu);
-  gc::Workspace ws(plan, c.e, gc::ElemType::f32, gc::ElemType::f32, c.e, true);
-  gc::fill_random_inputs(ws, 31);
-  gc::Args a = ws.args;
-  a.scale = 1.f / std::sqrt(static_cast<float>(c.K));
-  a.split_state = c.split;
-  a.precise_uv = c.precise;
-  a.fusion = gc::Fusion::intra;
-  if (!c.h0) a.h0 = nullptr;
+  StateRun run(c, 31);
+  gc::Workspace& ws = *run.ws;
+  gc::Args a = run.a;
+  int64_t const T = run.T;
+  gc::Plan const& plan = run.plan;
   gc::ElemType const uv = c.precise ? gc::ElemType::f32 : c.e;
   struct Out { gc::DeviceBuffer* buf; char const* name; gc::ElemType type; size_t count; };
   size_t const tok = static_cast<size_t>(T * c.HV * c.K);
