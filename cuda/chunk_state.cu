@@ -496,7 +496,7 @@ void launch_state_v2(Args const& a, Stream s) {
 // The accumulator layout of P is the A-operand layout of the next product, so Delta never leaves the
 // registers either. 4 warps per (sequence, value head, BV = 32 columns): warp = (vg: 16 state columns,
 // kh: half of K). The two K halves of a vg exchange their partial P through shared memory (one 64-thread
-// named barrier); the only block barrier per step is the tile double buffer's. h and v_new are staged
+// named barrier); the only block barrier per step is the tile ring's. h and v_new are staged
 // per warp (stmatrix .trans) and written as 16-byte pieces. Every product sees the same operand values in
 // the same k order as variant 2 (P0 + P1 = v2's D + D1, the update's k runs over tokens 0..63 as v2's),
 // so the two variants write the same bits (tests/cuda/test_gpu_state.cpp).
@@ -754,7 +754,7 @@ void launch_state_v3(Args const& a, Stream s) {
 // warpgroup per (sequence, value head, BV = 64 columns) holds S^T (64 x 128, fp32) in its wgmma
 // accumulators and feeds it from registers as the A operand; the W and K tiles are the B operands, read
 // by the tensor cores straight from shared memory (one read per warpgroup instead of one per warp), so
-// no warp exchanges partial products and the only barrier per step is the tile double buffer's.
+// no warp exchanges partial products and the only barrier per step is the tile ring's (three stages).
 //   P = round_E(S^T) W^T (8 wgmma m64n64k16, W K-major), Delta^T = u^T - P,
 //   S^T <- e^{gl} S^T + round_E(Delta^T diag(gate)) K (4 wgmma m64n128k16, K N-major).
 // The tiles are copied by cp.async into the no-swizzle core-matrix layouts (cuda/wgmma.cuh): W piece
