@@ -182,8 +182,12 @@ void forward(Args const& a, Stream s) {
       intra_fused(a, s);
       break;
   }
-  chunk_state(a, s);
-  chunk_output(a, s);
+  if (a.fuse_state_output) {
+    state_output_fused(a, s);
+  } else {
+    chunk_state(a, s);
+    chunk_output(a, s);
+  }
 }
 
 char const* stage_name(Stage s) {
@@ -196,6 +200,7 @@ char const* stage_name(Stage s) {
     case Stage::chunk_output: return "chunk_output";
     case Stage::kkt_solve_fused: return "kkt_solve_fused";
     case Stage::intra_fused: return "intra_fused";
+    case Stage::state_output_fused: return "state_output_fused";
   }
   return "?";
 }
@@ -210,6 +215,7 @@ void run_stage(Stage st, Args const& a, Stream s) {
     case Stage::chunk_output: chunk_output(a, s); break;
     case Stage::kkt_solve_fused: kkt_solve_fused(a, s); break;
     case Stage::intra_fused: intra_fused(a, s); break;
+    case Stage::state_output_fused: state_output_fused(a, s); break;
   }
 }
 
@@ -229,6 +235,8 @@ int64_t timed_blocks(Args const& a, Stage s) {
       return d.N == 0 ? 0 : d.N * d.HV * (d.V / (v4 ? 64 : 32));
     }
     case Stage::chunk_output: return d.num_chunks * d.HV * (a.output_variant == 1 ? d.V / 64 : 1);
+    // the grid of chunk_state 2; the fallback (two kernels) records no block times
+    case Stage::state_output_fused: return state_output_runs_fused(a) && d.N > 0 ? d.N * d.HV * (d.V / 32) : 0;
   }
   return 0;
 }

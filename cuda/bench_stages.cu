@@ -94,6 +94,11 @@ int main(int argc, char** argv) {
     o1.output_variant = 1;
     add("chunk_output v1", 2 * tok_h * K * e + tok_hv * (K * e + 4 + K * e) + hbytes, [&] { chunk_output(o1, nullptr); });
     add("chunk_output v2", 2 * tok_h * K * e + tok_hv * (K * e + 4 + K * e) + hbytes, [&] { chunk_output(a, nullptr); });
+    Args so = an;
+    so.fuse_state_output = true;
+    so.h = so.v_new = nullptr;
+    add("state_output_fused", 0, [&] { state_output_fused(so, nullptr); });
+    add("chunk_state+output", 0, [&] { chunk_state(an, nullptr); chunk_output(an, nullptr); });
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });
     add("cublas kkt (gemm + mask)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4, [&] { cb.kkt(a, nullptr); });

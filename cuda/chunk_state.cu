@@ -67,19 +67,6 @@ struct DescRing {
   __device__ __forceinline__ ChunkDesc get(int r) const { return ring[r & 7]; }
 };
 
-// The block's (sequence n, value head hv, its key head hk, V tile vt) in every variant's 1-D grid: the V
-// tiles of a head fastest (they read the same w and k tiles), then the value heads, then the sequences.
-struct StateTile {
-  int n, hv, hk, vt;
-};
-template <int NVT>
-__device__ __forceinline__ StateTile state_tile(Args const& a) {
-  int const HV = static_cast<int>(a.d.HV);
-  int const b = static_cast<int>(blockIdx.x);
-  int const hv = (b / NVT) % HV;
-  return {b / (NVT * HV), hv, hv / static_cast<int>(HV / a.d.H), b % NVT};
-}
-
 // One warp writes `rows` staged rows of 16 elements of T (shared, `lds` apart) to device memory (rows
 // `gstride` elements apart) as 16-byte pieces; rows at or past `valid` are skipped. Variants 3 and 4 stage
 // their h and v_new blocks this way after stmatrix.

@@ -309,6 +309,11 @@ __device__ __forceinline__ void stsm_x4_trans(void* p, uint32_t const (&r)[4]) {
 __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
+// Arrive at barrier `id` without waiting (a producer's signal): the threads that bar.sync on it with the
+// same count see this thread's earlier shared-memory writes once it completes.
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 
 // ---------------------------------------------------------------- the block's (chunk, value head)
 // The 1-D grids of the per-chunk stages put the value head fastest, so the G value heads of one key head
@@ -321,6 +326,20 @@ __device__ __forceinline__ ChunkTile chunk_tile(Args const& a) {
   int const HV = static_cast<int>(a.d.HV);
   int const hv = static_cast<int>(blockIdx.x % HV);
   return {a.chunks[blockIdx.x / HV], hv, hv / static_cast<int>(HV / a.d.H)};
+}
+
+// The block's (sequence n, value head hv, its key head hk, V tile vt) in the 1-D grid of every chunk_state
+// variant and of state_output_fused: the V tiles of a head fastest (they read the same w and k tiles), then
+// the value heads, then the sequences.
+struct StateTile {
+  int n, hv, hk, vt;
+};
+template <int NVT>
+__device__ __forceinline__ StateTile state_tile(Args const& a) {
+  int const HV = static_cast<int>(a.d.HV);
+  int const b = static_cast<int>(blockIdx.x);
+  int const hv = (b / NVT) % HV;
+  return {b / (NVT * HV), hv, hv / static_cast<int>(HV / a.d.H), b % NVT};
 }
 
 // ---------------------------------------------------------------- per-row gate and beta of a chunk

@@ -77,6 +77,9 @@ struct Args {
   int intra_variant = 1;
   bool split_state = false; // chunk_state: W*S with S split into bf16 hi+lo (true) or S rounded to bf16 (FLA)
   Fusion fusion = Fusion::none;  // which kernels forward() runs for stages 2-4
+  // forward() runs stages 5 and 6 as one kernel (state_output_fused.cu) where state_output_runs_fused();
+  // h and v_new are then stored only where Args::h / Args::v_new are non-null.
+  bool fuse_state_output = false;
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
   // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
   // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Any Fusion; needs the
@@ -123,16 +126,25 @@ void solve_tril(Args const& a, Stream stream);    // A -> A_inv
 void wu(Args const& a, Stream stream);            // k, v, beta, g_cumsum, A_inv -> w, u
 void chunk_state(Args const& a, Stream stream);   // k, w, u, g_cumsum, h0 -> h, v_new, final_state
 void chunk_output(Args const& a, Stream stream);  // q, k, v_new, h, g_cumsum -> o
-void forward(Args const& a, Stream stream);       // all six stages in order (stages 2-4 as Args::fusion says)
+void forward(Args const& a, Stream stream);       // all six stages in order (stages 2-4 as Args::fusion says,
+                                                  // 5-6 as Args::fuse_state_output)
 // Fused stages (kkt_solve_fused.cu, intra_fused.cu): same arithmetic as the unfused ones, bit for bit.
 void kkt_solve_fused(Args const& a, Stream stream);  // k, beta, g_cumsum -> A_inv (A stays on chip)
 void intra_fused(Args const& a, Stream stream);      // k, v, beta, g_cumsum -> w, u, and A_inv unless null;
                                                      // needs Args::ainv == Args::qkv
+// Stages 5 + 6 in one kernel (state_output_fused.cu): k, w, u, g_cumsum, h0, q -> o, final_state, and h /
+// v_new where those pointers are set; the bytes of chunk_state 2 + chunk_output 2. Problems it does not
+// cover (state_output_runs_fused() false: fp32 inputs, split_state, precise_uv) run those two kernels,
+// which need Args::h and Args::v_new.
+void state_output_fused(Args const& a, Stream stream);
+bool state_output_runs_fused(Args const& a);
 // Whether these Args run the GQA-shared variants (grid: one block per chunk and key head).
 bool kkt_solve_runs_v5(Args const& a);
 bool intra_runs_v3(Args const& a);
 
-enum class Stage : int { chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output, kkt_solve_fused, intra_fused };
+enum class Stage : int {
+  chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output, kkt_solve_fused, intra_fused, state_output_fused
+};
 char const* stage_name(Stage s);
 void run_stage(Stage s, Args const& a, Stream stream);  // the stage's launcher
 // Blocks in the stage's launch grid for these Args (Args::block_times needs 2 entries per block);

@@ -4,7 +4,7 @@
 namespace gdnv {
 std::vector<std::string> gpu_implementation_names() {
   return {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "precise",
-          "fused-v5", "fused-intra-v3", "precise-v3", "cublas", "cublas-fp64"};
+          "fused-v5", "fused-intra-v3", "precise-v3", "fused-forward", "cublas", "cublas-fp64"};
 }
 }  // namespace gdnv
 
@@ -23,7 +23,7 @@ namespace gc = gdn_cuda;
 
 enum class Variant {
   unfused, unfused_splitstate, unfused_fp32inv, fused, fused_intra, precise, fused_v5, fused_intra_v3, precise_v3,
-  cublas, cublas_fp64
+  fused_forward, cublas, cublas_fp64
 };
 
 bool to_elem(DType t, gc::ElemType& e) {
@@ -134,6 +134,10 @@ class GpuImplementation final : public Implementation {
                "stored fp32, v_new and the score matrix split hi+lo for the score product; w, h, the gated delta "
                "and o as in the other variants, running state fp32, state operand of W*S rounded to the input "
                "dtype, final_state fp32";
+      case Variant::fused_forward:
+        return "fused intra CUDA kernel, variant 3 (as fused-intra-v3), then chunk_state + chunk_output in one "
+               "kernel (state_output_fused: h and v_new handed over in shared memory, the same products in the same "
+               "order, so the bytes of fused-intra-v3); " + common;
       case Variant::cublas:
         return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
                "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
@@ -185,7 +189,8 @@ class GpuImplementation final : public Implementation {
       case Variant::fused_intra:
       case Variant::precise:
       case Variant::fused_intra_v3:
-      case Variant::precise_v3: return gc::Fusion::intra;
+      case Variant::precise_v3:
+      case Variant::fused_forward: return gc::Fusion::intra;
       default: return gc::Fusion::none;
     }
   }
@@ -212,7 +217,8 @@ class GpuImplementation final : public Implementation {
     a.split_state = split_state();
     a.precise_uv = v_ == Variant::precise || v_ == Variant::precise_v3;
     a.kkt_solve_variant = v_ == Variant::fused_v5 ? 5 : 4;
-    a.intra_variant = v_ == Variant::fused_intra_v3 || v_ == Variant::precise_v3 ? 3 : 1;
+    a.intra_variant = v_ == Variant::fused_intra_v3 || v_ == Variant::precise_v3 || v_ == Variant::fused_forward ? 3 : 1;
+    a.fuse_state_output = v_ == Variant::fused_forward;
     gc::ElemType const uvt = gc::uv_type(a);  // u, v_new
     if (p.qk_l2norm) {
       gc::l2norm(ws.q.get(), ws.q.get(), qkv, d.B * d.T * d.H, d.K, nullptr);
@@ -242,8 +248,12 @@ class GpuImplementation final : public Implementation {
       } else {
         gc::intra_fused(a, nullptr);
       }
-      gc::chunk_state(a, nullptr);
-      gc::chunk_output(a, nullptr);
+      if (a.fuse_state_output) {
+        gc::state_output_fused(a, nullptr);  // h and v_new stored too (the Workspace's buffers)
+      } else {
+        gc::chunk_state(a, nullptr);
+        gc::chunk_output(a, nullptr);
+      }
       sync();
     } else {
       // each stage fed the reference's inputs to it, rounded to the dtype the stage consumes
@@ -273,6 +283,17 @@ class GpuImplementation final : public Implementation {
       out["u"] = download(ws.u, tokV, uvt);
       upload(ws.w, ref->w, qkv);
       upload(ws.u, ref->u, uvt);
+      if (a.fuse_state_output) {
+        // one stage from w, u to h, v_new, final_state and o: o here is computed from the kernel's own h
+        // and v_new, so it carries the state stage's error too (as the fused kkt+solve's A_inv carries kkt's)
+        gc::state_output_fused(a, nullptr);
+        sync();
+        out["h"] = download(ws.h, hshape, qkv);
+        out["v_new"] = download(ws.v_new, tokV, uvt);
+        out["final_state"] = download(ws.final_state, fshape, gc::ElemType::f32);
+        out["o"] = download(ws.o, tokV, qkv);
+        return out;
+      }
       gc::chunk_state(a, nullptr);
       sync();
       out["h"] = download(ws.h, hshape, qkv);
@@ -313,6 +334,7 @@ std::unique_ptr<Implementation> make_gpu_implementation(std::string const& name)
   if (name == "fused-v5") return std::make_unique<GpuImplementation>(name, Variant::fused_v5);
   if (name == "fused-intra-v3") return std::make_unique<GpuImplementation>(name, Variant::fused_intra_v3);
   if (name == "precise-v3") return std::make_unique<GpuImplementation>(name, Variant::precise_v3);
+  if (name == "fused-forward") return std::make_unique<GpuImplementation>(name, Variant::fused_forward);
   if (name == "cublas") return std::make_unique<GpuImplementation>(name, Variant::cublas);
   if (name == "cublas-fp64") return std::make_unique<GpuImplementation>(name, Variant::cublas_fp64);
   return nullptr;

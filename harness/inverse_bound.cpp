@@ -54,7 +54,9 @@ std::optional<DeclaredArithmetic> known_declared_arithmetic(std::string const& n
   // diag(beta)): off the diagonal that is A_inv's own rounding, on it (A_inv_ii = 1, where A_inv's bound is
   // 0) a rounding of beta_i, i.e. of the beta v operand's term: FLA's declaration (beta v in the input
   // dtype) covers it, fp32 would not (tests/reference/test_stage_bounds.cpp).
-  if (n == "fused-v5" || n == "emulated-fused-v5" || n == "fused-intra-v3" || n == "emulated-fused-intra-v3") {
+  // fused-forward: fused-intra-v3's bytes (state_output_fused.cu runs chunk_state 2 + chunk_output 2's products).
+  if (n == "fused-v5" || n == "emulated-fused-v5" || n == "fused-intra-v3" || n == "emulated-fused-intra-v3" ||
+      n == "fused-forward") {
     d.merges = Precision::tf32x3;
     return d;
   }

@@ -3,7 +3,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +49,34 @@ inline std::vector<unsigned char> device_bytes(gdn_cuda::DeviceBuffer const& b) 
   b.download(v.data(), v.size());
   return v;
 }
+// One state-stage case (B = 1, dense or varlen) for the tests that run two state kernels on the same inputs.
+struct StateCase {
+  int64_t T = 1000, H = 2, HV = 4, K = 128;
+  std::vector<int64_t> seqlens;  // empty: one dense sequence of T
+  gdn_cuda::ElemType e = gdn_cuda::ElemType::bf16;
+  bool split = false, precise = false, h0 = true;
+};
+
+// One case's device inputs (random, seeded) and the forward() arguments running the fused intra kernel.
+struct StateRun {
+  int64_t T;
+  gdn_cuda::Plan plan;
+  std::unique_ptr<gdn_cuda::Workspace> ws;
+  gdn_cuda::Args a;
+  StateRun(StateCase const& c, uint64_t seed) : T(c.T) {
+    std::vector<int64_t> const cu = cu_seqlens(c.seqlens, T);
+    plan = gdn_cuda::make_plan(1, T, c.H, c.HV, c.K, c.K, cu);
+    ws = std::make_unique<gdn_cuda::Workspace>(plan, c.e, gdn_cuda::ElemType::f32, gdn_cuda::ElemType::f32, c.e, true);
+    gdn_cuda::fill_random_inputs(*ws, seed);
+    a = ws->args;
+    a.scale = 1.f / std::sqrt(static_cast<float>(c.K));
+    a.split_state = c.split;
+    a.precise_uv = c.precise;
+    a.fusion = gdn_cuda::Fusion::intra;
+    if (!c.h0) a.h0 = nullptr;
+  }
+};
+
 // True when every byte of the buffer still holds `byte` (poisoned, never written).
 inline bool untouched(gdn_cuda::DeviceBuffer const& b, unsigned char byte = 0xFF) {
   for (unsigned char x : device_bytes(b))

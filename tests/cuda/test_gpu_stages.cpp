@@ -99,7 +99,7 @@ void check_outputs(std::string const& label, Problem const& p, ChunkedResult con
 
 void run_case(GpuCase const& c, std::vector<std::string> impls = {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused",
                                                                    "fused-intra", "precise", "fused-v5", "fused-intra-v3",
-                                                                   "precise-v3", "cublas", "cublas-fp64"}) {
+                                                                   "precise-v3", "fused-forward", "cublas", "cublas-fp64"}) {
   Problem const p = make_problem(c);
   ChunkedResult const ref = chunked_forward(p);
   for (auto const& name : impls) {
@@ -166,7 +166,7 @@ BOOST_AUTO_TEST_CASE(normal_fp16_T200_G2) {
 BOOST_AUTO_TEST_CASE(normal_fp32_T130_G1) {
   GpuCase c = mk("normal", 130, 1, 73);
   c.dtype = DType::f32;
-  run_case(c, {"unfused", "fused", "fused-intra", "fused-v5", "fused-intra-v3", "cublas"});  // v5/v3: fall back
+  run_case(c, {"unfused", "fused", "fused-intra", "fused-v5", "fused-intra-v3", "fused-forward", "cublas"});  // v5/v3/fused state+output: fall back
 }
 
 // The targets.md accuracy setup at a smaller size (normal family: unit-normal keys, h0 = 0.1 randn): the
@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(accuracy_summary_normal_T2048_G2) {
   ChunkedResult const ref = chunked_forward(p);
   for (auto const& name :
        {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "precise", "fused-v5", "fused-intra-v3",
-        "precise-v3", "cublas", "cublas-fp64"}) {
+        "precise-v3", "fused-forward", "cublas", "cublas-fp64"}) {
     auto impl = make_implementation(name);
     StageOutputs const out = impl->run(p);
     Comparison const cmp = compare_outputs(p, ref, out);

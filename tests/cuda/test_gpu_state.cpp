@@ -30,37 +30,10 @@ BOOST_AUTO_TEST_SUITE(gpu_state, *utf::label("gpu") * utf::precondition(test::ha
 namespace {
 namespace gc = gdn_cuda;
 
-struct StateCase {
-  int64_t T = 1000, H = 2, HV = 4, K = 128;
-  std::vector<int64_t> seqlens;  // empty: one dense sequence of T
-  gc::ElemType e = gc::ElemType::bf16;
-  bool split = false, precise = false, h0 = true;
-};
-
-// One case's device inputs (random, seeded) and the forward() arguments running the fused intra kernel.
-struct StateRun {
-  int64_t T;
-  gc::Plan plan;
-  std::unique_ptr<gc::Workspace> ws;
-  gc::Args a;
-  StateRun(StateCase const& c, uint64_t seed) : T(c.T) {
-    std::vector<int64_t> const cu = test::cu_seqlens(c.seqlens, T);
-    plan = gc::make_plan(1, T, c.H, c.HV, c.K, c.K, cu);
-    ws = std::make_unique<gc::Workspace>(plan, c.e, gc::ElemType::f32, gc::ElemType::f32, c.e, true);
-    gc::fill_random_inputs(*ws, seed);
-    a = ws->args;
-    a.scale = 1.f / std::sqrt(static_cast<float>(c.K));
-    a.split_state = c.split;
-    a.precise_uv = c.precise;
-    a.fusion = gc::Fusion::intra;
-    if (!c.h0) a.h0 = nullptr;
-  }
-};
-
 // forward() with state variant 2 and then 3 on the same inputs; every output the state stage writes (and
 // o, which reads them) must match byte for byte.
-void expect_v3_equals_v2(StateCase const& c) {
-  StateRun run(c, 29);
+void expect_v3_equals_v2(test::StateCase const& c) {
+  test::StateRun run(c, 29);
   gc::Workspace& ws = *run.ws;
   gc::Args a = run.a;
   gc::DeviceBuffer* outs[] = {&ws.v_new, &ws.h, &ws.final_state, &ws.o};
@@ -118,8 +91,8 @@ std::vector<float> to_floats(std::vector<unsigned char> const& b, gc::ElemType e
   return v;
 }
 
-void expect_v4_close_to_v2(StateCase const& c) {
-  StateRun run(c, 31);
+void expect_v4_close_to_v2(test::StateCase const& c) {
+  test::StateRun run(c, 31);
   gc::Workspace& ws = *run.ws;
   gc::Args a = run.a;
   int64_t const T = run.T;
@@ -172,19 +145,19 @@ void expect_v4_close_to_v2(StateCase const& c) {
 BOOST_AUTO_TEST_CASE(v4_close_to_v2_bf16) { expect_v4_close_to_v2({}); }
 
 BOOST_AUTO_TEST_CASE(v4_close_to_v2_split_state_G1_no_h0) {
-  StateCase c;
+  test::StateCase c;
   c.split = true, c.h0 = false, c.T = 777, c.H = 3, c.HV = 3;
   expect_v4_close_to_v2(c);
 }
 
 BOOST_AUTO_TEST_CASE(v4_close_to_v2_precise_uv) {
-  StateCase c;
+  test::StateCase c;
   c.precise = true, c.split = true;
   expect_v4_close_to_v2(c);
 }
 
 BOOST_AUTO_TEST_CASE(v4_close_to_v2_ragged_fp16) {
-  StateCase c;
+  test::StateCase c;
   c.H = 1, c.HV = 3, c.e = gc::ElemType::f16;
   c.seqlens = {1, 0, 65, 64, 200, 3};
   expect_v4_close_to_v2(c);
@@ -226,33 +199,33 @@ BOOST_AUTO_TEST_CASE(v4_grid_is_64_columns_per_block) {
 BOOST_AUTO_TEST_CASE(v3_equals_v2_bf16_K128) { expect_v3_equals_v2({}); }
 
 BOOST_AUTO_TEST_CASE(v3_equals_v2_bf16_K128_split_state) {
-  StateCase c;
+  test::StateCase c;
   c.split = true;
   expect_v3_equals_v2(c);
 }
 
 BOOST_AUTO_TEST_CASE(v3_equals_v2_precise_uv) {
-  StateCase c;
+  test::StateCase c;
   c.precise = true;
   c.split = true;
   expect_v3_equals_v2(c);
 }
 
 BOOST_AUTO_TEST_CASE(v3_equals_v2_ragged_K64_fp16) {
-  StateCase c;
+  test::StateCase c;
   c.K = 64, c.H = 1, c.HV = 3, c.e = gc::ElemType::f16;
   c.seqlens = {1, 0, 65, 64, 200, 3};
   expect_v3_equals_v2(c);
 }
 
 BOOST_AUTO_TEST_CASE(v3_equals_v2_no_initial_state_G1) {
-  StateCase c;
+  test::StateCase c;
   c.T = 130, c.H = 3, c.HV = 3, c.h0 = false;
   expect_v3_equals_v2(c);
 }
 
 BOOST_AUTO_TEST_CASE(v3_equals_v2_precise_ragged_K64) {
-  StateCase c;
+  test::StateCase c;
   c.K = 64, c.H = 2, c.HV = 4, c.precise = true;
   c.seqlens = {63, 1, 129};
   expect_v3_equals_v2(c);
@@ -261,7 +234,7 @@ BOOST_AUTO_TEST_CASE(v3_equals_v2_precise_ragged_K64) {
 // fp32 inputs have no variant 3 (its operands come from registers as 16-bit pairs): variant 3 runs
 // variant 2 there, with the same bytes.
 BOOST_AUTO_TEST_CASE(v3_falls_back_to_v2_for_fp32) {
-  StateCase c;
+  test::StateCase c;
   c.T = 200, c.e = gc::ElemType::f32;
   expect_v3_equals_v2(c);
 }

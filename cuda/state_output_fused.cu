@@ -1,0 +1,397 @@
+// Stages 5 and 6 in one kernel (issue 5, item 4 "the whole forward fused", its second half): the state
+// recurrence of chunk_state variant 2 and the output of chunk_output variant 2, so that h and v_new never
+// travel through device memory (they are stored only where Args::h / Args::v_new are set, for checks).
+//
+// One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
+// (state_tile), with two warp roles:
+//   warps 0-7  the recurrence, chunk_state 2's code and arithmetic: per chunk they write round_E(S) (the h
+//              value) and v_new = u - W round_E(S) into buffer b = step & 1, then update S in registers;
+//   warps 8-11 the output of the chunk the state warps handed over: warp m owns rows 16m..16m+15, computes
+//              its score tiles (Q K^T, gated, masked and rounded to E as chunk_output 2), then
+//              o = scale (diag(e^{gc}) Q h_c + P v_new_c) for the block's 32 columns, and stores h_c and
+//              v_new_c where asked. They load their own q and k tiles (two stages).
+// The hand-off: FULL[b] (bar.arrive by the state warps once h_c, v_new_c and chunk c's gates are in buffer b;
+// bar.sync by the output warps) and EMPTY[b] (the reverse, before the state warps refill buffer b two chunks
+// later). The output of chunk c can overlap the state step of chunk c + 1, and the state warps' chain loses
+// the h and v_new stores it carries in chunk_state 2.
+// Bits: every product sees the operand values of chunk_state 2 + chunk_output 2 in the same k order and the
+// gates are the same expressions, so h, v_new, final_state and o are those kernels' bytes
+// (tests/cuda/test_gpu_state_output.cpp). 16-bit inputs, K = V = 64 or 128, the FLA rounding of the W*S
+// operand (no split) and no precise_uv; other problems run chunk_state + chunk_output (state_output_runs_fused).
+// Registers: one block per SM (100 KB + 95 KB of shared memory), 384 threads: at most 168 per thread (167).
+//
+// Measured (H200, B=1 T=8192 H=16 HV=32, chunk_state 2 + chunk_output 2 = 362-366 us in the same runs):
+// SLOWER than the two kernels, so no default pipeline uses it (implementation "fused-forward" checks it).
+//   1a  output warps loading their descriptors and gates from global memory each chunk: 698 us.
+//   1b  descriptors and gates one chunk ahead in registers, Q K^T in one k loop: 643 us.
+//   1c  (this) descriptors and gates handed over in shared memory by the state warps, h / v_new read into
+//       registers and the buffer released before any global store: 618-621 us (forward 762, B=4 T=4096 HV=16:
+//       624 against 328, T = 32768: 2428 against 1383).
+//   1d  tile copies as row-wise bulk copies (cp.async.bulk, one warp per role, mbarrier completion): 1001 us;
+//       removed.
+// Trace (%globaltimer per step, block 0): the state warps alone (output warps exiting at once) take 1.42 us
+// per chunk (184-189 us in all; chunk_state 2, which also stores h and v_new: 230); with output warps that
+// only hand over, load one descriptor and store zeros (no tiles, no products) 3.1 us; with the output of
+// 1b 5.0 us. The state warps' time goes
+// into waiting at EMPTY (bar.sync defers the block to the first shared-memory access after it, so timers
+// read right after the barrier show ~0): the output warps are the slower side, 3 us per chunk even with
+// nothing to compute. Open: why an output warp's chunk takes microseconds (the state warps' 36 KB of cp.async
+// per chunk and SM queue ahead of every other load on the SM; with the output's own q/k tiles, 68 KB per
+// chunk and SM would need ~6 TB/s from L2 at the state's pace). Next: Nsight Compute on this kernel, and
+// the 4 V-tile blocks of a head sharing the W, K and Q tiles (a 4-CTA cluster, multicast copies).
+#include "common.cuh"
+
+namespace gdn_cuda {
+namespace {
+
+constexpr int kStateWarps = 8, kOutWarps = 4;
+constexpr int kThreads = 32 * (kStateWarps + kOutWarps);
+// named barriers (0 is __syncthreads)
+constexpr int kBarState = 1;  // the state warps among themselves
+constexpr int kBarOut = 2;    // the output warps among themselves
+constexpr int kBarFull = 3;   // + b: buffer b holds h_c and v_new_c
+constexpr int kBarEmpty = 5;  // + b: the output warps are done with buffer b
+
+template <int K>
+struct SoLayout {
+  static constexpr int BV = 32, LDK = K + 8, LDU = BV + 8, LDP = kBT + 8;
+  static constexpr int TILE = kBT * LDK;             // one 64-row W, K or Q tile
+  static constexpr int STATE_STAGE = 2 * TILE + kBT * LDU;  // W, K, U
+  // element offsets (all multiples of 8: 16-byte aligned)
+  static constexpr int kStateStages = 0;
+  static constexpr int kSb = kStateStages + 2 * STATE_STAGE;  // [2][K][LDU] round_E(S) = h_c
+  static constexpr int kDb = kSb + 2 * K * LDU;               // [64][LDU] gated delta (state warps)
+  static constexpr int kVs = kDb + kBT * LDU;                 // [2][64][LDU] v_new_c
+  static constexpr int kOutStages = kVs + 2 * kBT * LDU;      // [2] x (Q, K) tiles
+  static constexpr int kPb = kOutStages + 4 * TILE;           // [64][LDP] score tile (rows private per warp)
+  static constexpr int kElems = kPb + kBT * LDP;
+};
+
+template <class E, int K>
+__global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a) {
+  using L = SoLayout<K>;
+  constexpr int V = K, BV = L::BV, LDK = L::LDK, LDU = L::LDU, LDP = L::LDP;
+  constexpr int MTILES = K / 16;               // 16-row tiles of the state
+  constexpr int WPM = kStateWarps / MTILES;    // state warps per m-tile (1 for K=128, 2 for K=64)
+  constexpr int SNT = BV / 8 / WPM;            // 8-col tiles of the state per state warp
+  constexpr int VPR = BV * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per row of BV
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* const base = reinterpret_cast<E*>(smem);
+  E* const Db = base + L::kDb;
+  E* const Pb = base + L::kPb;
+  // g_cumsum of chunk c in gs[c & 1] (0 past the chunk's end) and chunk c's descriptor in descs[c & 3], both
+  // written by the state warps (step c - 2 for the descriptor, step c for the gates) and read by the output
+  // warps after FULL: the output warps issue no global load of their own but their q and k tile copies
+  // (every global load on their path waited behind the state warps' tile copies: 3 us per chunk).
+  __shared__ float gs[2][kBT];
+  __shared__ ChunkDesc descs[4];
+  block_time_begin(a.block_times);
+
+  int const HV = static_cast<int>(a.d.HV);
+  StateTile const tile = state_tile<V / BV>(a);
+  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
+  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int const g = lane >> 2, t = lane & 3;
+  int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
+  auto Sb_at = [&](int b) { return base + L::kSb + b * K * LDU; };
+  auto Vs_at = [&](int b) { return base + L::kVs + b * kBT * LDU; };
+  if (tid < 2 && c_begin + tid < c_end) descs[tid] = a.chunks[c_begin + tid];
+  __syncthreads();
+
+  if (warp < kStateWarps) {
+    // ---------------------------------------------------------------- the recurrence (chunk_state 2)
+    int const sm = warp % MTILES, sc0 = (warp / MTILES) * SNT * 8;  // this warp's state block
+    int const dm = warp & 3, dc0 = (warp >> 2) * 16;                // and its W*S block
+    float S[1][SNT][4];
+    if (a.h0) {
+      float const* h0 = a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
+#pragma unroll
+      for (int j = 0; j < SNT; ++j)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+          float2 const v = *reinterpret_cast<float2 const*>(h0 + r * V + col);
+          S[0][j][2 * hh] = v.x, S[0][j][2 * hh + 1] = v.y;
+        }
+    } else {
+      zero_acc(S);
+    }
+    auto stage_at = [&](int64_t i) { return base + L::kStateStages + (i & 1) * L::STATE_STAGE; };
+    TileCopy<E, kBT, K, kStateWarps * 32> const copy_wk(tid);
+    TileCopy<E, kBT, BV, kStateWarps * 32> const copy_u(tid);
+    int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
+    auto prefetch = [&](ChunkDesc const& c, E* st) {
+      E const* wg = static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K;
+      E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
+      E const* ug = static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV;
+      copy_wk.issue(st, LDK, wg, w_stride, c.rows);
+      copy_wk.issue(st + L::TILE, LDK, kg, k_stride, c.rows);
+      copy_u.issue(st + 2 * L::TILE, LDU, ug, u_stride, c.rows);
+      cp_async_commit();
+    };
+    ChunkDesc cur{}, nxt{}, nn{};  // chunks ci, ci + 1, ci + 2
+    float g_next = 0.f;
+    if (c_begin < c_end) {
+      cur = a.chunks[c_begin];
+      prefetch(cur, stage_at(0));
+      if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
+    }
+    if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
+    if (c_begin + 2 < c_end) nn = a.chunks[c_begin + 2];
+
+    for (int64_t ci = c_begin; ci < c_end; ++ci) {
+      int const step = static_cast<int>(ci - c_begin), b = step & 1;
+      ChunkDesc const c = cur;
+      E* const st = stage_at(step);
+      bool const has_next = ci + 1 < c_end;
+      ChunkDesc const c_next = nxt;
+      float const g_now = g_next;
+      g_next = (has_next && tid < kBT && tid < nxt.rows) ? a.g_cumsum[(nxt.row0 + tid) * HV + hv] : 0.f;
+      cur = nxt;
+      E* const Sb = Sb_at(b);
+      E* const Vs = Vs_at(b);
+      float* const gsb = gs[b];
+      if (step >= 2) named_barrier(kBarEmpty + b, kThreads);  // chunk ci - 2's output is done with buffer b
+      if (tid < kBT) gsb[tid] = g_now;
+      // chunk ci + 2's descriptor (loaded one step ago) for the output warps' q/k copy at the end of their
+      // chunk ci; its slot was last read for chunk ci - 2, whose output is done
+      if (tid == kBT && ci + 2 < c_end) descs[(step + 2) & 3] = nn;
+      nxt = nn;
+      if (ci + 3 < c_end) nn = a.chunks[ci + 3];
+
+      // 1. snapshot (hi = round_E(S) is the h value)
+#pragma unroll
+      for (int j = 0; j < SNT; ++j)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+          store2<E>(Sb + r * LDU + col, S[0][j][2 * hh], S[0][j][2 * hh + 1]);
+        }
+      cp_async_wait<0>();  // this chunk's tiles (the only group in flight)
+      named_barrier(kBarState, kStateWarps * 32);
+      // every state warp is past the previous step (its K^T Db read the stage refilled here)
+      if (has_next) prefetch(c_next, stage_at(step + 1));
+
+      // 2. Delta = u - W S, in two independent accumulators over the halves of K (chunk_state 2's order)
+      E const* Ws = st;
+      E const* Ks = st + L::TILE;
+      E const* Us = st + 2 * L::TILE;
+      float D[1][2][4], D1[1][2][4];
+      zero_acc(D);
+      zero_acc(D1);
+      warp_mma<E, true, false, 1, 2>(D, Ws, LDK, 16 * dm, Sb, LDU, dc0, 0, K / 2);
+      warp_mma<E, true, false, 1, 2>(D1, Ws, LDK, 16 * dm, Sb, LDU, dc0, K / 2, K);
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) D[0][j][e] += D1[0][j][e];
+      float const gl = gsb[c.rows - 1];
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * dm + g + 8 * hh;
+        bool const ok = r < c.rows;
+        float const decay = expf(ok ? gl - gsb[r] : 0.f);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          int const col = dc0 + 8 * j + 2 * t;
+          float const d0 = to_f(Us[r * LDU + col]) - D[0][j][2 * hh];
+          float const d1 = to_f(Us[r * LDU + col + 1]) - D[0][j][2 * hh + 1];
+          store2<E>(Vs + r * LDU + col, d0, d1);
+          store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
+        }
+      }
+      named_barrier(kBarState, kStateWarps * 32);
+      named_barrier_arrive(kBarFull + b, kThreads);  // h_c and v_new_c are in buffer b
+
+      // 3. S <- e^{gl} S + K^T Db
+      float const eg = expf(gl);
+#pragma unroll
+      for (int j = 0; j < SNT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) S[0][j][e] *= eg;
+      warp_mma<E, false, false, 1, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, 0, kBT);
+    }
+
+    float* fs = a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
+#pragma unroll
+    for (int j = 0; j < SNT; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+        *reinterpret_cast<float2*>(fs + r * V + col) = make_float2(S[0][j][2 * hh], S[0][j][2 * hh + 1]);
+      }
+  } else {
+    // ---------------------------------------------------------------- the output (chunk_output 2)
+    int const otid = tid - kStateWarps * 32;  // 0..127
+    int const m = warp - kStateWarps;         // this warp's 16 rows of the chunk
+    TileCopy<E, kBT, K, kOutWarps * 32> const copy_qk(otid);
+    int64_t const qk_stride = a.d.H * K;
+    auto load_qk = [&](ChunkDesc const& c, int s) {
+      E* const Qs = base + L::kOutStages + s * 2 * L::TILE;
+      copy_qk.issue(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, qk_stride, c.rows);
+      copy_qk.issue(Qs + L::TILE, LDK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, qk_stride, c.rows);
+      cp_async_commit();
+    };
+    if (c_begin < c_end) load_qk(descs[0], 0);
+    if (c_begin + 1 < c_end) load_qk(descs[1], 1);
+    float const sc = a.scale;
+    int const li = lane >> 3, lr = lane & 7;
+    constexpr int HPT = K * VPR / (kOutWarps * 32);  // 16-byte pieces of h_c per output thread
+    constexpr int VPT = kBT * VPR / (kOutWarps * 32);  // and of v_new_c
+
+    for (int64_t ci = c_begin; ci < c_end; ++ci) {
+      int const step = static_cast<int>(ci - c_begin), b = step & 1;
+      E const* Qs = base + L::kOutStages + b * 2 * L::TILE;
+      E const* Ks = Qs + L::TILE;
+      if (ci + 1 < c_end) cp_async_wait<1>(); else cp_async_wait<0>();
+      named_barrier(kBarOut, kOutWarps * 32);  // every output thread's pieces of chunk ci are in
+
+      // Q K^T for this warp's rows: the m + 1 tiles of 16 columns on or below the diagonal in one k loop
+      // (independent accumulators; per element the k order of chunk_output 2's per-tile products)
+      float P[4][2][4];
+#pragma unroll
+      for (int jp = 0; jp < 4; ++jp)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) P[jp][e >> 2][e & 3] = 0.f;
+#pragma unroll
+      for (int k0 = 0; k0 < K; k0 += 16) {
+        uint32_t af[4];
+        ldsm_x4(af, Qs + (16 * m + (lane & 15)) * LDK + k0 + (lane >> 4) * 8, false);
+#pragma unroll
+        for (int jp = 0; jp < 4; ++jp) {
+          if (jp > m) continue;
+          uint32_t bf[4];
+          ldsm_x4(bf, Ks + (16 * jp + lr + (li >> 1) * 8) * LDK + k0 + (li & 1) * 8, false);
+          mma16816<E>(P[jp][0], af, bf[0], bf[1]);
+          mma16816<E>(P[jp][1], af, bf[2], bf[3]);
+        }
+      }
+
+      named_barrier(kBarFull + b, kThreads);  // h_c, v_new_c, the gates and the descriptors are in
+      ChunkDesc const c = descs[step & 3];
+      ChunkDesc const c2 = descs[(step + 2) & 3];  // valid when ci + 2 < c_end
+      float const* gc = gs[b];
+      E const* Sb = Sb_at(b);
+      E const* Vs = Vs_at(b);
+      // gate, mask and round the scores into this warp's rows of Pb (chunk_output 2's expressions)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * m + g + 8 * hh;
+        bool const rok = r < c.rows;
+        float const gr = gc[r];
+#pragma unroll
+        for (int jp = 0; jp < 4; ++jp) {
+          if (jp > m) continue;
+#pragma unroll
+          for (int jj = 0; jj < 2; ++jj) {
+            int const j = 16 * jp + 8 * jj + 2 * t;
+            float v[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              bool const keep = rok && (j + e) <= r;
+              v[e] = keep ? P[jp][jj][2 * hh + e] * expf(keep ? gr - gc[j + e] : 0.f) : 0.f;
+            }
+            store2<E>(Pb + r * LDP + j, v[0], v[1]);
+          }
+        }
+      }
+      float O[1][BV / 8][4];
+      zero_acc(O);
+      warp_mma<E, true, false, 1, BV / 8>(O, Qs, LDK, 16 * m, Sb, LDU, 0, 0, K);
+      float er[2];
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * m + g + 8 * hh;
+        er[hh] = expf(r < c.rows ? gc[r] : 0.f);
+#pragma unroll
+        for (int j = 0; j < BV / 8; ++j) O[0][j][2 * hh] *= er[hh], O[0][j][2 * hh + 1] *= er[hh];
+      }
+      __syncwarp();  // this warp's score rows
+      warp_mma<E, true, false, 1, BV / 8>(O, Pb, LDP, 16 * m, Vs, LDU, 0, 0, 16 * (m + 1));
+      // h_c and v_new_c into registers where they are stored, so that buffer b can be released first
+      uint4 hreg[HPT], vreg[VPT];
+      if (a.h) {
+#pragma unroll
+        for (int x = 0; x < HPT; ++x) {
+          int const idx = otid + x * kOutWarps * 32, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+          hreg[x] = *reinterpret_cast<uint4 const*>(Sb + r * LDU + q);
+        }
+      }
+      if (a.v_new) {
+#pragma unroll
+        for (int x = 0; x < VPT; ++x) {
+          int const idx = otid + x * kOutWarps * 32, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+          vreg[x] = *reinterpret_cast<uint4 const*>(Vs + r * LDU + q);
+        }
+      }
+      if (ci + 2 < c_end) named_barrier_arrive(kBarEmpty + b, kThreads);  // the state warps may refill buffer b
+      named_barrier(kBarOut, kOutWarps * 32);  // every output warp is done with stage b's q and k
+      if (ci + 2 < c_end) load_qk(c2, b);
+
+      // stores last: o, then h_c and v_new_c where asked (16-byte pieces)
+      E* og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * m + g + 8 * hh;
+        if (r >= c.rows) continue;
+#pragma unroll
+        for (int j = 0; j < BV / 8; ++j)
+          store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * O[0][j][2 * hh], sc * O[0][j][2 * hh + 1]);
+      }
+      if (a.h) {
+        E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
+#pragma unroll
+        for (int x = 0; x < HPT; ++x) {
+          int const idx = otid + x * kOutWarps * 32, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+          *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(r) * V + q) = hreg[x];
+        }
+      }
+      if (a.v_new) {
+        E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
+#pragma unroll
+        for (int x = 0; x < VPT; ++x) {
+          int const idx = otid + x * kOutWarps * 32, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+          if (r < c.rows) *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + q) = vreg[x];
+        }
+      }
+    }
+  }
+  block_time_end(a.block_times);
+}
+
+template <class E, int K>
+void launch_state_output(Args const& a, Stream s) {
+  std::size_t const bytes = sizeof(E) * SoLayout<K>::kElems;
+  ensure_smem<state_output_fused_kernel<E, K>>(bytes);
+  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / SoLayout<K>::BV));
+  state_output_fused_kernel<E, K><<<grid, kThreads, bytes, s>>>(a);
+}
+
+}  // namespace
+
+bool state_output_runs_fused(Args const& a) {
+  return a.qkv != ElemType::f32 && !a.split_state && !a.precise_uv && a.d.K == a.d.V && (a.d.K == 128 || a.d.K == 64);
+}
+
+void state_output_fused(Args const& a, Stream s) {
+  if (!state_output_runs_fused(a)) {
+    // the two kernels, h and v_new through device memory (block times not recorded: timed_blocks says 0)
+    if (!a.h || !a.v_new)
+      throw std::invalid_argument("state_output_fused: this problem runs chunk_state + chunk_output, which need Args::h and Args::v_new");
+    Args b = a;
+    b.block_times = nullptr;
+    chunk_state(b, s);
+    chunk_output(b, s);
+    return;
+  }
+  if (a.d.N == 0) return;
+  dispatch_elem(a.qkv, [&](auto e) {
+    using E = decltype(e);
+    if constexpr (!std::is_same_v<E, float>) {
+      if (a.d.K == 128) launch_state_output<E, 128>(a, s); else launch_state_output<E, 64>(a, s);
+    }
+  });
+  GDN_LAUNCH_CHECK();
+}
+
+}  // namespace gdn_cuda
