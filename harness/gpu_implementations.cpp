@@ -6,6 +6,12 @@ std::vector<std::string> gpu_implementation_names() {
   return {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "precise",
           "fused-v5", "fused-intra-v3", "precise-v3", "fused-forward", "cublas", "cublas-fp64"};
 }
+
+std::vector<std::string> pair_partners(std::string const& name) {
+  if (name.rfind("fused", 0) != 0) return {};
+  if (name == "fused-forward") return {"unfused", "fused-intra-v3"};
+  return {"unfused"};
+}
 }  // namespace gdnv
 
 #ifdef GDNV_HAVE_CUDA

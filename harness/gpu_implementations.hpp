@@ -25,6 +25,11 @@ namespace gdnv {
 
 std::vector<std::string> gpu_implementation_names();
 
+// The implementations gdnv check compares a fused kernel with value by value ("pairs"): "unfused" for
+// every "fused*" name, and for a kernel that claims another implementation's bytes that one too
+// (fused-forward: fused-intra-v3). Empty for names that are not fused kernels.
+std::vector<std::string> pair_partners(std::string const& name);
+
 #ifdef GDNV_HAVE_CUDA
 // nullptr for a name not in gpu_implementation_names().
 std::unique_ptr<Implementation> make_gpu_implementation(std::string const& name);

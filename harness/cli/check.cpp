@@ -34,6 +34,7 @@
 #include "harness/dataset.hpp"
 #include "harness/environment.hpp"
 #include "harness/errors.hpp"
+#include "harness/gpu_implementations.hpp"
 #include "harness/implementation.hpp"
 #include "harness/inverse_bound.hpp"
 #include "harness/progress.hpp"
@@ -159,33 +160,37 @@ void add_conditioning(nlohmann::json& case_entry, std::vector<ChunkConditioning>
   if (with_rows) case_entry["conditioning"] = rows;
 }
 
-// Fused kernels against the unfused pipeline they replace ("pairs" in the JSON): both are judged against
-// the reference; this says in addition whether they compute the same numbers.
+// Fused kernels against the pipelines they replace ("pairs" in the JSON; pair_partners: unfused, and for
+// fused-forward also fused-intra-v3, whose bytes it claims): both sides are judged against the reference;
+// this says in addition whether they compute the same numbers.
 bool is_pair_member(std::string const& name) { return name == "unfused" || name.rfind("fused", 0) == 0; }
 
 void add_pairs(nlohmann::json& pairs, std::string const& file, std::string const& case_name,
                std::map<std::string, StageOutputs> const& kept) {
-  auto const un = kept.find("unfused");
-  if (un == kept.end() || un->second.empty()) return;
   for (auto const& [name, out] : kept) {
-    if (name == "unfused" || out.empty()) continue;
-    nlohmann::json t = nlohmann::json::object();
-    for (auto const& [tensor, st] : compare_pair(out, un->second))
-      t[tensor] = {{"elements", st.elements}, {"bit_equal", st.equal}, {"bit_equal_fraction", st.equal_fraction()},
-                   {"max_abs_diff", st.max_abs_diff}};
-    pairs.push_back({{"file", file}, {"case", case_name}, {"implementation", name}, {"against", "unfused"}, {"tensors", t}});
+    if (out.empty()) continue;
+    for (std::string const& partner : pair_partners(name)) {
+      auto const other = kept.find(partner);
+      if (other == kept.end() || other->second.empty()) continue;
+      nlohmann::json t = nlohmann::json::object();
+      for (auto const& [tensor, st] : compare_pair(out, other->second))
+        t[tensor] = {{"elements", st.elements}, {"bit_equal", st.equal}, {"bit_equal_fraction", st.equal_fraction()},
+                     {"max_abs_diff", st.max_abs_diff}};
+      pairs.push_back({{"file", file}, {"case", case_name}, {"implementation", name}, {"against", partner}, {"tensors", t}});
+    }
   }
 }
 
 void print_pairs(nlohmann::json const& pairs) {
   if (pairs.empty()) return;
-  std::printf("\n%-26s %-24s %-12s %14s %14s\n", "case", "fused vs unfused", "tensor", "bit-equal", "max |diff|");
+  std::printf("\n%-26s %-24s %-16s %-12s %14s %14s\n", "case", "fused kernel", "against", "tensor", "bit-equal",
+              "max |diff|");
   for (auto const& p : pairs)
     for (auto const& [tensor, st] : p["tensors"].items()) {
       if (tensor != "A_inv" && tensor != "o" && tensor != "w" && tensor != "u") continue;
-      std::printf("%-26s %-24s %-12s %13.2f%% %14.3e\n", p["case"].get<std::string>().c_str(),
-                  p["implementation"].get<std::string>().c_str(), tensor.c_str(),
-                  100.0 * st["bit_equal_fraction"].get<double>(), st["max_abs_diff"].get<double>());
+      std::printf("%-26s %-24s %-16s %-12s %13.2f%% %14.3e\n", p["case"].get<std::string>().c_str(),
+                  p["implementation"].get<std::string>().c_str(), p["against"].get<std::string>().c_str(),
+                  tensor.c_str(), 100.0 * st["bit_equal_fraction"].get<double>(), st["max_abs_diff"].get<double>());
     }
 }
 

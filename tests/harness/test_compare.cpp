@@ -1,10 +1,14 @@
 // The per-chunk floor ratio: scale-free, exact at its defining points, and blind to nothing.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 #include <limits>
 
 #include "harness/compare.hpp"
+#include "harness/gpu_implementations.hpp"
 #include "reference/chunked.hpp"
 #include "reference/rounding.hpp"
 #include "test_util.hpp"
@@ -113,6 +117,20 @@ BOOST_FIXTURE_TEST_CASE(shape_mismatch_is_an_error, Fixture) {
   Tensor o = ref.o;
   o.shape[1] += 1;
   BOOST_CHECK_THROW(compare_outputs(p, ref, {{"o", o}}), std::invalid_argument);
+}
+
+// Which implementations gdnv check compares a fused kernel with: unfused for every fused kernel, and the one
+// whose bytes it claims (fused-forward: fused-intra-v3); nothing for the others. Every partner is a GPU
+// implementation name.
+BOOST_AUTO_TEST_CASE(pair_partners_of_the_fused_kernels) {
+  BOOST_TEST((pair_partners("fused") == std::vector<std::string>{"unfused"}));
+  BOOST_TEST((pair_partners("fused-intra-v3") == std::vector<std::string>{"unfused"}));
+  BOOST_TEST((pair_partners("fused-forward") == std::vector<std::string>{"unfused", "fused-intra-v3"}));
+  for (char const* n : {"unfused", "precise", "cublas", "emulated", "captured:x"}) BOOST_TEST(pair_partners(n).empty(), n);
+  auto const names = gpu_implementation_names();
+  for (auto const& n : names)
+    for (auto const& partner : pair_partners(n))
+      BOOST_TEST((std::find(names.begin(), names.end(), partner) != names.end()), n << " -> " << partner);
 }
 
 // Fused-vs-unfused pairs: bit-equal counts and the largest difference, NaN never equal and sticky.

@@ -76,6 +76,16 @@ CapturedGroup inverse_group(std::string const& name, std::string const& arithmet
 
 BOOST_AUTO_TEST_SUITE(inverse_bound)
 
+// fused-forward writes fused-intra-v3's bytes (state_output_fused.cu), so it must declare the same arithmetic.
+BOOST_AUTO_TEST_CASE(fused_forward_declares_fused_intra_v3s_arithmetic) {
+  auto const ff = known_declared_arithmetic("fused-forward"), v3 = known_declared_arithmetic("fused-intra-v3");
+  BOOST_TEST_REQUIRE(ff.has_value());
+  BOOST_TEST_REQUIRE(v3.has_value());
+  BOOST_TEST((*ff == *v3));
+  BOOST_TEST((ff->merges == Precision::tf32x3));
+  BOOST_TEST((*known_declared_arithmetic("fused-forward[isolated]") == *ff));
+}
+
 BOOST_AUTO_TEST_CASE(declared_arithmetic_by_implementation) {
   DeclaredArithmetic const plain;  // A_inv in the input dtype, fp32 everything up to it, FLA's later roundings
   for (char const* n : {"emulated", "emulated[isolated]", "unfused", "fused", "fused-intra", "unfused[isolated]"}) {
