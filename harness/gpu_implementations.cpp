@@ -289,26 +289,20 @@ class GpuImplementation final : public Implementation {
       out["u"] = download(ws.u, tokV, uvt);
       upload(ws.w, ref->w, qkv);
       upload(ws.u, ref->u, uvt);
-      if (a.fuse_state_output) {
-        // one stage from w, u to h, v_new, final_state and o: o here is computed from the kernel's own h
-        // and v_new, so it carries the state stage's error too (as the fused kkt+solve's A_inv carries kkt's)
-        gc::state_output_fused(a, nullptr);
-        sync();
-        out["h"] = download(ws.h, hshape, qkv);
-        out["v_new"] = download(ws.v_new, tokV, uvt);
-        out["final_state"] = download(ws.final_state, fshape, gc::ElemType::f32);
-        out["o"] = download(ws.o, tokV, qkv);
-        return out;
-      }
-      gc::chunk_state(a, nullptr);
+      // fused state + output: one stage from w, u to h, v_new, final_state and o, so o is computed from the
+      // kernel's own h and v_new and carries the state stage's error too (as the fused kkt+solve's A_inv
+      // carries kkt's)
+      if (a.fuse_state_output) gc::state_output_fused(a, nullptr); else gc::chunk_state(a, nullptr);
       sync();
       out["h"] = download(ws.h, hshape, qkv);
       out["v_new"] = download(ws.v_new, tokV, uvt);
       out["final_state"] = download(ws.final_state, fshape, gc::ElemType::f32);
-      upload(ws.h, ref->h, qkv);
-      upload(ws.v_new, ref->v_new, uvt);
-      gc::chunk_output(a, nullptr);
-      sync();
+      if (!a.fuse_state_output) {
+        upload(ws.h, ref->h, qkv);
+        upload(ws.v_new, ref->v_new, uvt);
+        gc::chunk_output(a, nullptr);
+        sync();
+      }
       out["o"] = download(ws.o, tokV, qkv);
       return out;
     }

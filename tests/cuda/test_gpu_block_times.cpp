@@ -1,6 +1,7 @@
 // GPU tests of the opt-in per-block timing (Args::block_times, used by `gdnv bench --per-chunk`): every
-// block of kkt, solve_tril, wu, chunk_state, chunk_output and the fused stages writes a nonzero start and an end >= start,
-// exactly timed_blocks() pairs are written (nothing past them), and turning it on changes no output bit.
+// block of kkt, solve_tril, wu, chunk_state, chunk_output and the fused stages writes a nonzero start and an
+// end >= start, exactly timed_blocks() pairs are written (nothing past them), and turning it on changes no
+// output bit.
 #include <boost/test/unit_test.hpp>
 
 #include "cuda/gpu_test_util.hpp"
