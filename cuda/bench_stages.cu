@@ -97,7 +97,11 @@ int main(int argc, char** argv) {
     Args so = an;
     so.fuse_state_output = true;
     so.h = so.v_new = nullptr;
-    add("state_output_fused", 0, [&] { state_output_fused(so, nullptr); });
+    add("chunk_scores", 0, [&] { chunk_scores(an, nullptr); });
+    add("state_output_fused 2", 0, [&] { state_output_fused(so, nullptr); });
+    Args so1 = so;
+    so1.state_output_variant = 1;
+    add("state_output_fused 1", 0, [&] { state_output_fused(so1, nullptr); });
     add("chunk_state+output", 0, [&] { chunk_state(an, nullptr); chunk_output(an, nullptr); });
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });

@@ -80,6 +80,10 @@ struct Args {
   // forward() runs stages 5 and 6 as one kernel (state_output_fused.cu) where state_output_runs_fused();
   // h and v_new are then stored only where Args::h / Args::v_new are non-null.
   bool fuse_state_output = false;
+  // Its variant: 2 (default) the score tiles from chunk_scores (Args::scores, written first by
+  // state_output_fused()), every warp running the recurrence and then the chunk's output; 1 warp roles (8
+  // state warps hand h and v_new to 4 output warps that compute their own scores). Both: the same bytes.
+  int state_output_variant = 2;
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
   // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
   // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Any Fusion; needs the
@@ -101,6 +105,7 @@ struct Args {
   void* u = nullptr;
   void* v_new = nullptr;
   void* h = nullptr;
+  void* scores = nullptr;  // [B*T][HV][64], input dtype: round_E((Q K^T) .* Gamma .* M) rows (chunk_scores)
   void* o = nullptr;
   float* final_state = nullptr;
   // Opt-in per-block timing (nullptr = off): every stage but chunk_cumsum writes
@@ -126,6 +131,10 @@ void solve_tril(Args const& a, Stream stream);    // A -> A_inv
 void wu(Args const& a, Stream stream);            // k, v, beta, g_cumsum, A_inv -> w, u
 void chunk_state(Args const& a, Stream stream);   // k, w, u, g_cumsum, h0 -> h, v_new, final_state
 void chunk_output(Args const& a, Stream stream);  // q, k, v_new, h, g_cumsum -> o
+// The gated, masked score rows of chunk_output (chunk_scores.cu) on their own: q, k, g_cumsum -> scores,
+// the bytes chunk_output 2 multiplies v_new by; 16-bit inputs, K = 64 or 128 (state_output_fused 2's input).
+void chunk_scores(Args const& a, Stream stream);
+bool chunk_scores_runs(Args const& a);
 void forward(Args const& a, Stream stream);       // all six stages in order (stages 2-4 as Args::fusion says,
                                                   // 5-6 as Args::fuse_state_output)
 // Fused stages (kkt_solve_fused.cu, intra_fused.cu): same arithmetic as the unfused ones, bit for bit.
@@ -133,9 +142,10 @@ void kkt_solve_fused(Args const& a, Stream stream);  // k, beta, g_cumsum -> A_i
 void intra_fused(Args const& a, Stream stream);      // k, v, beta, g_cumsum -> w, u, and A_inv unless null;
                                                      // needs Args::ainv == Args::qkv
 // Stages 5 + 6 in one kernel (state_output_fused.cu): k, w, u, g_cumsum, h0, q -> o, final_state, and h /
-// v_new where those pointers are set; the bytes of chunk_state 2 + chunk_output 2. Problems it does not
-// cover (state_output_runs_fused() false: fp32 inputs, split_state, precise_uv) run those two kernels,
-// which need Args::h and Args::v_new.
+// v_new where those pointers are set; the bytes of chunk_state 2 + chunk_output 2. Variant 2 (the default,
+// Args::state_output_variant) runs chunk_scores into Args::scores first (refused when it is null). Problems
+// it does not cover (state_output_runs_fused() false: fp32 inputs, split_state, precise_uv) run those two
+// kernels, which need Args::h and Args::v_new.
 void state_output_fused(Args const& a, Stream stream);
 bool state_output_runs_fused(Args const& a);
 // Whether these Args run the GQA-shared variants (grid: one block per chunk and key head).
@@ -143,7 +153,8 @@ bool kkt_solve_runs_v5(Args const& a);
 bool intra_runs_v3(Args const& a);
 
 enum class Stage : int {
-  chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output, kkt_solve_fused, intra_fused, state_output_fused
+  chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output, kkt_solve_fused, intra_fused, state_output_fused,
+  chunk_scores
 };
 char const* stage_name(Stage s);
 void run_stage(Stage s, Args const& a, Stream stream);  // the stage's launcher
@@ -190,7 +201,7 @@ class DeviceBuffer {
 // All inputs, intermediates and outputs of one problem, allocated for `plan`; args() points into them.
 struct Workspace {
   Plan plan;
-  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, A, A_inv, w, u, v_new, h, o, final_state;
+  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, A, A_inv, w, u, v_new, h, scores, o, final_state;
   Args args;
   Workspace(Plan plan, ElemType qkv, ElemType g_t, ElemType beta_t, ElemType ainv, bool with_h0);
   void poison();  // every output/intermediate buffer filled with NaN bytes

@@ -359,6 +359,212 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
   block_time_end(a.block_times);
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Variant 2: no warp roles. 256 threads per (sequence, value head, 32 columns); per chunk every warp runs
+// chunk_state 2's step (snapshot, W*S and the gated delta, the update) and then its 16 x 16 piece of o
+// (warp w: rows 16(w & 3).., columns 16(w >> 2)..) from the snapshot and v_new still in shared memory and
+// the chunk's score rows written by chunk_scores. The next chunk's W, K, U, Q tiles and score rows are
+// copied during the step (two stages). Snapshot and v_new are double-buffered so that the next step's
+// snapshot does not wait for a slow warp's output.
+template <int K>
+struct So2Layout {
+  static constexpr int BV = 32, LDK = K + 8, LDU = BV + 8, LDP = kBT + 8;
+  static constexpr int TILE = kBT * LDK;
+  static constexpr int STAGE = 3 * TILE + kBT * LDU + kBT * LDP;  // W, K, Q, U, score rows
+  static constexpr int kW = 0, kK = TILE, kQ = 2 * TILE, kU = 3 * TILE, kP = 3 * TILE + kBT * LDU;
+  static constexpr int kSb = 2 * STAGE;        // [2][K][LDU] round_E(S) = h_c
+  static constexpr int kDb = kSb + 2 * K * LDU;  // [64][LDU] gated delta
+  static constexpr int kVs = kDb + kBT * LDU;    // [2][64][LDU] v_new_c
+  static constexpr int kElems = kVs + 2 * kBT * LDU;
+};
+
+template <class E, int K>
+__global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
+  using L = So2Layout<K>;
+  constexpr int V = K, BV = L::BV, LDK = L::LDK, LDU = L::LDU, LDP = L::LDP;
+  constexpr int NW = 8;
+  constexpr int MTILES = K / 16;
+  constexpr int WPM = NW / MTILES;
+  constexpr int SNT = BV / 8 / WPM;
+  constexpr int VPR = BV * static_cast<int>(sizeof(E)) / 16;
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* const base = reinterpret_cast<E*>(smem);
+  E* const Db = base + L::kDb;
+  __shared__ float gs[2][kBT];
+  block_time_begin(a.block_times);
+
+  int const HV = static_cast<int>(a.d.HV);
+  StateTile const tile = state_tile<V / BV>(a);
+  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
+  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int const g = lane >> 2, t = lane & 3;
+  int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
+  int const sm = warp % MTILES, sc0 = (warp / MTILES) * SNT * 8;  // this warp's state block
+  int const dm = warp & 3, dc0 = (warp >> 2) * 16;                // its W*S block and its piece of o
+
+  float S[1][SNT][4];
+  if (a.h0) {
+    float const* h0 = a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
+#pragma unroll
+    for (int j = 0; j < SNT; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+        float2 const v = *reinterpret_cast<float2 const*>(h0 + r * V + col);
+        S[0][j][2 * hh] = v.x, S[0][j][2 * hh + 1] = v.y;
+      }
+  } else {
+    zero_acc(S);
+  }
+  auto stage_at = [&](int64_t i) { return base + (i & 1) * L::STAGE; };
+  TileCopy<E, kBT, K, 256> const copy_k(tid);
+  TileCopy<E, kBT, BV, 256> const copy_u(tid);
+  TileCopy<E, kBT, kBT, 256> const copy_p(tid);
+  int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
+  auto prefetch = [&](ChunkDesc const& c, E* st) {
+    copy_k.issue(st + L::kW, LDK, static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K, w_stride, c.rows);
+    copy_k.issue(st + L::kK, LDK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
+    copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    copy_p.issue(st + L::kP, LDP, static_cast<E const*>(a.scores) + (c.row0 * HV + hv) * kBT,
+                 static_cast<int64_t>(HV) * kBT, c.rows);
+    cp_async_commit();
+  };
+  ChunkDesc cur{}, nxt{};
+  float g_next = 0.f;
+  if (c_begin < c_end) {
+    cur = a.chunks[c_begin];
+    prefetch(cur, stage_at(0));
+    if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
+  }
+  if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
+  float const sc = a.scale;
+
+  for (int64_t ci = c_begin; ci < c_end; ++ci) {
+    int const step = static_cast<int>(ci - c_begin), b = step & 1;
+    ChunkDesc const c = cur;
+    E* const st = stage_at(step);
+    bool const has_next = ci + 1 < c_end;
+    ChunkDesc const c_next = nxt;
+    float const g_now = g_next;
+    g_next = (has_next && tid < kBT && tid < nxt.rows) ? a.g_cumsum[(nxt.row0 + tid) * HV + hv] : 0.f;
+    cur = nxt;
+    if (ci + 2 < c_end) nxt = a.chunks[ci + 2];
+    E* const Sb = base + L::kSb + b * K * LDU;
+    E* const Vs = base + L::kVs + b * kBT * LDU;
+    float* const gsb = gs[b];
+    if (tid < kBT) gsb[tid] = g_now;
+
+    // 1. snapshot (hi = round_E(S) is the h value)
+#pragma unroll
+    for (int j = 0; j < SNT; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+        store2<E>(Sb + r * LDU + col, S[0][j][2 * hh], S[0][j][2 * hh + 1]);
+      }
+    cp_async_wait<0>();  // this chunk's tiles (the only group in flight)
+    __syncthreads();     // every warp is past the previous step: its stage is free for the next chunk
+    if (has_next) prefetch(c_next, stage_at(step + 1));
+
+    // 2. Delta = u - W S, in two independent accumulators over the halves of K (chunk_state 2's order)
+    E const* Ws = st + L::kW;
+    E const* Ks = st + L::kK;
+    E const* Us = st + L::kU;
+    float D[1][2][4], D1[1][2][4];
+    zero_acc(D);
+    zero_acc(D1);
+    warp_mma<E, true, false, 1, 2>(D, Ws, LDK, 16 * dm, Sb, LDU, dc0, 0, K / 2);
+    warp_mma<E, true, false, 1, 2>(D1, Ws, LDK, 16 * dm, Sb, LDU, dc0, K / 2, K);
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) D[0][j][e] += D1[0][j][e];
+    float const gl = gsb[c.rows - 1];
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * dm + g + 8 * hh;
+      bool const ok = r < c.rows;
+      float const decay = expf(ok ? gl - gsb[r] : 0.f);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        int const col = dc0 + 8 * j + 2 * t;
+        float const d0 = to_f(Us[r * LDU + col]) - D[0][j][2 * hh];
+        float const d1 = to_f(Us[r * LDU + col + 1]) - D[0][j][2 * hh + 1];
+        store2<E>(Vs + r * LDU + col, d0, d1);
+        store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
+      }
+    }
+    __syncthreads();  // v_new_c, the gated delta and the snapshot complete
+
+    // 3. S <- e^{gl} S + K^T Db (the recurrence's critical path first)
+    float const eg = expf(gl);
+#pragma unroll
+    for (int j = 0; j < SNT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) S[0][j][e] *= eg;
+    warp_mma<E, false, false, 1, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, 0, kBT);
+
+    // 4. o = scale (diag(e^{gc}) Q h_c + scores v_new_c) for rows 16 dm.., columns dc0.. (chunk_output 2's
+    // products and k order)
+    float O[1][2][4];
+    zero_acc(O);
+    warp_mma<E, true, false, 1, 2>(O, st + L::kQ, LDK, 16 * dm, Sb, LDU, dc0, 0, K);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * dm + g + 8 * hh;
+      float const er = expf(r < c.rows ? gsb[r] : 0.f);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) O[0][j][2 * hh] *= er, O[0][j][2 * hh + 1] *= er;
+    }
+    warp_mma<E, true, false, 1, 2>(O, st + L::kP, LDP, 16 * dm, Vs, LDU, dc0, 0, 16 * (dm + 1));
+    E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV + dc0;
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * dm + g + 8 * hh;
+      if (r >= c.rows) continue;
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * O[0][j][2 * hh], sc * O[0][j][2 * hh + 1]);
+    }
+    // 5. h_c and v_new_c where asked (16-byte pieces)
+    if (a.h) {
+      E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
+#pragma unroll
+      for (int x = 0; x < K * VPR / 256; ++x) {
+        int const idx = tid + 256 * x, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+        *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(r) * V + q) = *reinterpret_cast<uint4 const*>(Sb + r * LDU + q);
+      }
+    }
+    if (a.v_new) {
+      E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
+#pragma unroll
+      for (int x = 0; x < kBT * VPR / 256; ++x) {
+        int const idx = tid + 256 * x, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+        if (r < c.rows) *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + q) = *reinterpret_cast<uint4 const*>(Vs + r * LDU + q);
+      }
+    }
+  }
+
+  float* fs = a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
+#pragma unroll
+  for (int j = 0; j < SNT; ++j)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+      *reinterpret_cast<float2*>(fs + r * V + col) = make_float2(S[0][j][2 * hh], S[0][j][2 * hh + 1]);
+    }
+  block_time_end(a.block_times);
+}
+
+template <class E, int K>
+void launch_state_output_v2(Args const& a, Stream s) {
+  std::size_t const bytes = sizeof(E) * So2Layout<K>::kElems;
+  ensure_smem<state_output_v2_kernel<E, K>>(bytes);
+  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / So2Layout<K>::BV));
+  state_output_v2_kernel<E, K><<<grid, 256, bytes, s>>>(a);
+}
+
 template <class E, int K>
 void launch_state_output(Args const& a, Stream s) {
   std::size_t const bytes = sizeof(E) * SoLayout<K>::kElems;
@@ -384,11 +590,22 @@ void state_output_fused(Args const& a, Stream s) {
     chunk_output(b, s);
     return;
   }
+  bool const v2 = a.state_output_variant != 1;
+  if (v2 && !a.scores) throw std::invalid_argument("state_output_fused 2: Args::scores is null (chunk_scores writes it first)");
   if (a.d.N == 0) return;
+  if (v2) {
+    Args b = a;
+    b.block_times = nullptr;  // the block times are the fused kernel's
+    chunk_scores(b, s);
+  }
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (a.d.K == 128) launch_state_output<E, 128>(a, s); else launch_state_output<E, 64>(a, s);
+      if (v2) {
+        if (a.d.K == 128) launch_state_output_v2<E, 128>(a, s); else launch_state_output_v2<E, 64>(a, s);
+      } else {
+        if (a.d.K == 128) launch_state_output<E, 128>(a, s); else launch_state_output<E, 64>(a, s);
+      }
     }
   });
   GDN_LAUNCH_CHECK();

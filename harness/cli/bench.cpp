@@ -413,24 +413,37 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
       [&] { gc::forward(ifwd3s4, nullptr); }, fwd_unfused16, "floor: a fully fused forward; A_inv not stored",
       "forward unfused");
   // chunk_state 2 + chunk_output 2 in one kernel (state_output_fused.cu; the same bytes): h and v_new on chip
-  // (stored only for the "stored" row), and the forward built on it (three kernels: cumsum, intra v3, this).
+  // (stored only for the "stored" row), and the forward built on it (cumsum, intra v3, then this stage).
+  // Variant 2 runs chunk_scores first (its score rows, 2 bytes per entry, go out and come back in); variant
+  // 1 (warp roles) computes them on chip.
   Traffic const t_so{{{"q", z.qk}, {"k", z.qk}, {"w", z.w}, {"u", z.v}, {"g_cumsum", z.gcs}, {"h0", z.state}},
                      {{"o", z.v}, {"final_state", z.state}}};
   Traffic const t_so_stored{{{"q", z.qk}, {"k", z.qk}, {"w", z.w}, {"u", z.v}, {"g_cumsum", z.gcs}, {"h0", z.state}},
                             {{"o", z.v}, {"final_state", z.state}, {"h", z.h}, {"v_new", z.v}}};
+  Traffic const t_scores{{{"q", z.qk}, {"k", z.qk}, {"g_cumsum", z.gcs}}, {{"scores", z.ainv16}}};
   gc::Args aso = a, aso_st = a, ifwd3so = ifwd3;
   aso.fuse_state_output = aso_st.fuse_state_output = ifwd3so.fuse_state_output = true;
   aso.h = aso.v_new = nullptr;
   ifwd3so.h = ifwd3so.v_new = nullptr;
+  gc::Args aso1 = aso, ifwd3so1 = ifwd3so;
+  aso1.state_output_variant = ifwd3so1.state_output_variant = 1;
   add("chunk_state + chunk_output", "pair", "", t_so, f_state + f_out,
       [&] { gc::chunk_state(a, nullptr); gc::chunk_output(a, nullptr); }, t_state.total() + t_out.total(),
       "floor: the fused pair (h and v_new on chip)");
-  add("state_output_fused (h, v_new on chip)", "fused", "", t_so, f_state + f_out,
+  // useful FLOPs: the lower tiles of Q K^T per chunk and value head, as chunk_output counts them
+  add("chunk_scores", "stage", "", t_scores, CH * 2080 * 2 * K, [&] { gc::chunk_scores(a, nullptr); }, 0,
+      "Q K^T once per key head, gated per value head");
+  add("state_output_fused 2 (chunk_scores + kernel; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
-  add("state_output_fused (h, v_new stored)", "fused", "", t_so_stored, f_state + f_out,
+  add("state_output_fused 2 (h, v_new stored)", "fused", "", t_so_stored, f_state + f_out,
       [&] { gc::state_output_fused(aso_st, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
-  add("forward fused-intra v3 + state_output_fused", "pipeline", "forward", t_fwd,
+  add("state_output_fused 1 (warp roles; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
+      [&] { gc::state_output_fused(aso1, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
+  add("forward fused-intra v3 + state_output_fused 2", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3so, nullptr); }, fwd_unfused16,
+      "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
+  add("forward fused-intra v3 + state_output_fused 1", "pipeline", "forward", t_fwd,
+      f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3so1, nullptr); }, fwd_unfused16,
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
   // "precise" (Args::precise_uv): u and v_new fp32 in their own buffers, beta v and the scores split.
   gc::DeviceBuffer u32(static_cast<size_t>(std::max<int64_t>(1, d.B * d.T * d.HV * d.V)) * 4);
@@ -563,7 +576,11 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
          "kkt_solve_fused v5 (GQA Gram, 3xTF32 merges)"},
         {"intra_fused v3 (A_inv stored)", gc::Stage::intra_fused, ai3, "intra_fused v3 (A_inv stored)"},
         {"chunk_state v4 (wgmma, bf16 S operand)", gc::Stage::chunk_state, as4, "chunk_state v4 (wgmma, bf16 S operand)"},
-        {"state_output_fused (h, v_new on chip)", gc::Stage::state_output_fused, aso, "state_output_fused (h, v_new on chip)"},
+        {"state_output_fused 2 (chunk_scores + kernel; h, v_new on chip)", gc::Stage::state_output_fused, aso,
+         "state_output_fused 2 (chunk_scores + kernel; h, v_new on chip)"},
+        {"state_output_fused 1 (warp roles; h, v_new on chip)", gc::Stage::state_output_fused, aso1,
+         "state_output_fused 1 (warp roles; h, v_new on chip)"},
+        {"chunk_scores", gc::Stage::chunk_scores, a, "chunk_scores"},
     };
     json pc = json::array();
     int64_t const chunks_per_seq = d.N > 0 ? d.num_chunks / d.N : 0;

@@ -35,7 +35,8 @@ struct TimingCase {
 // In pipeline order; the fused stages last, so they overwrite A_inv, w, u with the same bytes.
 constexpr gc::Stage kStages[] = {gc::Stage::chunk_cumsum, gc::Stage::kkt,         gc::Stage::solve_tril,
                                  gc::Stage::wu,           gc::Stage::chunk_state, gc::Stage::chunk_output,
-                                 gc::Stage::kkt_solve_fused, gc::Stage::intra_fused, gc::Stage::state_output_fused};
+                                 gc::Stage::kkt_solve_fused, gc::Stage::intra_fused, gc::Stage::chunk_scores,
+                                 gc::Stage::state_output_fused};
 
 std::vector<unsigned char> bytes_of(gc::DeviceBuffer const& b) { return gdnv::test::device_bytes(b); }
 
@@ -55,7 +56,8 @@ void run_timing_case(TimingCase const& tc) {
 
   auto outputs = [&] {
     std::vector<std::vector<unsigned char>> o;
-    for (gc::DeviceBuffer* b : {&ws.g_cumsum, &ws.A, &ws.A_inv, &ws.w, &ws.u, &ws.v_new, &ws.h, &ws.o, &ws.final_state})
+    for (gc::DeviceBuffer* b : {&ws.g_cumsum, &ws.A, &ws.A_inv, &ws.w, &ws.u, &ws.v_new, &ws.h, &ws.scores, &ws.o,
+                                &ws.final_state})
       o.push_back(bytes_of(*b));
     return o;
   };
@@ -63,6 +65,8 @@ void run_timing_case(TimingCase const& tc) {
   // intra_fused keeps A_inv in the input dtype only
   std::vector<gc::Stage> stages(std::begin(kStages), std::end(kStages));
   if (tc.ainv != tc.qkv) stages.erase(std::find(stages.begin(), stages.end(), gc::Stage::intra_fused));
+  // chunk_scores: 16-bit inputs only (state_output_fused falls back to the two kernels there)
+  if (!gc::chunk_scores_runs(a)) stages.erase(std::find(stages.begin(), stages.end(), gc::Stage::chunk_scores));
   for (gc::Stage s : stages) gc::run_stage(s, a, nullptr);
   gc::synchronize();
   auto const plain = outputs();
@@ -80,7 +84,7 @@ void run_timing_case(TimingCase const& tc) {
   }
   gc::synchronize();
   auto const timed = outputs();
-  char const* names[] = {"g_cumsum", "A", "A_inv", "w", "u", "v_new", "h", "o", "final_state"};
+  char const* names[] = {"g_cumsum", "A", "A_inv", "w", "u", "v_new", "h", "scores", "o", "final_state"};
   for (size_t i = 0; i < plain.size(); ++i)
     BOOST_TEST((plain[i] == timed[i]), names[i] << " changed when block times were recorded");
 

@@ -1,9 +1,10 @@
-// GPU tests of the fused state + output kernel (cuda/state_output_fused.cu; label gpu, skipped visibly
-// without a device). It runs chunk_state 2's and chunk_output 2's products on the same operand values in the
-// same k order, so forward() with Args::fuse_state_output must write the bytes of forward() without it:
-// o and the final state, and h and v_new when their buffers are given. Cases: bf16 and fp16, K = 128 and
-// 64, GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the
-// double-buffer hand-off at its ends), with and without an initial state, and with h / v_new not stored.
+// GPU tests of the fused state + output kernels (cuda/state_output_fused.cu, variants 2 and 1; label gpu,
+// skipped visibly without a device). Both run chunk_state 2's and chunk_output 2's products on the same
+// operand values in the same k order (variant 2 reads the score rows chunk_scores wrote), so forward() with
+// Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
+// v_new when their buffers are given. Every case runs both variants. Cases: bf16 and fp16, K = 128 and 64,
+// GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
+// buffers at their ends), with and without an initial state, and with h / v_new not stored.
 // Problems the kernel does not cover (fp32, split state operand, precise_uv) run the two kernels: the same
 // bytes again. Accuracy against the fp64 reference: test_gpu_stages runs "fused-forward" on every family.
 #include <boost/test/unit_test.hpp>
@@ -39,7 +40,8 @@ size_t bytes_differing(std::vector<unsigned char> const& x, std::vector<unsigned
 // forward() with chunk_state + chunk_output, then with the fused kernel (h, v_new stored, or not when
 // `store_intermediates` is false): every output the fused run writes must match byte for byte, and what it
 // does not store must stay untouched.
-void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
+void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_intermediates, int variant) {
+  BOOST_TEST_CONTEXT("state_output_fused " << variant) {
   test::StateRun run(c, 41);
   gc::Workspace& ws = *run.ws;
   gc::Args a = run.a;
@@ -57,6 +59,7 @@ void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_interm
   ws.poison();
   gc::Args f = a;
   f.fuse_state_output = true;
+  f.state_output_variant = variant;
   if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
   gc::forward(f, nullptr);
   gc::synchronize();
@@ -69,6 +72,11 @@ void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_interm
     BOOST_TEST(d == 0u, outs[i].name << ": " << d << " of " << ref[i].size() << " bytes differ from chunk_state + chunk_output");
   }
   BOOST_TEST(!test::untouched(ws.o));  // the run wrote o (the comparison alone would pass two untouched buffers)
+  }
+}
+
+void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
+  for (int variant : {2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
 
@@ -114,6 +122,27 @@ BOOST_AUTO_TEST_CASE(falls_back_for_split_state_and_precise) {
   BOOST_CHECK_THROW(gc::forward(f, nullptr), std::invalid_argument);
 }
 
+// Variant 2 reads the score rows from Args::scores: without that buffer the call is refused (nothing runs).
+BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
+  test::StateCase c;
+  c.T = 200;
+  test::StateRun run(c, 9);
+  gc::Args f = run.a;
+  f.fuse_state_output = true;
+  f.scores = nullptr;
+  BOOST_TEST(gc::state_output_runs_fused(f));
+  gc::forward(run.a, nullptr);  // w and u for the run below
+  gc::synchronize();
+  run.ws->o.fill_bytes(0xFF);
+  BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
+  gc::synchronize();
+  BOOST_TEST(test::untouched(run.ws->o));
+  f.state_output_variant = 1;  // variant 1 computes its scores on chip
+  gc::state_output_fused(f, nullptr);
+  gc::synchronize();
+  BOOST_TEST(!test::untouched(run.ws->o));
+}
+
 BOOST_AUTO_TEST_CASE(grid_is_chunk_state_2s) {
   test::StateCase c;
   c.H = 2, c.HV = 6;
@@ -121,6 +150,8 @@ BOOST_AUTO_TEST_CASE(grid_is_chunk_state_2s) {
   test::StateRun run(c, 5);
   gc::Args a = run.a;
   BOOST_TEST(gc::state_output_runs_fused(a));
+  BOOST_TEST(gc::timed_blocks(a, gc::Stage::state_output_fused) == 3 * 6 * (128 / 32));
+  a.state_output_variant = 1;  // both variants: the grid of chunk_state 2
   BOOST_TEST(gc::timed_blocks(a, gc::Stage::state_output_fused) == 3 * 6 * (128 / 32));
   a.split_state = true;  // two kernels: no block times
   BOOST_TEST(gc::timed_blocks(a, gc::Stage::state_output_fused) == 0);

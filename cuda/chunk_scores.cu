@@ -1,0 +1,106 @@
+// The score rows of stage 6 on their own: scores = round_E((Q K^T) .* Gamma .* M) per chunk and value head,
+// Gamma_ij = e^{gc_i - gc_j}, M lower including the diagonal and both rows valid, the gate selected under
+// the mask before the exp (gdn-algorithm.md 2.7). Stored as [B*T][HV][64] rows in the input dtype, zeros
+// above the diagonal, so that a row can be read as one 128-byte piece.
+// Why a stage of its own: state_output_fused 2 (state_output_fused.cu) multiplies v_new by these rows inside
+// the recurrence's kernel; computing them there would repeat Q K^T and the gate for each of a head's V tiles
+// on the recurrence's warps. Here Q K^T is computed once per chunk and KEY head and gated per value head
+// (GQA sharing, as kkt_solve_fused 5 shares K K^T).
+// Bits: the same warp_mma calls (per element the same k order) and the same gate expression as
+// chunk_output 2, so these are the bytes chunk_output 2 rounds into its score tile.
+// One 128-thread block per (chunk, key head); warp m owns rows 16m..16m+15 and its m + 1 tiles on or below
+// the diagonal.
+#include "common.cuh"
+
+namespace gdn_cuda {
+namespace {
+
+template <class E, int K>
+__global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
+  constexpr int LDK = K + 8, LDP = kBT + 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* const Qs = reinterpret_cast<E*>(smem);
+  E* const Ks = Qs + kBT * LDK;
+  E* const Pb = Ks + kBT * LDK;  // [64][LDP] one value head's gated rows
+  __shared__ float gs[kBT];
+  block_time_begin(a.block_times);
+
+  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
+  int const hk = static_cast<int>(blockIdx.x % H);
+  ChunkDesc const c = a.chunks[blockIdx.x / H];
+  int const tid = threadIdx.x, m = tid >> 5, lane = tid & 31;
+  int const g = lane >> 2, t = lane & 3;
+  load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  load_tile_async<E>(Ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+
+  float P[4][1][2][4];
+#pragma unroll
+  for (int jp = 0; jp < 4; ++jp) zero_acc(P[jp]);
+#pragma unroll
+  for (int jp = 0; jp < 4; ++jp)
+    if (jp <= m) warp_mma<E, true, true, 1, 2>(P[jp], Qs, LDK, 16 * m, Ks, LDK, 16 * jp, 0, K);
+
+  constexpr int VPR = kBT * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per score row
+  for (int x = 0; x < G; ++x) {
+    int const hv = hk * G + x;
+    if (tid < kBT) gs[tid] = tid < c.rows ? a.g_cumsum[(c.row0 + tid) * HV + hv] : 0.f;
+    __syncthreads();  // the gates are in; the previous head's rows are stored
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * m + g + 8 * hh;
+      bool const rok = r < c.rows;
+      float const gr = gs[r];
+#pragma unroll
+      for (int jp = 0; jp < 4; ++jp)
+#pragma unroll
+        for (int jj = 0; jj < 2; ++jj) {
+          int const j = 16 * jp + 8 * jj + 2 * t;
+          float v[2];
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            bool const keep = jp <= m && rok && (j + e) <= r;
+            v[e] = keep ? P[jp][0][jj][2 * hh + e] * expf(keep ? gr - gs[j + e] : 0.f) : 0.f;
+          }
+          store2<E>(Pb + r * LDP + j, v[0], v[1]);
+        }
+    }
+    __syncthreads();
+    E* const out = static_cast<E*>(a.scores) + (c.row0 * HV + hv) * kBT;
+#pragma unroll
+    for (int y = 0; y < kBT * VPR / 128; ++y) {
+      int const idx = tid + 128 * y, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+      if (r < c.rows)
+        *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * HV * kBT + q) = *reinterpret_cast<uint4 const*>(Pb + r * LDP + q);
+    }
+  }
+  block_time_end(a.block_times);
+}
+
+template <class E, int K>
+void launch_scores(Args const& a, Stream s) {
+  std::size_t const bytes = sizeof(E) * (2 * kBT * (K + 8) + kBT * (kBT + 8));
+  ensure_smem<chunk_scores_kernel<E, K>>(bytes);
+  chunk_scores_kernel<E, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
+}
+
+}  // namespace
+
+bool chunk_scores_runs(Args const& a) { return a.qkv != ElemType::f32 && (a.d.K == 128 || a.d.K == 64); }
+
+void chunk_scores(Args const& a, Stream s) {
+  if (!chunk_scores_runs(a)) throw std::invalid_argument("chunk_scores: needs 16-bit inputs and K = 64 or 128");
+  if (!a.scores) throw std::invalid_argument("chunk_scores: Args::scores is null");
+  if (a.d.num_chunks == 0) return;
+  dispatch_elem(a.qkv, [&](auto e) {
+    using E = decltype(e);
+    if constexpr (!std::is_same_v<E, float>) {
+      if (a.d.K == 128) launch_scores<E, 128>(a, s); else launch_scores<E, 64>(a, s);
+    }
+  });
+  GDN_LAUNCH_CHECK();
+}
+
+}  // namespace gdn_cuda

@@ -1,0 +1,141 @@
+// GPU tests of chunk_scores (cuda/chunk_scores.cu; label gpu, skipped visibly without a device): the gated,
+// masked score rows against an fp64 evaluation on the exact stored inputs (the q, k tiles and the
+// g_cumsum the kernel read), entry by entry, with a componentwise bound:
+//   |s - P| <= u_E (|P| + e32) + e32 + a_E,   e32 = ((K + 4) 2^-23 + 2^-24 |gc_i - gc_j|) S,
+//   P = sum_k q_ik k_jk e^{gc_i - gc_j},  S = sum_k |q_ik k_jk| e^{gc_i - gc_j}
+// (the fp32 dot product with truncating tensor-core additions, expf's 2 ulp, the fp32 difference in its
+// argument, one product; then one rounding to E: u_E = 2^-8 for bf16, 2^-11 for fp16, a_E its half
+// smallest subnormal). Entries above the diagonal must be exactly 0. Cases: bf16 / fp16, K = 128 / 64,
+// GQA G = 1..3 (the key head each value head reads), varlen with 0/1/63/64/65/129-token sequences.
+// That these are the bytes chunk_output 2 multiplies v_new by is test_gpu_state_output's business (o of
+// state_output_fused 2 against chunk_state 2 + chunk_output 2, byte for byte).
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "cuda/gpu_test_util.hpp"
+#include "reference/rounding.hpp"
+
+#ifdef GDNV_HAVE_CUDA
+#include "cuda/gdn_cuda.hpp"
+#endif
+
+namespace utf = boost::unit_test;
+using namespace gdnv;
+
+BOOST_AUTO_TEST_SUITE(gpu_scores, *utf::label("gpu") * utf::precondition(test::has_gpu{}))
+
+#ifdef GDNV_HAVE_CUDA
+namespace {
+namespace gc = gdn_cuda;
+
+std::vector<double> values_16(gc::DeviceBuffer const& b, gc::ElemType e, size_t n) {
+  std::vector<uint16_t> raw(n);
+  b.download(raw.data(), n * 2);
+  std::vector<double> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = e == gc::ElemType::bf16 ? bf16_bits_to_double(raw[i]) : fp16_bits_to_double(raw[i]);
+  return v;
+}
+
+void expect_scores_within_bound(test::StateCase const& c) {
+  test::StateRun run(c, 23);
+  gc::Workspace& ws = *run.ws;
+  gc::Args const a = run.a;
+  gc::Dims const& d = run.plan.d;
+  BOOST_REQUIRE(gc::chunk_scores_runs(a));
+  ws.poison();
+  gc::chunk_cumsum(a, nullptr);
+  gc::chunk_scores(a, nullptr);
+  gc::synchronize();
+
+  int64_t const T = run.T, H = d.H, HV = d.HV, K = d.K, G = HV / H;
+  std::vector<double> const q = values_16(ws.q, c.e, static_cast<size_t>(T * H * K));
+  std::vector<double> const k = values_16(ws.k, c.e, static_cast<size_t>(T * H * K));
+  std::vector<double> const s = values_16(ws.scores, c.e, static_cast<size_t>(T * HV * 64));
+  std::vector<float> gcs(static_cast<size_t>(T * HV));
+  ws.g_cumsum.download(gcs.data(), gcs.size() * 4);
+  double const uE = c.e == gc::ElemType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+  double const aE = c.e == gc::ElemType::bf16 ? 0.0 : std::ldexp(1.0, -25);  // bf16 shares fp32's range
+
+  double worst = 0;
+  int64_t checked = 0, nonzero = 0, upper_nonzero = 0, rows_seen = 0;
+  for (gc::ChunkDesc const& ch : run.plan.chunks)
+    for (int64_t hv = 0; hv < HV; ++hv) {
+      int64_t const hk = hv / G;
+      for (int i = 0; i < ch.rows; ++i) {
+        int64_t const ti = ch.row0 + i;
+        ++rows_seen;
+        for (int j = 0; j < 64; ++j) {
+          double const got = s[static_cast<size_t>((ti * HV + hv) * 64 + j)];
+          if (j > i) {  // above the diagonal (and past the chunk's end): exactly zero
+            upper_nonzero += got != 0.0;
+            continue;
+          }
+          int64_t const tj = ch.row0 + j;
+          double const gi = gcs[static_cast<size_t>(ti * HV + hv)], gj = gcs[static_cast<size_t>(tj * HV + hv)];
+          double const gate = std::exp(gi - gj);
+          double dot = 0, sabs = 0;
+          for (int64_t x = 0; x < K; ++x) {
+            double const p = q[static_cast<size_t>((ti * H + hk) * K + x)] * k[static_cast<size_t>((tj * H + hk) * K + x)];
+            dot += p, sabs += std::abs(p);
+          }
+          double const exact = dot * gate, S = sabs * gate;
+          double const e32 = ((K + 4) * std::ldexp(1.0, -23) + std::ldexp(1.0, -24) * std::abs(gi - gj)) * S;
+          double const tol = uE * (std::abs(exact) + e32) + e32 + aE;
+          double const err = std::abs(got - exact);
+          worst = std::max(worst, tol > 0 ? err / tol : (err > 0 ? 1e30 : 0.0));
+          ++checked;
+          nonzero += got != 0.0;
+        }
+      }
+    }
+  BOOST_TEST_MESSAGE("scores: " << checked << " lower entries, worst |s - P| / bound = " << worst);
+  BOOST_TEST(checked > 0);
+  BOOST_TEST(nonzero > checked / 2, "most lower entries are nonzero (" << nonzero << " of " << checked << ")");
+  BOOST_TEST(upper_nonzero == 0, upper_nonzero << " entries above the diagonal are not 0");
+  BOOST_TEST(worst <= 1.0, "an entry exceeds its bound: ratio " << worst);
+  BOOST_TEST(rows_seen == T * HV);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(bf16_K128_G2_within_bound) {
+  test::StateCase c;
+  c.T = 300;
+  expect_scores_within_bound(c);
+}
+
+BOOST_AUTO_TEST_CASE(fp16_K64_G3_varlen_within_bound) {
+  test::StateCase c;
+  c.H = 1, c.HV = 3, c.K = 64, c.e = gc::ElemType::f16;
+  c.seqlens = {1, 0, 63, 64, 65, 129};
+  expect_scores_within_bound(c);
+}
+
+BOOST_AUTO_TEST_CASE(bf16_K128_G1_varlen_within_bound) {
+  test::StateCase c;
+  c.H = 2, c.HV = 2;
+  c.seqlens = {130, 1, 64};
+  expect_scores_within_bound(c);
+}
+
+// fp32 inputs and a missing buffer are refused, not run.
+BOOST_AUTO_TEST_CASE(refuses_fp32_and_null_scores) {
+  test::StateCase c;
+  c.T = 100;
+  test::StateRun run(c, 1);
+  gc::Args a = run.a;
+  a.scores = nullptr;
+  BOOST_CHECK_THROW(gc::chunk_scores(a, nullptr), std::invalid_argument);
+  a = run.a;
+  a.qkv = gc::ElemType::f32;
+  BOOST_TEST(!gc::chunk_scores_runs(a));
+  BOOST_CHECK_THROW(gc::chunk_scores(a, nullptr), std::invalid_argument);
+  BOOST_TEST(gc::timed_blocks(run.a, gc::Stage::chunk_scores) == run.plan.d.num_chunks * run.plan.d.H);
+}
+#endif
+
+BOOST_AUTO_TEST_SUITE_END()
