@@ -21,38 +21,57 @@ __global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   E* const Qs = reinterpret_cast<E*>(smem);
   E* const Ks = Qs + kBT * LDK;
-  E* const Pb = Ks + kBT * LDK;  // [64][LDP] one value head's gated rows
-  __shared__ float gs[kBT];
+  E* const Pb = Ks + kBT * LDK;                              // [2][64][LDP] gated rows, double-buffered by head
+  float* const gs = reinterpret_cast<float*>(Pb + 2 * kBT * LDP);  // [G][64] the value heads' gates
   block_time_begin(a.block_times);
 
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
   int const hk = static_cast<int>(blockIdx.x % H);
   ChunkDesc const c = a.chunks[blockIdx.x / H];
   int const tid = threadIdx.x, m = tid >> 5, lane = tid & 31;
-  int const g = lane >> 2, t = lane & 3;
+  int const g = lane >> 2, t = lane & 3, li = lane >> 3, lr = lane & 7;
   load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   load_tile_async<E>(Ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   cp_async_commit();
+  // every head's gates now, so that no global load waits between the heads
+  for (int i = tid; i < G * kBT; i += 128) {
+    int const x = i / kBT, r = i % kBT;
+    gs[i] = r < c.rows ? a.g_cumsum[(c.row0 + r) * HV + hk * G + x] : 0.f;
+  }
   cp_async_wait<0>();
   __syncthreads();
 
-  float P[4][1][2][4];
-#pragma unroll
-  for (int jp = 0; jp < 4; ++jp) zero_acc(P[jp]);
+  // Q K^T for this warp's rows: its m + 1 tiles on or below the diagonal in one k loop (independent
+  // accumulators; per element the k order of chunk_output 2's per-tile warp_mma)
+  float P[4][2][4];
 #pragma unroll
   for (int jp = 0; jp < 4; ++jp)
-    if (jp <= m) warp_mma<E, true, true, 1, 2>(P[jp], Qs, LDK, 16 * m, Ks, LDK, 16 * jp, 0, K);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) P[jp][e >> 2][e & 3] = 0.f;
+#pragma unroll
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    uint32_t af[4];
+    ldsm_x4(af, Qs + (16 * m + (lane & 15)) * LDK + k0 + (lane >> 4) * 8, false);
+#pragma unroll
+    for (int jp = 0; jp < 4; ++jp) {
+      if (jp > m) continue;
+      uint32_t bf[4];
+      ldsm_x4(bf, Ks + (16 * jp + lr + (li >> 1) * 8) * LDK + k0 + (li & 1) * 8, false);
+      mma16816<E>(P[jp][0], af, bf[0], bf[1]);
+      mma16816<E>(P[jp][1], af, bf[2], bf[3]);
+    }
+  }
 
   constexpr int VPR = kBT * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per score row
   for (int x = 0; x < G; ++x) {
     int const hv = hk * G + x;
-    if (tid < kBT) gs[tid] = tid < c.rows ? a.g_cumsum[(c.row0 + tid) * HV + hv] : 0.f;
-    __syncthreads();  // the gates are in; the previous head's rows are stored
+    float const* const gx = gs + x * kBT;
+    E* const Px = Pb + (x & 1) * kBT * LDP;
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       int const r = 16 * m + g + 8 * hh;
       bool const rok = r < c.rows;
-      float const gr = gs[r];
+      float const gr = gx[r];
 #pragma unroll
       for (int jp = 0; jp < 4; ++jp)
 #pragma unroll
@@ -62,18 +81,19 @@ __global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             bool const keep = jp <= m && rok && (j + e) <= r;
-            v[e] = keep ? P[jp][0][jj][2 * hh + e] * expf(keep ? gr - gs[j + e] : 0.f) : 0.f;
+            v[e] = keep ? P[jp][jj][2 * hh + e] * expf(keep ? gr - gx[j + e] : 0.f) : 0.f;
           }
-          store2<E>(Pb + r * LDP + j, v[0], v[1]);
+          store2<E>(Px + r * LDP + j, v[0], v[1]);
         }
     }
+    // head x's rows complete; head x - 1's buffer (written again by head x + 1) was stored before this
     __syncthreads();
     E* const out = static_cast<E*>(a.scores) + (c.row0 * HV + hv) * kBT;
 #pragma unroll
     for (int y = 0; y < kBT * VPR / 128; ++y) {
       int const idx = tid + 128 * y, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
       if (r < c.rows)
-        *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * HV * kBT + q) = *reinterpret_cast<uint4 const*>(Pb + r * LDP + q);
+        *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * HV * kBT + q) = *reinterpret_cast<uint4 const*>(Px + r * LDP + q);
     }
   }
   block_time_end(a.block_times);
@@ -81,7 +101,7 @@ __global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
 
 template <class E, int K>
 void launch_scores(Args const& a, Stream s) {
-  std::size_t const bytes = sizeof(E) * (2 * kBT * (K + 8) + kBT * (kBT + 8));
+  std::size_t const bytes = sizeof(E) * (2 * kBT * (K + 8) + 2 * kBT * (kBT + 8)) + 4 * (a.d.HV / a.d.H) * kBT;
   ensure_smem<chunk_scores_kernel<E, K>>(bytes);
   chunk_scores_kernel<E, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
 }

@@ -366,6 +366,60 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
 // the chunk's score rows written by chunk_scores. The next chunk's W, K, U, Q tiles and score rows are
 // copied during the step (two stages). Snapshot and v_new are double-buffered so that the next step's
 // snapshot does not wait for a slow warp's output.
+// Variant 2's products, written out so that independent accumulator chains interleave (mma.sync issues in
+// program order; one chain's wait for its previous product leaves the other's issue slots free). Per
+// accumulator the mma sequence of warp_mma (same fragments, same k order), hence the same bytes.
+// D += W Sb over k < K/2, D1 over k >= K/2, O += Q Sb over all k (rows m0.., columns n0..n0+15).
+template <class E, int K>
+__device__ __forceinline__ void ws_and_qs(float (&D)[1][2][4], float (&D1)[1][2][4], float (&O)[1][2][4],
+                                          E const* Ws, E const* Qs, int lda, int m0, E const* Sb, int ldb, int n0) {
+  int const lane = threadIdx.x & 31, li = lane >> 3, lr = lane & 7;
+#pragma unroll
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    uint32_t bf[4], aw[4], aq[4];
+    ldsm_x4(bf, Sb + (k0 + lr + (li & 1) * 8) * ldb + n0 + (li >> 1) * 8, true);
+    ldsm_x4(aw, Ws + (m0 + (lane & 15)) * lda + k0 + (lane >> 4) * 8, false);
+    ldsm_x4(aq, Qs + (m0 + (lane & 15)) * lda + k0 + (lane >> 4) * 8, false);
+    if (k0 < K / 2) {
+      mma16816<E>(D[0][0], aw, bf[0], bf[1]);
+      mma16816<E>(D[0][1], aw, bf[2], bf[3]);
+    } else {
+      mma16816<E>(D1[0][0], aw, bf[0], bf[1]);
+      mma16816<E>(D1[0][1], aw, bf[2], bf[3]);
+    }
+    mma16816<E>(O[0][0], aq, bf[0], bf[1]);
+    mma16816<E>(O[0][1], aq, bf[2], bf[3]);
+  }
+}
+
+// S += K^T Db over the chunk's 64 rows (A = the K tile transposed, rows ms.. of S, columns sc0..), and
+// O += P Vs over k < 16 (dm + 1) (P the score rows of rows 16 dm.., Vs columns n0..n0+15).
+template <class E, int SNT>
+__device__ __forceinline__ void update_and_pv(float (&S)[1][SNT][4], E const* Ks, int ldk, int ms, E const* Db, int ldd,
+                                              int sc0, float (&O)[1][2][4], E const* Ps, int ldp, int dm, E const* Vs,
+                                              int n0) {
+  int const lane = threadIdx.x & 31, li = lane >> 3, lr = lane & 7;
+#pragma unroll
+  for (int k0 = 0; k0 < kBT; k0 += 16) {
+    uint32_t ak[4];
+    ldsm_x4(ak, Ks + (k0 + lr + (li >> 1) * 8) * ldk + ms + (li & 1) * 8, true);
+#pragma unroll
+    for (int j = 0; j < SNT; j += 2) {
+      uint32_t bd[4];
+      ldsm_x4(bd, Db + (k0 + lr + (li & 1) * 8) * ldd + sc0 + 8 * j + (li >> 1) * 8, true);
+      mma16816<E>(S[0][j], ak, bd[0], bd[1]);
+      mma16816<E>(S[0][j + 1], ak, bd[2], bd[3]);
+    }
+    if (k0 < 16 * (dm + 1)) {
+      uint32_t ap[4], bv[4];
+      ldsm_x4(ap, Ps + (16 * dm + (lane & 15)) * ldp + k0 + (lane >> 4) * 8, false);
+      ldsm_x4(bv, Vs + (k0 + lr + (li & 1) * 8) * ldd + n0 + (li >> 1) * 8, true);
+      mma16816<E>(O[0][0], ap, bv[0], bv[1]);
+      mma16816<E>(O[0][1], ap, bv[2], bv[3]);
+    }
+  }
+}
+
 template <int K>
 struct So2Layout {
   static constexpr int BV = 32, LDK = K + 8, LDU = BV + 8, LDP = kBT + 8;
@@ -467,15 +521,15 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
     __syncthreads();     // every warp is past the previous step: its stage is free for the next chunk
     if (has_next) prefetch(c_next, stage_at(step + 1));
 
-    // 2. Delta = u - W S, in two independent accumulators over the halves of K (chunk_state 2's order)
-    E const* Ws = st + L::kW;
+    // 2. Delta = u - W S in two accumulators over the halves of K (chunk_state 2's order), and Q h_c for this
+    // warp's piece of o, in one k loop that loads each B fragment of the snapshot once for both
     E const* Ks = st + L::kK;
     E const* Us = st + L::kU;
-    float D[1][2][4], D1[1][2][4];
+    float D[1][2][4], D1[1][2][4], O[1][2][4];
     zero_acc(D);
     zero_acc(D1);
-    warp_mma<E, true, false, 1, 2>(D, Ws, LDK, 16 * dm, Sb, LDU, dc0, 0, K / 2);
-    warp_mma<E, true, false, 1, 2>(D1, Ws, LDK, 16 * dm, Sb, LDU, dc0, K / 2, K);
+    zero_acc(O);
+    ws_and_qs<E, K>(D, D1, O, st + L::kW, st + L::kQ, LDK, 16 * dm, Sb, LDU, dc0);
 #pragma unroll
     for (int j = 0; j < 2; ++j)
 #pragma unroll
@@ -497,19 +551,13 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
     }
     __syncthreads();  // v_new_c, the gated delta and the snapshot complete
 
-    // 3. S <- e^{gl} S + K^T Db (the recurrence's critical path first)
+    // 3. S <- e^{gl} S + K^T Db, and o += scores v_new_c after the row gates (chunk_output 2's order), the two
+    // accumulations interleaved k step by k step
     float const eg = expf(gl);
 #pragma unroll
     for (int j = 0; j < SNT; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) S[0][j][e] *= eg;
-    warp_mma<E, false, false, 1, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, 0, kBT);
-
-    // 4. o = scale (diag(e^{gc}) Q h_c + scores v_new_c) for rows 16 dm.., columns dc0.. (chunk_output 2's
-    // products and k order)
-    float O[1][2][4];
-    zero_acc(O);
-    warp_mma<E, true, false, 1, 2>(O, st + L::kQ, LDK, 16 * dm, Sb, LDU, dc0, 0, K);
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       int const r = 16 * dm + g + 8 * hh;
@@ -517,7 +565,7 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
 #pragma unroll
       for (int j = 0; j < 2; ++j) O[0][j][2 * hh] *= er, O[0][j][2 * hh + 1] *= er;
     }
-    warp_mma<E, true, false, 1, 2>(O, st + L::kP, LDP, 16 * dm, Vs, LDU, dc0, 0, 16 * (dm + 1));
+    update_and_pv<E, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, O, st + L::kP, LDP, dm, Vs, dc0);
     E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV + dc0;
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {

@@ -62,7 +62,9 @@ void expect_scores_within_bound(test::StateCase const& c) {
   double const aE = c.e == gc::ElemType::bf16 ? 0.0 : std::ldexp(1.0, -25);  // bf16 shares fp32's range
 
   double worst = 0;
-  int64_t checked = 0, nonzero = 0, upper_nonzero = 0, rows_seen = 0;
+  // informative: entries whose exact value exceeds their bound, so that a kernel writing zeros (or nothing)
+  // fails there (fp16's small gates underflow many others to 0 legitimately)
+  int64_t checked = 0, informative = 0, upper_nonzero = 0, rows_seen = 0;
   for (gc::ChunkDesc const& ch : run.plan.chunks)
     for (int64_t hv = 0; hv < HV; ++hv) {
       int64_t const hk = hv / G;
@@ -89,13 +91,14 @@ void expect_scores_within_bound(test::StateCase const& c) {
           double const err = std::abs(got - exact);
           worst = std::max(worst, tol > 0 ? err / tol : (err > 0 ? 1e30 : 0.0));
           ++checked;
-          nonzero += got != 0.0;
+          informative += std::abs(exact) > tol;
         }
       }
     }
-  BOOST_TEST_MESSAGE("scores: " << checked << " lower entries, worst |s - P| / bound = " << worst);
+  BOOST_TEST_MESSAGE("scores: " << checked << " lower entries (" << informative
+                                 << " above their bound), worst |s - P| / bound = " << worst);
   BOOST_TEST(checked > 0);
-  BOOST_TEST(nonzero > checked / 2, "most lower entries are nonzero (" << nonzero << " of " << checked << ")");
+  BOOST_TEST(informative > checked / 4, "too few entries exceed their bound to catch zeros: " << informative << " of " << checked);
   BOOST_TEST(upper_nonzero == 0, upper_nonzero << " entries above the diagonal are not 0");
   BOOST_TEST(worst <= 1.0, "an entry exceeds its bound: ratio " << worst);
   BOOST_TEST(rows_seen == T * HV);
