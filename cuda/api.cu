@@ -242,7 +242,7 @@ int64_t timed_blocks(Args const& a, Stage s) {
     // the grid of chunk_state 2; the fallback (two kernels) records no block times
     // (variant 2's chunk_scores launch records none)
     case Stage::state_output_fused: return state_output_runs_fused(a) && d.N > 0 ? d.N * d.HV * (d.V / 32) : 0;
-    case Stage::chunk_scores: return chunk_scores_grid(d);  // persistent blocks over (chunk, key head)
+    case Stage::chunk_scores: return d.num_chunks * d.H;  // one block per chunk and key head
   }
   return 0;
 }

@@ -8,150 +8,105 @@
 // (GQA sharing, as kkt_solve_fused 5 shares K K^T).
 // Bits: the same warp_mma calls (per element the same k order) and the same gate expression as
 // chunk_output 2, so these are the bytes chunk_output 2 rounds into its score tile.
-// Persistent blocks (two per SM) walk the (chunk, key head) items with the next item's q, k tiles and gates
-// copied into a second stage while the current one is computed: one block per item measured 48 us at the
-// Qwen3-Next shape (T = 8192, 2 TB/s), its load, product and gate phases one after another. Warp m owns rows
-// 16m..16m+15 and its m + 1 tiles on or below the diagonal.
-#include <algorithm>
-
+// One 128-thread block per (chunk, key head); warp m owns rows 16m..16m+15 and its m + 1 tiles on or below
+// the diagonal.
 #include "common.cuh"
 
 namespace gdn_cuda {
 namespace {
 
-__device__ __forceinline__ void cp_async4(void* smem, void const* gmem) {
-  unsigned const d = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(gmem));
-}
-
-constexpr int kBlocksPerSm = 2;  // by shared memory (two stages of q and k tiles: ~89 KB per block)
-
 template <class E, int K>
-__global__ void __launch_bounds__(128, kBlocksPerSm) chunk_scores_kernel(Args a) {
-  constexpr int LDK = K + 8, LDP = kBT + 8, TILE = kBT * LDK;
+__global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
+  constexpr int LDK = K + 8, LDP = kBT + 8;
   extern __shared__ __align__(16) unsigned char smem[];
-  E* const QK = reinterpret_cast<E*>(smem);                  // [2 stages][Q, K][64][LDK]
-  E* const Pb = QK + 4 * TILE;                               // [2][64][LDP] gated rows, double-buffered by head
-  float* const gs = reinterpret_cast<float*>(Pb + 2 * kBT * LDP);  // [2 stages][G][64] the value heads' gates
+  E* const Qs = reinterpret_cast<E*>(smem);
+  E* const Ks = Qs + kBT * LDK;
+  E* const Pb = Ks + kBT * LDK;                              // [2][64][LDP] gated rows, double-buffered by head
+  float* const gs = reinterpret_cast<float*>(Pb + 2 * kBT * LDP);  // [G][64] the value heads' gates
   block_time_begin(a.block_times);
 
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
-  int64_t const items = a.d.num_chunks * H;  // (chunk, key head), key head fastest
+  int const hk = static_cast<int>(blockIdx.x % H);
+  ChunkDesc const c = a.chunks[blockIdx.x / H];
   int const tid = threadIdx.x, m = tid >> 5, lane = tid & 31;
   int const g = lane >> 2, t = lane & 3, li = lane >> 3, lr = lane & 7;
-  // item w's q, k tiles and gates into stage st (one cp.async group)
-  auto issue = [&](int64_t w, int st) {
-    ChunkDesc const c = a.chunks[w / H];
-    int const hk = static_cast<int>(w % H);
-    E* const Qs = QK + st * 2 * TILE;
-    load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
-    load_tile_async<E>(Qs + TILE, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid,
-                       128);
-    float* const gst = gs + st * G * kBT;
-    for (int i = tid; i < G * kBT; i += 128) {
-      int const x = i / kBT, r = i % kBT;
-      if (r < c.rows) cp_async4(gst + i, a.g_cumsum + (c.row0 + r) * HV + hk * G + x); else gst[i] = 0.f;
+  load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  load_tile_async<E>(Ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  cp_async_commit();
+  // every head's gates now, so that no global load waits between the heads
+  for (int i = tid; i < G * kBT; i += 128) {
+    int const x = i / kBT, r = i % kBT;
+    gs[i] = r < c.rows ? a.g_cumsum[(c.row0 + r) * HV + hk * G + x] : 0.f;
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Q K^T for this warp's rows: its m + 1 tiles on or below the diagonal in one k loop (independent
+  // accumulators; per element the k order of chunk_output 2's per-tile warp_mma)
+  float P[4][2][4];
+#pragma unroll
+  for (int jp = 0; jp < 4; ++jp)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) P[jp][e >> 2][e & 3] = 0.f;
+#pragma unroll
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    uint32_t af[4];
+    ldsm_x4(af, Qs + (16 * m + (lane & 15)) * LDK + k0 + (lane >> 4) * 8, false);
+#pragma unroll
+    for (int jp = 0; jp < 4; ++jp) {
+      if (jp > m) continue;
+      uint32_t bf[4];
+      ldsm_x4(bf, Ks + (16 * jp + lr + (li >> 1) * 8) * LDK + k0 + (li & 1) * 8, false);
+      mma16816<E>(P[jp][0], af, bf[0], bf[1]);
+      mma16816<E>(P[jp][1], af, bf[2], bf[3]);
     }
-    cp_async_commit();
-  };
+  }
 
-  int st = 0;
-  if (blockIdx.x < items) issue(blockIdx.x, 0);
-  for (int64_t w = blockIdx.x; w < items; w += gridDim.x, st ^= 1) {
-    // the next item's copies go into the other stage, whose last reader (the item before this one) is past
-    // its first per-head barrier (the q, k tiles) and its last one (the gates)
-    bool const more = w + gridDim.x < items;
-    if (more) issue(w + gridDim.x, st ^ 1);
-    if (more) cp_async_wait<1>(); else cp_async_wait<0>();
-    __syncthreads();
-    ChunkDesc const c = a.chunks[w / H];
-    int const hk = static_cast<int>(w % H);
-    E const* const Qs = QK + st * 2 * TILE;
-    E const* const Ks = Qs + TILE;
-
-    // Q K^T for this warp's rows: its m + 1 tiles on or below the diagonal in one k loop (independent
-    // accumulators; per element the k order of chunk_output 2's per-tile warp_mma)
-    float P[4][2][4];
+  constexpr int VPR = kBT * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per score row
+  for (int x = 0; x < G; ++x) {
+    int const hv = hk * G + x;
+    float const* const gx = gs + x * kBT;
+    E* const Px = Pb + (x & 1) * kBT * LDP;
 #pragma unroll
-    for (int jp = 0; jp < 4; ++jp)
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * m + g + 8 * hh;
+      bool const rok = r < c.rows;
+      float const gr = gx[r];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) P[jp][e >> 2][e & 3] = 0.f;
+      for (int jp = 0; jp < 4; ++jp)
 #pragma unroll
-    for (int k0 = 0; k0 < K; k0 += 16) {
-      uint32_t af[4];
-      ldsm_x4(af, Qs + (16 * m + (lane & 15)) * LDK + k0 + (lane >> 4) * 8, false);
+        for (int jj = 0; jj < 2; ++jj) {
+          int const j = 16 * jp + 8 * jj + 2 * t;
+          float v[2];
 #pragma unroll
-      for (int jp = 0; jp < 4; ++jp) {
-        if (jp > m) continue;
-        uint32_t bf[4];
-        ldsm_x4(bf, Ks + (16 * jp + lr + (li >> 1) * 8) * LDK + k0 + (li & 1) * 8, false);
-        mma16816<E>(P[jp][0], af, bf[0], bf[1]);
-        mma16816<E>(P[jp][1], af, bf[2], bf[3]);
-      }
-    }
-
-    constexpr int VPR = kBT * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per score row
-    for (int x = 0; x < G; ++x) {
-      int const hv = hk * G + x;
-      float const* const gx = gs + (st * G + x) * kBT;
-      E* const Px = Pb + (x & 1) * kBT * LDP;
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * m + g + 8 * hh;
-        bool const rok = r < c.rows;
-        float const gr = gx[r];
-#pragma unroll
-        for (int jp = 0; jp < 4; ++jp)
-#pragma unroll
-          for (int jj = 0; jj < 2; ++jj) {
-            int const j = 16 * jp + 8 * jj + 2 * t;
-            float v[2];
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              bool const keep = jp <= m && rok && (j + e) <= r;
-              v[e] = keep ? P[jp][jj][2 * hh + e] * expf(keep ? gr - gx[j + e] : 0.f) : 0.f;
-            }
-            store2<E>(Px + r * LDP + j, v[0], v[1]);
+          for (int e = 0; e < 2; ++e) {
+            bool const keep = jp <= m && rok && (j + e) <= r;
+            v[e] = keep ? P[jp][jj][2 * hh + e] * expf(keep ? gr - gx[j + e] : 0.f) : 0.f;
           }
-      }
-      // head x's rows complete; the buffer's previous rows (head x - 2, or the item before) were stored
-      // before this barrier's predecessor
-      __syncthreads();
-      E* const out = static_cast<E*>(a.scores) + (c.row0 * HV + hv) * kBT;
+          store2<E>(Px + r * LDP + j, v[0], v[1]);
+        }
+    }
+    // head x's rows complete; head x - 1's buffer (written again by head x + 1) was stored before this
+    __syncthreads();
+    E* const out = static_cast<E*>(a.scores) + (c.row0 * HV + hv) * kBT;
 #pragma unroll
-      for (int y = 0; y < kBT * VPR / 128; ++y) {
-        int const idx = tid + 128 * y, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
-        if (r < c.rows)
-          *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * HV * kBT + q) =
-              *reinterpret_cast<uint4 const*>(Px + r * LDP + q);
-      }
+    for (int y = 0; y < kBT * VPR / 128; ++y) {
+      int const idx = tid + 128 * y, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
+      if (r < c.rows)
+        *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * HV * kBT + q) = *reinterpret_cast<uint4 const*>(Px + r * LDP + q);
     }
   }
   block_time_end(a.block_times);
 }
 
-int sm_count() {
-  static int n = 0;
-  if (n == 0) {
-    int dev = 0;
-    GDN_CUDA_CHECK(cudaGetDevice(&dev));
-    GDN_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-  }
-  return n;
-}
-
 template <class E, int K>
 void launch_scores(Args const& a, Stream s) {
-  std::size_t const bytes = sizeof(E) * (4 * kBT * (K + 8) + 2 * kBT * (kBT + 8)) + 4 * 2 * (a.d.HV / a.d.H) * kBT;
+  std::size_t const bytes = sizeof(E) * (2 * kBT * (K + 8) + 2 * kBT * (kBT + 8)) + 4 * (a.d.HV / a.d.H) * kBT;
   ensure_smem<chunk_scores_kernel<E, K>>(bytes);
-  chunk_scores_kernel<E, K><<<static_cast<unsigned>(chunk_scores_grid(a.d)), 128, bytes, s>>>(a);
+  chunk_scores_kernel<E, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
 }
 
 }  // namespace
-
-int64_t chunk_scores_grid(Dims const& d) {
-  return std::min<int64_t>(d.num_chunks * d.H, static_cast<int64_t>(kBlocksPerSm) * sm_count());
-}
 
 bool chunk_scores_runs(Args const& a) { return a.qkv != ElemType::f32 && (a.d.K == 128 || a.d.K == 64); }
 

@@ -135,7 +135,6 @@ void chunk_output(Args const& a, Stream stream);  // q, k, v_new, h, g_cumsum ->
 // the bytes chunk_output 2 multiplies v_new by; 16-bit inputs, K = 64 or 128 (state_output_fused 2's input).
 void chunk_scores(Args const& a, Stream stream);
 bool chunk_scores_runs(Args const& a);
-int64_t chunk_scores_grid(Dims const& d);  // its persistent grid: min(chunks x key heads, 2 per SM)
 void forward(Args const& a, Stream stream);       // all six stages in order (stages 2-4 as Args::fusion says,
                                                   // 5-6 as Args::fuse_state_output)
 // Fused stages (kkt_solve_fused.cu, intra_fused.cu): same arithmetic as the unfused ones, bit for bit.

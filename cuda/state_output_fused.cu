@@ -475,11 +475,20 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   TileCopy<E, kBT, BV, 256> const copy_u(tid);
   TileCopy<E, kBT, kBT, 256> const copy_p(tid);
   int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
-  auto prefetch = [&](ChunkDesc const& c, E* st) {
+  // The next chunk's copies in three parts spread over the step (W and Q, then K and U, then the score rows),
+  // each its own cp.async group: issued at once, the 15 copies per thread stalled on the address registers
+  // of the copies still queued (20% of the stall samples, long scoreboard).
+  auto prefetch_wq = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kW, LDK, static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K, w_stride, c.rows);
+    copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    cp_async_commit();
+  };
+  auto prefetch_ku = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kK, LDK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
     copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
-    copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    cp_async_commit();
+  };
+  auto prefetch_p = [&](ChunkDesc const& c, E* st) {
     copy_p.issue(st + L::kP, LDP, static_cast<E const*>(a.scores) + (c.row0 * HV + hv) * kBT,
                  static_cast<int64_t>(HV) * kBT, c.rows);
     cp_async_commit();
@@ -488,7 +497,9 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   float g_next = 0.f;
   if (c_begin < c_end) {
     cur = a.chunks[c_begin];
-    prefetch(cur, stage_at(0));
+    prefetch_wq(cur, stage_at(0));
+    prefetch_ku(cur, stage_at(0));
+    prefetch_p(cur, stage_at(0));
     if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
   if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
@@ -517,9 +528,10 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
         int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
         store2<E>(Sb + r * LDU + col, S[0][j][2 * hh], S[0][j][2 * hh + 1]);
       }
-    cp_async_wait<0>();  // this chunk's tiles (the only group in flight)
+    cp_async_wait<0>();  // this chunk's tiles (the only groups in flight)
     __syncthreads();     // every warp is past the previous step: its stage is free for the next chunk
-    if (has_next) prefetch(c_next, stage_at(step + 1));
+    E* const st_next = stage_at(step + 1);
+    if (has_next) prefetch_wq(c_next, st_next);
 
     // 2. Delta = u - W S in two accumulators over the halves of K (chunk_state 2's order), and Q h_c for this
     // warp's piece of o, in one k loop that loads each B fragment of the snapshot once for both
@@ -549,6 +561,7 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
         store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
       }
     }
+    if (has_next) prefetch_ku(c_next, st_next);
     __syncthreads();  // v_new_c, the gated delta and the snapshot complete
 
     // 3. S <- e^{gl} S + K^T Db, and o += scores v_new_c after the row gates (chunk_output 2's order), the two
@@ -566,6 +579,7 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
       for (int j = 0; j < 2; ++j) O[0][j][2 * hh] *= er, O[0][j][2 * hh + 1] *= er;
     }
     update_and_pv<E, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, O, st + L::kP, LDP, dm, Vs, dc0);
+    if (has_next) prefetch_p(c_next, st_next);
     E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV + dc0;
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
