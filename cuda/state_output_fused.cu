@@ -1,8 +1,13 @@
 // Stages 5 and 6 in one kernel (issue 5, item 4 "the whole forward fused", its second half): the state
 // recurrence of chunk_state variant 2 and the output of chunk_output variant 2, so that h and v_new never
 // travel through device memory (they are stored only where Args::h / Args::v_new are set, for checks).
+// Two variants (Args::state_output_variant), both writing the bytes of chunk_state 2 + chunk_output 2:
+//   2 (default; below, after variant 1) chunk_scores writes the gated score rows first (once per key head),
+//     then 256 threads per block run the recurrence and, per chunk, o from the snapshot and v_new still in
+//     shared memory: 341 us with chunk_scores' 50 (kernel ~291) against the two kernels' 362 (H200, T = 8192).
+//   1 warp roles, as described next: 620 us.
 //
-// One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
+// Variant 1. One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
 // (state_tile), with two warp roles:
 //   warps 0-7  the recurrence, chunk_state 2's code and arithmetic: per chunk they write round_E(S) (the h
 //              value) and v_new = u - W round_E(S) into buffer b = step & 1, then update S in registers;
@@ -366,6 +371,21 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
 // the chunk's score rows written by chunk_scores. The next chunk's W, K, U, Q tiles and score rows are
 // copied during the step (two stages). Snapshot and v_new are double-buffered so that the next step's
 // snapshot does not wait for a slow warp's output.
+// Why: Nsight Compute of variant 1 (bench/results/ncu-H200-state_output_fused-565853e.txt and the source
+// page) puts 58% of the state warps' stall samples at the EMPTY barrier; an output warp executes 1088
+// instructions per chunk (its Q K^T 241, the gates ~400) on one warp per scheduler, against 341 per state
+// warp. Variant 2 moves Q K^T and the gates out (chunk_scores, once per key head instead of once per V tile)
+// and spreads the rest over all eight warps.
+// Versions (H200, B=1 T=8192 H=16 HV=32; chunk_state 2 + chunk_output 2 in the same runs 362-366 us):
+//   2a  warp_mma calls as in the two kernels, o after the update: 366 us (chunk_scores 48 + ~318).
+//   2b  (this) W*S and Q*h in one k loop sharing the snapshot's B fragments; the update and scores*v_new
+//       interleaved: 341 us (kernel ~291); T = 32768: 1265 against 1382; B=4 T=4096 HV=16: 358 against 329
+//       (256 blocks at one per SM by 195 registers and 169 KB: two waves).
+//   2c  the next chunk's copies in three cp.async groups spread over the step (tree 74ebeb0): built and
+//       CPU-tested, not measured (no device time left); reverted until a GPU run shows it.
+// Nsight Compute of 2b: 632 instructions per warp and step; stall samples long scoreboard 19.5% (on the
+// address arithmetic between the copies: registers still held by queued cp.async), wait 19.5%, short
+// scoreboard 17.6%, selected 16.4%, MIO 8.5%, barrier 3.8%.
 // Variant 2's products, written out so that independent accumulator chains interleave (mma.sync issues in
 // program order; one chain's wait for its previous product leaves the other's issue slots free). Per
 // accumulator the mma sequence of warp_mma (same fragments, same k order), hence the same bytes.
@@ -475,20 +495,11 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   TileCopy<E, kBT, BV, 256> const copy_u(tid);
   TileCopy<E, kBT, kBT, 256> const copy_p(tid);
   int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
-  // The next chunk's copies in three parts spread over the step (W and Q, then K and U, then the score rows),
-  // each its own cp.async group: issued at once, the 15 copies per thread stalled on the address registers
-  // of the copies still queued (20% of the stall samples, long scoreboard).
-  auto prefetch_wq = [&](ChunkDesc const& c, E* st) {
+  auto prefetch = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kW, LDK, static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K, w_stride, c.rows);
-    copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
-    cp_async_commit();
-  };
-  auto prefetch_ku = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kK, LDK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
     copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
-    cp_async_commit();
-  };
-  auto prefetch_p = [&](ChunkDesc const& c, E* st) {
+    copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
     copy_p.issue(st + L::kP, LDP, static_cast<E const*>(a.scores) + (c.row0 * HV + hv) * kBT,
                  static_cast<int64_t>(HV) * kBT, c.rows);
     cp_async_commit();
@@ -497,9 +508,7 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   float g_next = 0.f;
   if (c_begin < c_end) {
     cur = a.chunks[c_begin];
-    prefetch_wq(cur, stage_at(0));
-    prefetch_ku(cur, stage_at(0));
-    prefetch_p(cur, stage_at(0));
+    prefetch(cur, stage_at(0));
     if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
   if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
@@ -528,10 +537,9 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
         int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
         store2<E>(Sb + r * LDU + col, S[0][j][2 * hh], S[0][j][2 * hh + 1]);
       }
-    cp_async_wait<0>();  // this chunk's tiles (the only groups in flight)
+    cp_async_wait<0>();  // this chunk's tiles (the only group in flight)
     __syncthreads();     // every warp is past the previous step: its stage is free for the next chunk
-    E* const st_next = stage_at(step + 1);
-    if (has_next) prefetch_wq(c_next, st_next);
+    if (has_next) prefetch(c_next, stage_at(step + 1));
 
     // 2. Delta = u - W S in two accumulators over the halves of K (chunk_state 2's order), and Q h_c for this
     // warp's piece of o, in one k loop that loads each B fragment of the snapshot once for both
@@ -561,7 +569,6 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
         store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
       }
     }
-    if (has_next) prefetch_ku(c_next, st_next);
     __syncthreads();  // v_new_c, the gated delta and the snapshot complete
 
     // 3. S <- e^{gl} S + K^T Db, and o += scores v_new_c after the row gates (chunk_output 2's order), the two
@@ -579,7 +586,6 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
       for (int j = 0; j < 2; ++j) O[0][j][2 * hh] *= er, O[0][j][2 * hh + 1] *= er;
     }
     update_and_pv<E, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, O, st + L::kP, LDP, dm, Vs, dc0);
-    if (has_next) prefetch_p(c_next, st_next);
     E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV + dc0;
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
