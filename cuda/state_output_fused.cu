@@ -381,8 +381,9 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
 //   2b  (this) W*S and Q*h in one k loop sharing the snapshot's B fragments; the update and scores*v_new
 //       interleaved: 341 us (kernel ~291); T = 32768: 1265 against 1382; B=4 T=4096 HV=16: 358 against 329
 //       (256 blocks at one per SM by 195 registers and 169 KB: two waves).
-//   2c  the next chunk's copies in three cp.async groups spread over the step (tree 74ebeb0): built and
-//       CPU-tested, not measured (no device time left); reverted until a GPU run shows it.
+//   2c  the next chunk's copies in three cp.async groups spread over the step (commit 6024542, with the
+//       state-step helpers shared by both variants): built and CPU-tested, not run on a GPU (machine starts
+//       failed, device time spent); reverted until a GPU run shows it.
 // Nsight Compute of 2b: 632 instructions per warp and step; stall samples long scoreboard 19.5% (on the
 // address arithmetic between the copies: registers still held by queued cp.async), wait 19.5%, short
 // scoreboard 17.6%, selected 16.4%, MIO 8.5%, barrier 3.8%.
