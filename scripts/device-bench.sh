@@ -32,7 +32,7 @@ G=$B/gdnv
 if [[ "${BENCH:-1}" == 1 ]]; then  # timings first: the run may be cut at its time limit
 $G bench --shape qwen3-next --T 8192,32768 --json "$OUT/bench-$GPU-qwen3-next.json" >"$OUT/bench-$GPU.log" 2>&1; echo "bench exit $?"
 $G bench --B 4 --T 4096 --H 16 --HV 16 --json "$OUT/bench-$GPU-B4-T4096-H16-HV16.json" >>"$OUT/bench-$GPU.log" 2>&1; echo "bench B4 exit $?"
-grep -E "^ +(kkt_solve|intra_fused|forward|chunk_state|chunk_output)" "$OUT/bench-$GPU.log" | cut -c1-96
+grep -E "^ +(kkt_solve|intra_fused|forward|chunk_state|chunk_output|chunk_scores|state_output)" "$OUT/bench-$GPU.log" | cut -c1-110
 fi
 # every GPU implementation on the shipped dataset, with the fused-vs-unfused pairs
 ALL=unfused,unfused-splitstate,unfused-fp32inv,fused,fused-intra,precise,fused-v5,fused-intra-v3,precise-v3,fused-forward,cublas,cublas-fp64
@@ -60,7 +60,7 @@ for r in d["results"]:
 PY
 if [[ "${SANITIZE:-0}" == 1 ]] && command -v compute-sanitizer >/dev/null; then
   for tool in racecheck memcheck; do
-    for t in ${SAN_TESTS:-gpu_fused/ragged_G2 gpu_precise/ragged_G2 gpu_tc/ragged_G2}; do
+    for t in ${SAN_TESTS:-gpu_fused/ragged_G2 gpu_precise/ragged_G2 gpu_tc/ragged_G2 gpu_state_output/equals_two_kernels_ragged_G1 gpu_scores/fp16_K64_G3_varlen_within_bound}; do
       compute-sanitizer --tool $tool $B/tests/test_cuda --run_test=$t 2>&1 | tail -3 | tee -a "$OUT/sanitizer-$GPU.txt"
     done
   done
