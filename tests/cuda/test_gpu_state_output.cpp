@@ -42,36 +42,37 @@ size_t bytes_differing(std::vector<unsigned char> const& x, std::vector<unsigned
 // does not store must stay untouched.
 void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_intermediates, int variant) {
   BOOST_TEST_CONTEXT("state_output_fused " << variant) {
-  test::StateRun run(c, 41);
-  gc::Workspace& ws = *run.ws;
-  gc::Args a = run.a;
-  a.state_variant = 2;
-  BOOST_TEST_MESSAGE("fused kernel runs: " << gc::state_output_runs_fused(a));
-  struct Out { gc::DeviceBuffer* buf; char const* name; bool intermediate; };
-  Out const outs[] = {{&ws.o, "o", false}, {&ws.final_state, "final_state", false}, {&ws.h, "h", true},
-                      {&ws.v_new, "v_new", true}};
-  ws.poison();
-  gc::forward(a, nullptr);
-  gc::synchronize();
-  std::vector<std::vector<unsigned char>> ref;
-  for (auto const& o : outs) ref.push_back(test::device_bytes(*o.buf));
+    test::StateRun run(c, 41);
+    gc::Workspace& ws = *run.ws;
+    gc::Args a = run.a;
+    a.state_variant = 2;
+    BOOST_TEST_MESSAGE("fused kernel runs: " << gc::state_output_runs_fused(a));
+    struct Out { gc::DeviceBuffer* buf; char const* name; bool intermediate; };
+    Out const outs[] = {{&ws.o, "o", false}, {&ws.final_state, "final_state", false}, {&ws.h, "h", true},
+                        {&ws.v_new, "v_new", true}};
+    ws.poison();
+    gc::forward(a, nullptr);
+    gc::synchronize();
+    std::vector<std::vector<unsigned char>> ref;
+    for (auto const& o : outs) ref.push_back(test::device_bytes(*o.buf));
 
-  ws.poison();
-  gc::Args f = a;
-  f.fuse_state_output = true;
-  f.state_output_variant = variant;
-  if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
-  gc::forward(f, nullptr);
-  gc::synchronize();
-  for (size_t i = 0; i < std::size(outs); ++i) {
-    if (outs[i].intermediate && !store_intermediates) {
-      BOOST_TEST(test::untouched(*outs[i].buf), outs[i].name << " written although its pointer was null");
-      continue;
+    ws.poison();
+    gc::Args f = a;
+    f.fuse_state_output = true;
+    f.state_output_variant = variant;
+    if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
+    gc::forward(f, nullptr);
+    gc::synchronize();
+    for (size_t i = 0; i < std::size(outs); ++i) {
+      if (outs[i].intermediate && !store_intermediates) {
+        BOOST_TEST(test::untouched(*outs[i].buf), outs[i].name << " written although its pointer was null");
+        continue;
+      }
+      size_t const d = bytes_differing(test::device_bytes(*outs[i].buf), ref[i]);
+      BOOST_TEST(d == 0u, outs[i].name << ": " << d << " of " << ref[i].size()
+                                       << " bytes differ from chunk_state + chunk_output");
     }
-    size_t const d = bytes_differing(test::device_bytes(*outs[i].buf), ref[i]);
-    BOOST_TEST(d == 0u, outs[i].name << ": " << d << " of " << ref[i].size() << " bytes differ from chunk_state + chunk_output");
-  }
-  BOOST_TEST(!test::untouched(ws.o));  // the run wrote o (the comparison alone would pass two untouched buffers)
+    BOOST_TEST(!test::untouched(ws.o));  // the run wrote o (the comparison alone would pass two untouched buffers)
   }
 }
 
