@@ -184,6 +184,10 @@ void forward(Args const& a, Stream s) {
       intra_fused(a, s);
       break;
   }
+  state_and_output(a, s);
+}
+
+void state_and_output(Args const& a, Stream s) {
   if (a.fuse_state_output) {
     state_output_fused(a, s);
   } else {

@@ -137,6 +137,7 @@ void chunk_scores(Args const& a, Stream stream);
 bool chunk_scores_runs(Args const& a);
 void forward(Args const& a, Stream stream);       // all six stages in order (stages 2-4 as Args::fusion says,
                                                   // 5-6 as Args::fuse_state_output)
+void state_and_output(Args const& a, Stream stream);  // stages 5-6 as Args::fuse_state_output says (forward's tail)
 // Fused stages (kkt_solve_fused.cu, intra_fused.cu): same arithmetic as the unfused ones, bit for bit.
 void kkt_solve_fused(Args const& a, Stream stream);  // k, beta, g_cumsum -> A_inv (A stays on chip)
 void intra_fused(Args const& a, Stream stream);      // k, v, beta, g_cumsum -> w, u, and A_inv unless null;

@@ -141,9 +141,9 @@ class GpuImplementation final : public Implementation {
                "and o as in the other variants, running state fp32, state operand of W*S rounded to the input "
                "dtype, final_state fp32";
       case Variant::fused_forward:
-        return "fused intra CUDA kernel, variant 3 (as fused-intra-v3), then chunk_state + chunk_output in one "
-               "kernel (state_output_fused: h and v_new handed over in shared memory, the same products in the same "
-               "order, so the bytes of fused-intra-v3); " + common;
+        return "fused intra CUDA kernel, variant 3 (as fused-intra-v3), then chunk_scores and chunk_state + "
+               "chunk_output in one kernel (state_output_fused variant 2: h and v_new stay in shared memory, the same "
+               "products in the same order, so the bytes of fused-intra-v3); " + common;
       case Variant::cublas:
         return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
                "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
@@ -254,12 +254,7 @@ class GpuImplementation final : public Implementation {
       } else {
         gc::intra_fused(a, nullptr);
       }
-      if (a.fuse_state_output) {
-        gc::state_output_fused(a, nullptr);  // h and v_new stored too (the Workspace's buffers)
-      } else {
-        gc::chunk_state(a, nullptr);
-        gc::chunk_output(a, nullptr);
-      }
+      gc::state_and_output(a, nullptr);  // fused: h and v_new stored too (the Workspace's buffers)
       sync();
     } else {
       // each stage fed the reference's inputs to it, rounded to the dtype the stage consumes
