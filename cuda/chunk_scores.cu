@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
   int const hk = static_cast<int>(blockIdx.x % H);
   ChunkDesc const c = a.chunks[blockIdx.x / H];
   int const tid = threadIdx.x, m = tid >> 5, lane = tid & 31;
-  int const g = lane >> 2, t = lane & 3, li = lane >> 3, lr = lane & 7;
+  int const g = lane >> 2, t = lane & 3;
   load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   load_tile_async<E>(Ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   cp_async_commit();
@@ -50,23 +50,7 @@ __global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
   // Q K^T for this warp's rows: its m + 1 tiles on or below the diagonal in one k loop (independent
   // accumulators; per element the k order of chunk_output 2's per-tile warp_mma)
   float P[4][2][4];
-#pragma unroll
-  for (int jp = 0; jp < 4; ++jp)
-#pragma unroll
-    for (int e = 0; e < 8; ++e) P[jp][e >> 2][e & 3] = 0.f;
-#pragma unroll
-  for (int k0 = 0; k0 < K; k0 += 16) {
-    uint32_t af[4];
-    ldsm_x4(af, Qs + (16 * m + (lane & 15)) * LDK + k0 + (lane >> 4) * 8, false);
-#pragma unroll
-    for (int jp = 0; jp < 4; ++jp) {
-      if (jp > m) continue;
-      uint32_t bf[4];
-      ldsm_x4(bf, Ks + (16 * jp + lr + (li >> 1) * 8) * LDK + k0 + (li & 1) * 8, false);
-      mma16816<E>(P[jp][0], af, bf[0], bf[1]);
-      mma16816<E>(P[jp][1], af, bf[2], bf[3]);
-    }
-  }
+  qk_lower_tiles<E, K>(P, Qs, Ks, LDK, m);
 
   constexpr int VPR = kBT * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per score row
   for (int x = 0; x < G; ++x) {

@@ -249,6 +249,32 @@ __device__ __forceinline__ void warp_mma(float (&acc)[MT][NT][4], E const* A, in
   }
 }
 
+// Q K^T for one warp's 16-row strip m of a 64-row chunk (Qs, Ks: [64][ld] shared tiles, k = 0..K): the m + 1
+// tiles of 16 columns on or below the diagonal into P[jp] (zeroed here; P[jp > m] stay 0), in one k loop so
+// that the tiles' accumulator chains interleave; per element the k order of warp_mma<E, true, true, 1, 2>
+// over (Qs rows 16m.., Ks rows 16jp..), as chunk_output computes its scores.
+template <class E, int K>
+__device__ __forceinline__ void qk_lower_tiles(float (&P)[4][2][4], E const* Qs, E const* Ks, int ld, int m) {
+  int const lane = threadIdx.x & 31, li = lane >> 3, lr = lane & 7;
+#pragma unroll
+  for (int jp = 0; jp < 4; ++jp)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) P[jp][e >> 2][e & 3] = 0.f;
+#pragma unroll
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    uint32_t af[4];
+    ldsm_x4(af, Qs + (16 * m + (lane & 15)) * ld + k0 + (lane >> 4) * 8, false);
+#pragma unroll
+    for (int jp = 0; jp < 4; ++jp) {
+      if (jp > m) continue;
+      uint32_t bf[4];
+      ldsm_x4(bf, Ks + (16 * jp + lr + (li >> 1) * 8) * ld + k0 + (li & 1) * 8, false);
+      mma16816<E>(P[jp][0], af, bf[0], bf[1]);
+      mma16816<E>(P[jp][1], af, bf[2], bf[3]);
+    }
+  }
+}
+
 template <int MT, int NT>
 __device__ __forceinline__ void zero_acc(float (&acc)[MT][NT][4]) {
 #pragma unroll

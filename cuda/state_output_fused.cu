@@ -45,6 +45,7 @@
 // chunk and SM would need ~6 TB/s from L2 at the state's pace). Next: Nsight Compute on this kernel, and
 // the 4 V-tile blocks of a head sharing the W, K and Q tiles (a 4-CTA cluster, multicast copies).
 #include "common.cuh"
+#include "state_step.cuh"
 
 namespace gdn_cuda {
 namespace {
@@ -108,19 +109,7 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
     int const sm = warp % MTILES, sc0 = (warp / MTILES) * SNT * 8;  // this warp's state block
     int const dm = warp & 3, dc0 = (warp >> 2) * 16;                // and its W*S block
     float S[1][SNT][4];
-    if (a.h0) {
-      float const* h0 = a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
-#pragma unroll
-      for (int j = 0; j < SNT; ++j)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
-          float2 const v = *reinterpret_cast<float2 const*>(h0 + r * V + col);
-          S[0][j][2 * hh] = v.x, S[0][j][2 * hh + 1] = v.y;
-        }
-    } else {
-      zero_acc(S);
-    }
+    load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, sm, sc0);
     auto stage_at = [&](int64_t i) { return base + L::kStateStages + (i & 1) * L::STATE_STAGE; };
     TileCopy<E, kBT, K, kStateWarps * 32> const copy_wk(tid);
     TileCopy<E, kBT, BV, kStateWarps * 32> const copy_u(tid);
@@ -165,13 +154,7 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
       if (ci + 3 < c_end) nn = a.chunks[ci + 3];
 
       // 1. snapshot (hi = round_E(S) is the h value)
-#pragma unroll
-      for (int j = 0; j < SNT; ++j)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
-          store2<E>(Sb + r * LDU + col, S[0][j][2 * hh], S[0][j][2 * hh + 1]);
-        }
+    snapshot_state<E, false>(S, Sb, static_cast<E*>(nullptr), LDU, sm, sc0);
       cp_async_wait<0>();  // this chunk's tiles (the only group in flight)
       named_barrier(kBarState, kStateWarps * 32);
       // every state warp is past the previous step (its K^T Db read the stage refilled here)
@@ -191,20 +174,7 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
 #pragma unroll
         for (int e = 0; e < 4; ++e) D[0][j][e] += D1[0][j][e];
       float const gl = gsb[c.rows - 1];
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * dm + g + 8 * hh;
-        bool const ok = r < c.rows;
-        float const decay = expf(ok ? gl - gsb[r] : 0.f);
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          int const col = dc0 + 8 * j + 2 * t;
-          float const d0 = to_f(Us[r * LDU + col]) - D[0][j][2 * hh];
-          float const d1 = to_f(Us[r * LDU + col + 1]) - D[0][j][2 * hh + 1];
-          store2<E>(Vs + r * LDU + col, d0, d1);
-          store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
-        }
-      }
+      delta_to_smem<E, E>(D, Us, Vs, Db, LDU, gsb, gl, c.rows, dm, dc0);
       named_barrier(kBarState, kStateWarps * 32);
       named_barrier_arrive(kBarFull + b, kThreads);  // h_c and v_new_c are in buffer b
 
@@ -217,14 +187,7 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
       warp_mma<E, false, false, 1, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, 0, kBT);
     }
 
-    float* fs = a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
-#pragma unroll
-    for (int j = 0; j < SNT; ++j)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
-        *reinterpret_cast<float2*>(fs + r * V + col) = make_float2(S[0][j][2 * hh], S[0][j][2 * hh + 1]);
-      }
+    store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, sm, sc0);
   } else {
     // ---------------------------------------------------------------- the output (chunk_output 2)
     int const otid = tid - kStateWarps * 32;  // 0..127
@@ -240,7 +203,6 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
     if (c_begin < c_end) load_qk(descs[0], 0);
     if (c_begin + 1 < c_end) load_qk(descs[1], 1);
     float const sc = a.scale;
-    int const li = lane >> 3, lr = lane & 7;
     constexpr int HPT = K * VPR / (kOutWarps * 32);  // 16-byte pieces of h_c per output thread
     constexpr int VPT = kBT * VPR / (kOutWarps * 32);  // and of v_new_c
 
@@ -254,23 +216,7 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
       // Q K^T for this warp's rows: the m + 1 tiles of 16 columns on or below the diagonal in one k loop
       // (independent accumulators; per element the k order of chunk_output 2's per-tile products)
       float P[4][2][4];
-#pragma unroll
-      for (int jp = 0; jp < 4; ++jp)
-#pragma unroll
-        for (int e = 0; e < 8; ++e) P[jp][e >> 2][e & 3] = 0.f;
-#pragma unroll
-      for (int k0 = 0; k0 < K; k0 += 16) {
-        uint32_t af[4];
-        ldsm_x4(af, Qs + (16 * m + (lane & 15)) * LDK + k0 + (lane >> 4) * 8, false);
-#pragma unroll
-        for (int jp = 0; jp < 4; ++jp) {
-          if (jp > m) continue;
-          uint32_t bf[4];
-          ldsm_x4(bf, Ks + (16 * jp + lr + (li >> 1) * 8) * LDK + k0 + (li & 1) * 8, false);
-          mma16816<E>(P[jp][0], af, bf[0], bf[1]);
-          mma16816<E>(P[jp][1], af, bf[2], bf[3]);
-        }
-      }
+      qk_lower_tiles<E, K>(P, Qs, Ks, LDK, m);
 
       named_barrier(kBarFull + b, kThreads);  // h_c, v_new_c, the gates and the descriptors are in
       ChunkDesc const c = descs[step & 3];
@@ -378,12 +324,10 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
 // and spreads the rest over all eight warps.
 // Versions (H200, B=1 T=8192 H=16 HV=32; chunk_state 2 + chunk_output 2 in the same runs 362-366 us):
 //   2a  warp_mma calls as in the two kernels, o after the update: 366 us (chunk_scores 48 + ~318).
-//   2b  (this) W*S and Q*h in one k loop sharing the snapshot's B fragments; the update and scores*v_new
+//   2b  W*S and Q*h in one k loop sharing the snapshot's B fragments; the update and scores*v_new
 //       interleaved: 341 us (kernel ~291); T = 32768: 1265 against 1382; B=4 T=4096 HV=16: 358 against 329
 //       (256 blocks at one per SM by 195 registers and 169 KB: two waves).
-//   2c  the next chunk's copies in three cp.async groups spread over the step (commit 6024542, with the
-//       state-step helpers shared by both variants): built and CPU-tested, not run on a GPU (machine starts
-//       failed, device time spent); reverted until a GPU run shows it.
+//   2c  (this) the next chunk's copies in three cp.async groups spread over the step: SEE_2C.
 // Nsight Compute of 2b: 632 instructions per warp and step; stall samples long scoreboard 19.5% (on the
 // address arithmetic between the copies: registers still held by queued cp.async), wait 19.5%, short
 // scoreboard 17.6%, selected 16.4%, MIO 8.5%, barrier 3.8%.
@@ -478,29 +422,26 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   int const dm = warp & 3, dc0 = (warp >> 2) * 16;                // its W*S block and its piece of o
 
   float S[1][SNT][4];
-  if (a.h0) {
-    float const* h0 = a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
-#pragma unroll
-    for (int j = 0; j < SNT; ++j)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
-        float2 const v = *reinterpret_cast<float2 const*>(h0 + r * V + col);
-        S[0][j][2 * hh] = v.x, S[0][j][2 * hh + 1] = v.y;
-      }
-  } else {
-    zero_acc(S);
-  }
+  load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, sm, sc0);
   auto stage_at = [&](int64_t i) { return base + (i & 1) * L::STAGE; };
   TileCopy<E, kBT, K, 256> const copy_k(tid);
   TileCopy<E, kBT, BV, 256> const copy_u(tid);
   TileCopy<E, kBT, kBT, 256> const copy_p(tid);
   int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
-  auto prefetch = [&](ChunkDesc const& c, E* st) {
+  // The next chunk's copies in three parts spread over the step (W and Q, then K and U, then the score rows),
+  // each its own cp.async group: issued at once, the 15 copies per thread stalled on the address registers
+  // of the copies still queued (20% of the stall samples, long scoreboard).
+  auto prefetch_wq = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kW, LDK, static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K, w_stride, c.rows);
+    copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    cp_async_commit();
+  };
+  auto prefetch_ku = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kK, LDK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
     copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
-    copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    cp_async_commit();
+  };
+  auto prefetch_p = [&](ChunkDesc const& c, E* st) {
     copy_p.issue(st + L::kP, LDP, static_cast<E const*>(a.scores) + (c.row0 * HV + hv) * kBT,
                  static_cast<int64_t>(HV) * kBT, c.rows);
     cp_async_commit();
@@ -509,7 +450,9 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   float g_next = 0.f;
   if (c_begin < c_end) {
     cur = a.chunks[c_begin];
-    prefetch(cur, stage_at(0));
+    prefetch_wq(cur, stage_at(0));
+    prefetch_ku(cur, stage_at(0));
+    prefetch_p(cur, stage_at(0));
     if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
   if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
@@ -531,16 +474,11 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
     if (tid < kBT) gsb[tid] = g_now;
 
     // 1. snapshot (hi = round_E(S) is the h value)
-#pragma unroll
-    for (int j = 0; j < SNT; ++j)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
-        store2<E>(Sb + r * LDU + col, S[0][j][2 * hh], S[0][j][2 * hh + 1]);
-      }
-    cp_async_wait<0>();  // this chunk's tiles (the only group in flight)
+  snapshot_state<E, false>(S, Sb, static_cast<E*>(nullptr), LDU, sm, sc0);
+    cp_async_wait<0>();  // this chunk's tiles (the only groups in flight)
     __syncthreads();     // every warp is past the previous step: its stage is free for the next chunk
-    if (has_next) prefetch(c_next, stage_at(step + 1));
+    E* const st_next = stage_at(step + 1);
+    if (has_next) prefetch_wq(c_next, st_next);
 
     // 2. Delta = u - W S in two accumulators over the halves of K (chunk_state 2's order), and Q h_c for this
     // warp's piece of o, in one k loop that loads each B fragment of the snapshot once for both
@@ -556,20 +494,8 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) D[0][j][e] += D1[0][j][e];
     float const gl = gsb[c.rows - 1];
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      int const r = 16 * dm + g + 8 * hh;
-      bool const ok = r < c.rows;
-      float const decay = expf(ok ? gl - gsb[r] : 0.f);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        int const col = dc0 + 8 * j + 2 * t;
-        float const d0 = to_f(Us[r * LDU + col]) - D[0][j][2 * hh];
-        float const d1 = to_f(Us[r * LDU + col + 1]) - D[0][j][2 * hh + 1];
-        store2<E>(Vs + r * LDU + col, d0, d1);
-        store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
-      }
-    }
+    delta_to_smem<E, E>(D, Us, Vs, Db, LDU, gsb, gl, c.rows, dm, dc0);
+    if (has_next) prefetch_ku(c_next, st_next);
     __syncthreads();  // v_new_c, the gated delta and the snapshot complete
 
     // 3. S <- e^{gl} S + K^T Db, and o += scores v_new_c after the row gates (chunk_output 2's order), the two
@@ -587,6 +513,7 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
       for (int j = 0; j < 2; ++j) O[0][j][2 * hh] *= er, O[0][j][2 * hh + 1] *= er;
     }
     update_and_pv<E, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, O, st + L::kP, LDP, dm, Vs, dc0);
+    if (has_next) prefetch_p(c_next, st_next);
     E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV + dc0;
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
@@ -615,14 +542,7 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
     }
   }
 
-  float* fs = a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
-#pragma unroll
-  for (int j = 0; j < SNT; ++j)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
-      *reinterpret_cast<float2*>(fs + r * V + col) = make_float2(S[0][j][2 * hh], S[0][j][2 * hh + 1]);
-    }
+  store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, sm, sc0);
   block_time_end(a.block_times);
 }
 
