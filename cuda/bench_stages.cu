@@ -103,6 +103,20 @@ int main(int argc, char** argv) {
     so1.state_output_variant = 1;
     add("state_output_fused 1", 0, [&] { state_output_fused(so1, nullptr); });
     add("chunk_state+output", 0, [&] { chunk_state(an, nullptr); chunk_output(an, nullptr); });
+    // the score rows inside intra_fused 3 (Args::scores_in_intra) against chunk_scores on its own
+    Args i3 = an;
+    i3.fusion = Fusion::intra;
+    i3.intra_variant = 3;
+    i3.A_inv = nullptr;
+    Args i3s = i3;
+    i3s.scores_in_intra = true;
+    add("intra v3 (A_inv on chip)", 0, [&] { intra_fused(i3, nullptr); });
+    add("intra v3 + score rows", 0, [&] { intra_fused(i3s, nullptr); });
+    Args f3 = i3, f3s = i3s;
+    f3.fuse_state_output = f3s.fuse_state_output = true;
+    f3.h = f3.v_new = f3s.h = f3s.v_new = nullptr;
+    add("forward intra3 + so2", 0, [&] { forward(f3, nullptr); });
+    add("forward intra3+scores + so2", 0, [&] { forward(f3s, nullptr); });
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });
     add("cublas kkt (gemm + mask)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4, [&] { cb.kkt(a, nullptr); });

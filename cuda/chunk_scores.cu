@@ -10,12 +10,16 @@
 // these are the bytes chunk_output 2 rounds into its score tile (tests/cuda/test_gpu_scores.cpp: within a
 // componentwise bound of the fp64 value; test_gpu_state_output.cpp: o byte-equal through them).
 // One 128-thread block per (chunk, key head); warp m owns rows 16m..16m+15 and computes its m + 1 tiles on or
-// below the diagonal in one k loop; every value head's gates are loaded with the tiles; the gated rows go
-// through shared memory (double-buffered by head) to 16-byte stores.
+// below the diagonal in one k loop; every value head's gates are loaded with the tiles; each warp's gated rows
+// go through its own strip of shared memory to 16-byte stores (gate_score_strip / store_score_strip in
+// common.cuh, shared with intra_fused 3's score rows and state_output_fused 1).
 // Measured (H200, T = 8192, H = 16, HV = 32, K = 128; 102 MB moved): first version (tile by tile, gates
 // loaded per head, one row buffer) 47-49 us; this one 47.6 us warm / 50.0 cold (2.0 TB/s, 2.0x its floor).
 // Tried: persistent blocks (two per SM by shared memory, the next item's q, k tiles and gates copied into a
 // second stage during the current one) 66 us: eight warps per SM do not cover the product and gate phases.
+// Version 3 (this): per-warp strips instead of a block-wide row buffer double-buffered by head (no block
+// barrier per head): SEE_SCORES3. The forward's default path no longer runs this stage: intra_fused 3
+// computes the same rows while it holds the chunk's k tile (Args::scores_in_intra).
 #include "common.cuh"
 
 namespace gdn_cuda {
@@ -27,15 +31,14 @@ __global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   E* const Qs = reinterpret_cast<E*>(smem);
   E* const Ks = Qs + kBT * LDK;
-  E* const Pb = Ks + kBT * LDK;                              // [2][64][LDP] gated rows, double-buffered by head
-  float* const gs = reinterpret_cast<float*>(Pb + 2 * kBT * LDP);  // [G][64] the value heads' gates
+  E* const Pb = Ks + kBT * LDK;                              // [64][LDP] gated rows, a 16-row strip per warp
+  float* const gs = reinterpret_cast<float*>(Pb + kBT * LDP);  // [G][64] the value heads' gates
   block_time_begin(a.block_times);
 
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
   int const hk = static_cast<int>(blockIdx.x % H);
   ChunkDesc const c = a.chunks[blockIdx.x / H];
-  int const tid = threadIdx.x, m = tid >> 5, lane = tid & 31;
-  int const g = lane >> 2, t = lane & 3;
+  int const tid = threadIdx.x, m = tid >> 5;
   load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   load_tile_async<E>(Ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   cp_async_commit();
@@ -52,46 +55,23 @@ __global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
   float P[4][2][4];
   qk_lower_tiles<E, K>(P, Qs, Ks, LDK, m);
 
-  constexpr int VPR = kBT * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per score row
+  // per value head: this warp's gated rows into its strip of Pb, then out as 128-byte row pieces (the strip
+  // is the warp's own, so __syncwarp orders the writes, the reads and the next head's writes)
+  E* const strip = Pb + 16 * m * LDP;
+  __syncwarp();
   for (int x = 0; x < G; ++x) {
-    int const hv = hk * G + x;
-    float const* const gx = gs + x * kBT;
-    E* const Px = Pb + (x & 1) * kBT * LDP;
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      int const r = 16 * m + g + 8 * hh;
-      bool const rok = r < c.rows;
-      float const gr = gx[r];
-#pragma unroll
-      for (int jp = 0; jp < 4; ++jp)
-#pragma unroll
-        for (int jj = 0; jj < 2; ++jj) {
-          int const j = 16 * jp + 8 * jj + 2 * t;
-          float v[2];
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            bool const keep = jp <= m && rok && (j + e) <= r;
-            v[e] = keep ? P[jp][jj][2 * hh + e] * expf(keep ? gr - gx[j + e] : 0.f) : 0.f;
-          }
-          store2<E>(Px + r * LDP + j, v[0], v[1]);
-        }
-    }
-    // head x's rows complete; head x - 1's buffer (written again by head x + 1) was stored before this
-    __syncthreads();
-    E* const out = static_cast<E*>(a.scores) + (c.row0 * HV + hv) * kBT;
-#pragma unroll
-    for (int y = 0; y < kBT * VPR / 128; ++y) {
-      int const idx = tid + 128 * y, r = idx / VPR, q = (idx % VPR) * (16 / static_cast<int>(sizeof(E)));
-      if (r < c.rows)
-        *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * HV * kBT + q) = *reinterpret_cast<uint4 const*>(Px + r * LDP + q);
-    }
+    gate_score_strip<E>(P, gs + x * kBT, c.rows, m, strip, LDP);
+    __syncwarp();
+    store_score_strip<E>(strip, LDP, static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT,
+                         static_cast<int64_t>(HV) * kBT, m, c.rows);
+    __syncwarp();
   }
   block_time_end(a.block_times);
 }
 
 template <class E, int K>
 void launch_scores(Args const& a, Stream s) {
-  std::size_t const bytes = sizeof(E) * (2 * kBT * (K + 8) + 2 * kBT * (kBT + 8)) + 4 * (a.d.HV / a.d.H) * kBT;
+  std::size_t const bytes = sizeof(E) * (2 * kBT * (K + 8) + kBT * (kBT + 8)) + 4 * (a.d.HV / a.d.H) * kBT;
   ensure_smem<chunk_scores_kernel<E, K>>(bytes);
   chunk_scores_kernel<E, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
 }

@@ -84,6 +84,12 @@ struct Args {
   // state_output_fused()), every warp running the recurrence and then the chunk's output; 1 warp roles (8
   // state warps hand h and v_new to 4 output warps that compute their own scores). Both: the same bytes.
   int state_output_variant = 2;
+  // The score rows of state_output_fused 2 computed by intra_fused 3 (which holds the chunk's k tile already)
+  // instead of a chunk_scores launch: intra_fused then reads q and writes Args::scores where
+  // intra_writes_scores() says so, and state_output_fused 2 skips chunk_scores when Args::fusion is
+  // Fusion::intra and intra_writes_scores() holds (the caller ran intra_fused with the same Args first, as
+  // forward() does). The same bytes either way.
+  bool scores_in_intra = false;
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
   // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
   // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Any Fusion; needs the
@@ -141,10 +147,15 @@ void state_and_output(Args const& a, Stream stream);  // stages 5-6 as Args::fus
 // Fused stages (kkt_solve_fused.cu, intra_fused.cu): same arithmetic as the unfused ones, bit for bit.
 void kkt_solve_fused(Args const& a, Stream stream);  // k, beta, g_cumsum -> A_inv (A stays on chip)
 void intra_fused(Args const& a, Stream stream);      // k, v, beta, g_cumsum -> w, u, and A_inv unless null;
-                                                     // needs Args::ainv == Args::qkv
+                                                     // needs Args::ainv == Args::qkv; + q -> scores where
+                                                     // intra_writes_scores()
+// Whether intra_fused writes Args::scores too: Args::scores_in_intra, scores set, variant 3 without
+// precise_uv, and the value heads' gates fit beside the q tile (HV / H <= 47 at K = 128).
+bool intra_writes_scores(Args const& a);
 // Stages 5 + 6 in one kernel (state_output_fused.cu): k, w, u, g_cumsum, h0, q -> o, final_state, and h /
 // v_new where those pointers are set; the bytes of chunk_state 2 + chunk_output 2. Variant 2 (the default,
-// Args::state_output_variant) runs chunk_scores into Args::scores first (refused when it is null). Problems
+// Args::state_output_variant) runs chunk_scores into Args::scores first (refused when it is null; skipped
+// when intra_fused has written them: Args::scores_in_intra). Problems
 // it does not cover (state_output_runs_fused() false: fp32 inputs, split_state, precise_uv) run those two
 // kernels, which need Args::h and Args::v_new.
 void state_output_fused(Args const& a, Stream stream);

@@ -149,11 +149,16 @@ struct IntraTcLayout {
   static constexpr int LDG = K / 2 + 8;
   static_assert(PRE || 2 * mtile + sizeof(E) * 4 * 16 * LDG <= kInverseTcBytes, "staging must fit in the slots");
   static constexpr std::size_t bytes = 2 * tile + kInverseTcBytes;
+  // Args::scores_in_intra: the q tile and every value head's gates over the slots before the first inverse;
+  // each warp's gated score rows then go to a strip over its own q rows (read by that warp only)
+  static constexpr int LDP = kBT + 8;
+  static_assert(LDP <= LDK, "a warp's score strip must fit in its q rows");
 };
 
-template <class E, class UT, int K>
+template <class E, class UT, int K, bool SC>
 __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   using L = IntraTcLayout<E, UT, K>;
+  static_assert(!SC || !L::PRE, "the score rows are written by the plain kernel only");
   constexpr bool PRE = L::PRE;
   constexpr int V = K, LDK = L::LDK, LDM = L::LDM, NT = V / 8;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -175,7 +180,10 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     load_tile_async<E>(vs, LDK, static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V, vstride, kBT, c.rows, V, tid, 128);
     cp_async_commit();
   };
+  E* Qs = reinterpret_cast<E*>(sc);                          // [64][LDK] q over the slots (SC)
+  float* gq = reinterpret_cast<float*>(smem + 3 * L::tile);  // [G][64] every value head's g_cumsum (SC)
   load_tile_async<E>(ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  if constexpr (SC) load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   cp_async_commit();
   load_v(hk * G);
   float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values
@@ -184,8 +192,29 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     gs[0][tid] = h0.x, bs[0][tid] = h0.y, es[0][tid] = h0.z;
     if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
   }
-  cp_async_wait<1>();  // k landed; v may be in flight
+  if constexpr (SC)
+    for (int i = tid; i < G * kBT; i += 128) {
+      int const x = i / kBT, r = i % kBT;
+      gq[i] = r < c.rows ? a.g_cumsum[(c.row0 + r) * HV + hk * G + x] : 0.f;
+    }
+  cp_async_wait<1>();  // k (and q) landed; v may be in flight
   __syncthreads();
+  if constexpr (SC) {
+    // the score rows of every value head (chunk_scores' bytes): Q K^T once, gated per head; the strips lie
+    // over the warp's own q rows, free once its products are done (the loop's first barrier then frees the
+    // slots for the inverse)
+    float P[4][2][4];
+    qk_lower_tiles<E, K>(P, Qs, ks, LDK, warp);
+    E* const strip = Qs + 16 * warp * LDK;
+    __syncwarp();
+    for (int x = 0; x < G; ++x) {
+      gate_score_strip<E>(P, gq + x * kBT, c.rows, warp, strip, L::LDP);
+      __syncwarp();
+      store_score_strip<E>(strip, L::LDP, static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT,
+                           static_cast<int64_t>(HV) * kBT, warp, c.rows);
+      __syncwarp();
+    }
+  }
   float gram[3][2][4];
   gram_tiles<E, K>(ks, LDK, gram);
 
@@ -279,11 +308,11 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
-template <class E, class UT, int K>
+template <class E, class UT, int K, bool SC>
 void launch_intra_v3(Args const& a, Stream s) {
   constexpr std::size_t bytes = IntraTcLayout<E, UT, K>::bytes;
-  ensure_smem<intra_v3_kernel<E, UT, K>>(bytes);
-  intra_v3_kernel<E, UT, K><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
+  ensure_smem<intra_v3_kernel<E, UT, K, SC>>(bytes);
+  intra_v3_kernel<E, UT, K, SC><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
 }
 
 template <class E, class UT, int K>
@@ -297,6 +326,12 @@ void launch_intra(Args const& a, Stream s) {
 
 bool intra_runs_v3(Args const& a) { return a.intra_variant == 3 && a.qkv != ElemType::f32; }
 
+bool intra_writes_scores(Args const& a) {
+  if (!a.scores_in_intra || !a.scores || a.precise_uv || !intra_runs_v3(a) || a.d.H <= 0) return false;
+  std::size_t const qtile = 2 * kBT * (a.d.K + 8);  // the q tile over the inverse's slots (16-bit inputs)
+  return a.d.HV / a.d.H <= static_cast<int64_t>((kInverseTcBytes - qtile) / (sizeof(float) * kBT));
+}
+
 void intra_fused(Args const& a, Stream s) {
   if (a.d.num_chunks == 0) return;
   if (a.ainv != a.qkv) throw std::invalid_argument("intra_fused: A_inv must be stored in the input dtype");
@@ -305,9 +340,11 @@ void intra_fused(Args const& a, Stream s) {
     if constexpr (!std::is_same_v<E, float>) {
       if (intra_runs_v3(a)) {
         if (a.precise_uv)
-          a.d.K == 128 ? launch_intra_v3<E, float, 128>(a, s) : launch_intra_v3<E, float, 64>(a, s);
+          a.d.K == 128 ? launch_intra_v3<E, float, 128, false>(a, s) : launch_intra_v3<E, float, 64, false>(a, s);
+        else if (intra_writes_scores(a))
+          a.d.K == 128 ? launch_intra_v3<E, E, 128, true>(a, s) : launch_intra_v3<E, E, 64, true>(a, s);
         else
-          a.d.K == 128 ? launch_intra_v3<E, E, 128>(a, s) : launch_intra_v3<E, E, 64>(a, s);
+          a.d.K == 128 ? launch_intra_v3<E, E, 128, false>(a, s) : launch_intra_v3<E, E, 64, false>(a, s);
         return;
       }
     }

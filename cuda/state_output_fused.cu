@@ -224,28 +224,9 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
       float const* gc = gs[b];
       E const* Sb = Sb_at(b);
       E const* Vs = Vs_at(b);
-      // gate, mask and round the scores into this warp's rows of Pb (chunk_output 2's expressions)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * m + g + 8 * hh;
-        bool const rok = r < c.rows;
-        float const gr = gc[r];
-#pragma unroll
-        for (int jp = 0; jp < 4; ++jp) {
-          if (jp > m) continue;
-#pragma unroll
-          for (int jj = 0; jj < 2; ++jj) {
-            int const j = 16 * jp + 8 * jj + 2 * t;
-            float v[2];
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              bool const keep = rok && (j + e) <= r;
-              v[e] = keep ? P[jp][jj][2 * hh + e] * expf(keep ? gr - gc[j + e] : 0.f) : 0.f;
-            }
-            store2<E>(Pb + r * LDP + j, v[0], v[1]);
-          }
-        }
-      }
+      // gate, mask and round the scores into this warp's rows of Pb (chunk_output 2's expressions; the
+      // tiles above the diagonal block are never read)
+      gate_score_strip<E, false>(P, gc, c.rows, m, Pb + 16 * m * LDP, LDP);
       float O[1][BV / 8][4];
       zero_acc(O);
       warp_mma<E, true, false, 1, BV / 8>(O, Qs, LDK, 16 * m, Sb, LDU, 0, 0, K);
@@ -582,7 +563,7 @@ void state_output_fused(Args const& a, Stream s) {
   bool const v2 = a.state_output_variant != 1;
   if (v2 && !a.scores) throw std::invalid_argument("state_output_fused 2: Args::scores is null (chunk_scores writes it first)");
   if (a.d.N == 0) return;
-  if (v2) {
+  if (v2 && !(a.fusion == Fusion::intra && intra_writes_scores(a))) {  // else intra_fused wrote them
     Args b = a;
     b.block_times = nullptr;  // the block times are the fused kernel's
     chunk_scores(b, s);

@@ -425,6 +425,8 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   aso.fuse_state_output = aso_st.fuse_state_output = ifwd3so.fuse_state_output = true;
   aso.h = aso.v_new = nullptr;
   ifwd3so.h = ifwd3so.v_new = nullptr;
+  gc::Args ifwd3sc = ifwd3so, ain3sc = ain3;  // the score rows by intra_fused 3 (no chunk_scores launch)
+  ifwd3sc.scores_in_intra = ain3sc.scores_in_intra = true;
   gc::Args aso1 = aso, ifwd3so1 = ifwd3so;
   aso1.state_output_variant = ifwd3so1.state_output_variant = 1;
   add("chunk_state + chunk_output", "pair", "", t_so, f_state + f_out,
@@ -441,6 +443,13 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
       [&] { gc::state_output_fused(aso1, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("forward fused-intra v3 + state_output_fused 2", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3so, nullptr); }, fwd_unfused16,
+      "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
+  Traffic const t_intra_sc{{{"k", z.qk}, {"v", z.v}, {"beta", z.beta}, {"g_cumsum", z.gcs}, {"q", z.qk}},
+                           {{"w", z.w}, {"u", z.v}, {"scores", z.ainv16}}};
+  add("intra_fused v3 + score rows (A_inv on chip)", "fused", "intra fused", t_intra_sc, f_kkt + f_solve + f_wu,
+      [&] { gc::intra_fused(ain3sc, nullptr); }, intra_unfused, "", "kkt + solve_tril + wu (bf16)");
+  add("forward fused-intra v3 + scores in intra + state_output_fused 2", "pipeline", "forward", t_fwd,
+      f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3sc, nullptr); }, fwd_unfused16,
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
   add("forward fused-intra v3 + state_output_fused 1", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3so1, nullptr); }, fwd_unfused16,
@@ -581,6 +590,8 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
         {"state_output_fused 1 (warp roles; h, v_new on chip)", gc::Stage::state_output_fused, aso1,
          "state_output_fused 1 (warp roles; h, v_new on chip)"},
         {"chunk_scores", gc::Stage::chunk_scores, a, "chunk_scores"},
+        {"intra_fused v3 + score rows (A_inv on chip)", gc::Stage::intra_fused, ain3sc,
+         "intra_fused v3 + score rows (A_inv on chip)"},
     };
     json pc = json::array();
     int64_t const chunks_per_seq = d.N > 0 ? d.num_chunks / d.N : 0;

@@ -8,7 +8,8 @@
 // smallest subnormal). Entries above the diagonal must be exactly 0. Cases: bf16 / fp16, K = 128 / 64,
 // GQA G = 1..3 (the key head each value head reads), varlen with 0/1/63/64/65/129-token sequences.
 // That these are the bytes chunk_output 2 multiplies v_new by is test_gpu_state_output's business (o of
-// state_output_fused 2 against chunk_state 2 + chunk_output 2, byte for byte).
+// state_output_fused 2 against chunk_state 2 + chunk_output 2, byte for byte). intra_rows_equal_*: the rows
+// intra_fused 3 writes with Args::scores_in_intra are these bytes, and forward() through them gives the same o.
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -103,6 +104,55 @@ void expect_scores_within_bound(test::StateCase const& c) {
   BOOST_TEST(worst <= 1.0, "an entry exceeds its bound: ratio " << worst);
   BOOST_TEST(rows_seen == T * HV);
 }
+
+size_t bytes_differing(std::vector<unsigned char> const& x, std::vector<unsigned char> const& y) {
+  if (x.size() != y.size()) return std::max(x.size(), y.size());
+  size_t n = 0;
+  for (size_t i = 0; i < x.size(); ++i) n += x[i] != y[i];
+  return n;
+}
+
+// intra_fused 3 with Args::scores_in_intra: the score rows are chunk_scores' bytes, w and u stay the plain
+// kernel's bytes, and forward() through it (no chunk_scores launch) gives fused-forward's o and final state.
+void expect_intra_scores_equal(test::StateCase const& c) {
+  test::StateRun run(c, 29);
+  gc::Workspace& ws = *run.ws;
+  gc::Args a = run.a;
+  a.intra_variant = 3;
+  a.fuse_state_output = true;
+  a.h = a.v_new = nullptr;
+  BOOST_REQUIRE(gc::intra_runs_v3(a));
+  BOOST_REQUIRE(!gc::intra_writes_scores(a));  // not asked
+  gc::Args b = a;
+  b.scores_in_intra = true;
+  BOOST_REQUIRE(gc::intra_writes_scores(b));
+
+  ws.poison();
+  gc::chunk_cumsum(a, nullptr);
+  gc::chunk_scores(a, nullptr);
+  gc::intra_fused(a, nullptr);
+  gc::synchronize();
+  std::vector<unsigned char> const s0 = test::device_bytes(ws.scores), w0 = test::device_bytes(ws.w),
+                                   u0 = test::device_bytes(ws.u);
+  BOOST_REQUIRE(!test::untouched(ws.scores));
+  ws.scores.fill_bytes(0xFF), ws.w.fill_bytes(0xFF), ws.u.fill_bytes(0xFF);
+  gc::intra_fused(b, nullptr);
+  gc::synchronize();
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.scores), s0) == 0u, "score rows differ from chunk_scores'");
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.w), w0) == 0u, "w differs from the plain kernel's");
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.u), u0) == 0u, "u differs from the plain kernel's");
+
+  ws.poison();
+  gc::forward(a, nullptr);  // chunk_scores inside state_output_fused
+  gc::synchronize();
+  std::vector<unsigned char> const o0 = test::device_bytes(ws.o), f0 = test::device_bytes(ws.final_state);
+  ws.poison();
+  gc::forward(b, nullptr);  // the rows from intra_fused
+  gc::synchronize();
+  BOOST_TEST(!test::untouched(ws.scores));
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.o), o0) == 0u, "o differs");
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.final_state), f0) == 0u, "final state differs");
+}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(bf16_K128_G2_within_bound) {
@@ -123,6 +173,53 @@ BOOST_AUTO_TEST_CASE(bf16_K128_G1_varlen_within_bound) {
   c.H = 2, c.HV = 2;
   c.seqlens = {130, 1, 64};
   expect_scores_within_bound(c);
+}
+
+BOOST_AUTO_TEST_CASE(intra_rows_equal_bf16_K128_G2) {
+  test::StateCase c;
+  c.T = 300;
+  expect_intra_scores_equal(c);
+}
+
+BOOST_AUTO_TEST_CASE(intra_rows_equal_fp16_K64_G3_varlen) {
+  test::StateCase c;
+  c.H = 1, c.HV = 3, c.K = 64, c.e = gc::ElemType::f16;
+  c.seqlens = {1, 0, 63, 64, 65, 129};
+  expect_intra_scores_equal(c);
+}
+
+BOOST_AUTO_TEST_CASE(intra_rows_equal_bf16_K128_G1_varlen) {
+  test::StateCase c;
+  c.H = 2, c.HV = 2;
+  c.seqlens = {130, 1, 64};
+  expect_intra_scores_equal(c);
+}
+
+// When intra_fused writes the rows: asked, a buffer, variant 3 without precise_uv, and at most 47 value heads
+// per key head at K = 128 (their gates beside the q tile over the inverse's slots; 79 at K = 64).
+BOOST_AUTO_TEST_CASE(intra_writes_scores_only_where_it_fits) {
+  test::StateCase c;
+  c.T = 64;
+  test::StateRun run(c, 1);
+  gc::Args a = run.a;
+  a.intra_variant = 3;
+  a.scores_in_intra = true;
+  BOOST_TEST(gc::intra_writes_scores(a));
+  gc::Args x = a;
+  x.intra_variant = 1;
+  BOOST_TEST(!gc::intra_writes_scores(x));
+  x = a, x.precise_uv = true;
+  BOOST_TEST(!gc::intra_writes_scores(x));
+  x = a, x.scores = nullptr;
+  BOOST_TEST(!gc::intra_writes_scores(x));
+  x = a, x.d.H = 1, x.d.HV = 47;
+  BOOST_TEST(gc::intra_writes_scores(x));
+  x.d.HV = 48;
+  BOOST_TEST(!gc::intra_writes_scores(x));
+  x.d.K = 64, x.d.HV = 79;
+  BOOST_TEST(gc::intra_writes_scores(x));
+  x.d.HV = 80;
+  BOOST_TEST(!gc::intra_writes_scores(x));
 }
 
 // fp32 inputs and a missing buffer are refused, not run.
