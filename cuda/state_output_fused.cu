@@ -308,7 +308,8 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
 //   2b  W*S and Q*h in one k loop sharing the snapshot's B fragments; the update and scores*v_new
 //       interleaved: 341 us (kernel ~291); T = 32768: 1265 against 1382; B=4 T=4096 HV=16: 358 against 329
 //       (256 blocks at one per SM by 195 registers and 169 KB: two waves).
-//   2c  (this) the next chunk's copies in three cp.async groups spread over the step: SEE_2C.
+//   2c  (this) the next chunk's copies in three cp.async groups spread over the step (W+Q after the first barrier,
+//       K+U after v_new, the score rows after the update), the score rows waited for only before part 3: SEE_2C.
 // Nsight Compute of 2b: 632 instructions per warp and step; stall samples long scoreboard 19.5% (on the
 // address arithmetic between the copies: registers still held by queued cp.async), wait 19.5%, short
 // scoreboard 17.6%, selected 16.4%, MIO 8.5%, barrier 3.8%.
@@ -455,9 +456,11 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
     if (tid < kBT) gsb[tid] = g_now;
 
     // 1. snapshot (hi = round_E(S) is the h value)
-  snapshot_state<E, false>(S, Sb, static_cast<E*>(nullptr), LDU, sm, sc0);
-    cp_async_wait<0>();  // this chunk's tiles (the only groups in flight)
-    __syncthreads();     // every warp is past the previous step: its stage is free for the next chunk
+    snapshot_state<E, false>(S, Sb, static_cast<E*>(nullptr), LDU, sm, sc0);
+    // in flight: this chunk's groups W+Q, K+U, scores (issued in that order during the last step); the score
+    // rows are needed only in part 3, so their copy may land under part 2
+    cp_async_wait<1>();
+    __syncthreads();  // every warp is past the previous step: its stage is free for the next chunk
     E* const st_next = stage_at(step + 1);
     if (has_next) prefetch_wq(c_next, st_next);
 
@@ -476,8 +479,13 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
       for (int e = 0; e < 4; ++e) D[0][j][e] += D1[0][j][e];
     float const gl = gsb[c.rows - 1];
     delta_to_smem<E, E>(D, Us, Vs, Db, LDU, gsb, gl, c.rows, dm, dc0);
-    if (has_next) prefetch_ku(c_next, st_next);
-    __syncthreads();  // v_new_c, the gated delta and the snapshot complete
+    if (has_next) {
+      prefetch_ku(c_next, st_next);
+      cp_async_wait<2>();  // this chunk's score rows (the next chunk's W+Q and K+U may stay in flight)
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();  // v_new_c, the gated delta, the snapshot and the score rows complete
 
     // 3. S <- e^{gl} S + K^T Db, and o += scores v_new_c after the row gates (chunk_output 2's order), the two
     // accumulations interleaved k step by k step
