@@ -133,6 +133,36 @@ __device__ __forceinline__ void gram_tiles(E const* ks, int lds, float (&G)[3][2
   }
 }
 
+// gram_tiles and, for the same tiles, Q K^T into P (the rows of Qs instead of ks as the A operand): each B
+// fragment of ks loaded once for both; per product the fragments and k order of gram_tiles / warp_mma.
+template <class E, int K>
+__device__ __forceinline__ void gram_and_qk_tiles(E const* ks, E const* qs, int lds, float (&G)[3][2][4],
+                                                  float (&P)[3][2][4]) {
+  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
+  int const lane = threadIdx.x & 31, li = lane >> 3, lr = lane & 7;
+#pragma unroll
+  for (int n = 0; n < 3; ++n)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) G[n][e >> 2][e & 3] = 0.f, P[n][e >> 2][e & 3] = 0.f;
+#pragma unroll
+  for (int n = 0; n < 3; ++n) {
+    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
+    if (tile == 0xFF) continue;
+    int const mb = 16 * (tile >> 2), nb = 16 * (tile & 3);
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      uint32_t ak[4], aq[4], bf[4];
+      ldsm_x4(ak, ks + (mb + (lane & 15)) * lds + k0 + (lane >> 4) * 8, false);
+      ldsm_x4(aq, qs + (mb + (lane & 15)) * lds + k0 + (lane >> 4) * 8, false);
+      ldsm_x4(bf, ks + (nb + lr + (li >> 1) * 8) * lds + k0 + (li & 1) * 8, false);
+      mma16816<E>(G[n][0], ak, bf[0], bf[1]);
+      mma16816<E>(G[n][1], ak, bf[2], bf[3]);
+      mma16816<E>(P[n][0], aq, bf[0], bf[1]);
+      mma16816<E>(P[n][1], aq, bf[2], bf[3]);
+    }
+  }
+}
+
 // A of one value head from the Gram: diagonal blocks into D0..D3, the others into their off_slot.
 // gs, bs: the head's g_cumsum and beta per chunk row (0 past `rows`). No barrier inside.
 __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,

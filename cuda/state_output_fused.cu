@@ -45,6 +45,8 @@
 // chunk and SM would need ~6 TB/s from L2 at the state's pace). Next: Nsight Compute on this kernel, and
 // the 4 V-tile blocks of a head sharing the W, K and Q tiles (a 4-CTA cluster, multicast copies).
 #include "common.cuh"
+#include <cstdlib>
+
 #include "state_step.cuh"
 
 namespace gdn_cuda {
@@ -379,7 +381,7 @@ struct So2Layout {
   static constexpr int kElems = kVs + 2 * kBT * LDU;
 };
 
-template <class E, int K>
+template <class E, int K, int kPlan>
 __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   using L = So2Layout<K>;
   constexpr int V = K, BV = L::BV, LDK = L::LDK, LDU = L::LDU, LDP = L::LDP;
@@ -416,11 +418,14 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   auto prefetch_wq = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kW, LDK, static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K, w_stride, c.rows);
     copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    if constexpr (kPlan == 1)
+      copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
     cp_async_commit();
   };
   auto prefetch_ku = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kK, LDK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
-    copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
+    if constexpr (kPlan == 0)
+      copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
     cp_async_commit();
   };
   auto prefetch_p = [&](ChunkDesc const& c, E* st) {
@@ -459,7 +464,7 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
     snapshot_state<E, false>(S, Sb, static_cast<E*>(nullptr), LDU, sm, sc0);
     // in flight: this chunk's groups W+Q, K+U, scores (issued in that order during the last step); the score
     // rows are needed only in part 3, so their copy may land under part 2
-    cp_async_wait<1>();
+    if constexpr (kPlan == 1) cp_async_wait<2>(); else cp_async_wait<1>();
     __syncthreads();  // every warp is past the previous step: its stage is free for the next chunk
     E* const st_next = stage_at(step + 1);
     if (has_next) prefetch_wq(c_next, st_next);
@@ -535,12 +540,18 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
+template <class E, int K, int kPlan>
+void launch_state_output_v2_plan(Args const& a, Stream s) {
+  std::size_t const bytes = sizeof(E) * So2Layout<K>::kElems;
+  ensure_smem<state_output_v2_kernel<E, K, kPlan>>(bytes);
+  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / So2Layout<K>::BV));
+  state_output_v2_kernel<E, K, kPlan><<<grid, 256, bytes, s>>>(a);
+}
+
 template <class E, int K>
 void launch_state_output_v2(Args const& a, Stream s) {
-  std::size_t const bytes = sizeof(E) * So2Layout<K>::kElems;
-  ensure_smem<state_output_v2_kernel<E, K>>(bytes);
-  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / So2Layout<K>::BV));
-  state_output_v2_kernel<E, K><<<grid, 256, bytes, s>>>(a);
+  char const* env = std::getenv("GDNV_SO2_PLAN");  // TEMPORARY: 2c / 2d side by side in one GPU run
+  if (env && env[0] == '1') launch_state_output_v2_plan<E, K, 1>(a, s); else launch_state_output_v2_plan<E, K, 0>(a, s);
 }
 
 template <class E, int K>
