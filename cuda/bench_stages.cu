@@ -117,16 +117,12 @@ int main(int argc, char** argv) {
     f3.h = f3.v_new = f3s.h = f3s.v_new = nullptr;
     add("forward intra3 + so2", 0, [&] { forward(f3, nullptr); });
     add("forward intra3+scores + so2", 0, [&] { forward(f3s, nullptr); });
-    // TEMPORARY: the candidate plans of this session side by side (environment switches read by the launchers)
-    setenv("GDNV_INTRA_SCORES_PLAN", "2", 1);
-    add("intra v3 + score rows, plan 2", 0, [&] { intra_fused(i3s, nullptr); });
-    add("forward intra3+scores2 + so2", 0, [&] { forward(f3s, nullptr); });
-    setenv("GDNV_SO2_PLAN", "1", 1);
-    add("forward intra3+scores2 + so2d", 0, [&] { forward(f3s, nullptr); });
-    unsetenv("GDNV_INTRA_SCORES_PLAN");
-    add("state_output_fused 2d", 0, [&] { state_output_fused(so, nullptr); });
-    add("forward intra3+scores + so2d", 0, [&] { forward(f3s, nullptr); });
-    unsetenv("GDNV_SO2_PLAN");
+    add("forward intra3 (state, output)", 0, [&] { forward(i3, nullptr); });
+    setenv("GDNV_STATE2_PLAN", "1", 1);  // TEMPORARY: chunk_state 2 with K in a copy group of its own
+    add("chunk_state v2 (bf16 S) plan 1", sbytes, [&] { chunk_state(an, nullptr); });
+    add("chunk_state v2 (split S) plan 1", sbytes, [&] { chunk_state(a, nullptr); });
+    add("forward intra3 (state, output) p1", 0, [&] { forward(i3, nullptr); });
+    unsetenv("GDNV_STATE2_PLAN");
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });
     add("cublas kkt (gemm + mask)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4, [&] { cb.kkt(a, nullptr); });

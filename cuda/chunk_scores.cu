@@ -11,15 +11,15 @@
 // componentwise bound of the fp64 value; test_gpu_state_output.cpp: o byte-equal through them).
 // One 128-thread block per (chunk, key head); warp m owns rows 16m..16m+15 and computes its m + 1 tiles on or
 // below the diagonal in one k loop; every value head's gates are loaded with the tiles; each warp's gated rows
-// go through its own strip of shared memory to 16-byte stores (gate_score_strip / store_score_strip in
+// go through its own strip of shared memory to 16-byte stores (gate_score_strip / store_score_rows in
 // common.cuh, shared with intra_fused 3's score rows and state_output_fused 1).
 // Measured (H200, T = 8192, H = 16, HV = 32, K = 128; 102 MB moved): first version (tile by tile, gates
 // loaded per head, one row buffer) 47-49 us; this one 47.6 us warm / 50.0 cold (2.0 TB/s, 2.0x its floor).
 // Tried: persistent blocks (two per SM by shared memory, the next item's q, k tiles and gates copied into a
 // second stage during the current one) 66 us: eight warps per SM do not cover the product and gate phases.
 // Version 3 (this): per-warp strips instead of a block-wide row buffer double-buffered by head (no block
-// barrier per head): SEE_SCORES3. The forward's default path no longer runs this stage: intra_fused 3
-// computes the same rows while it holds the chunk's k tile (Args::scores_in_intra).
+// barrier per head): 44.1 us cold, 43.4-43.8 warm (tree 1d432bd / c3f0256). fused-forward no longer runs this
+// stage: intra_fused 3 computes the same rows while it holds the chunk's k tile (Args::scores_in_intra).
 #include "common.cuh"
 
 namespace gdn_cuda {
@@ -62,8 +62,8 @@ __global__ void __launch_bounds__(128) chunk_scores_kernel(Args a) {
   for (int x = 0; x < G; ++x) {
     gate_score_strip<E>(P, gs + x * kBT, c.rows, m, strip, LDP);
     __syncwarp();
-    store_score_strip<E>(strip, LDP, static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT,
-                         static_cast<int64_t>(HV) * kBT, m, c.rows);
+    store_score_rows<E, 16, 32>(strip, LDP, static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT,
+                                static_cast<int64_t>(HV) * kBT, 16 * m, c.rows, tid & 31);
     __syncwarp();
   }
   block_time_end(a.block_times);

@@ -297,51 +297,59 @@ __device__ __forceinline__ void store2(E* p, float a, float b) {
   }
 }
 
-// Gate, mask and round one warp's strip of score rows (chunk_output 2's expressions, so the same bytes):
-// row r = 16m + i of the chunk gets s_rj = round_E(P_rj e^{gx_r - gx_j}) for j <= r < rows, else 0, the gate
-// selected under the mask before the exp (gdn-algorithm.md 2.7). P from qk_lower_tiles, gx the value head's
-// chunk-local g_cumsum in shared memory (0 past the chunk's end); row i of the strip at strip + i * ld.
-// kAllTiles: also write the zero tiles above the diagonal block (false: tiles jp > m are left as they are).
-template <class E, bool kAllTiles = true>
-__device__ __forceinline__ void gate_score_strip(float const (&P)[4][2][4], float const* gx, int rows, int m, E* strip,
-                                                 int ld) {
+// Gate, mask and round one 16 x 16 tile (ta, tb) of the score rows (chunk_output 2's expressions, so the same
+// bytes): entry (r, j) = round_E(P_rj e^{gx_r - gx_j}) for j <= r < rows, else 0, the gate selected under the
+// mask before the exp (gdn-algorithm.md 2.7). P: the tile's accumulators (mma C layout, from qk_lower_tiles or
+// gram_and_qk_tiles); gx: the value head's chunk-local g_cumsum in shared memory (0 past the chunk's end);
+// row 16 ta + i of the chunk is written at rowbase + i * ld, its column j at + j.
+template <class E>
+__device__ __forceinline__ void gate_score_tile(float const (&P)[2][4], float const* gx, int rows, int ta, int tb,
+                                                E* rowbase, int ld) {
   int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
-    int const r = 16 * m + g + 8 * hh;
+    int const r = 16 * ta + g + 8 * hh;
     bool const rok = r < rows;
     float const gr = gx[r];
 #pragma unroll
-    for (int jp = 0; jp < 4; ++jp) {
-      if (!kAllTiles && jp > m) continue;
+    for (int jj = 0; jj < 2; ++jj) {
+      int const j = 16 * tb + 8 * jj + 2 * t;
+      float v[2];
 #pragma unroll
-      for (int jj = 0; jj < 2; ++jj) {
-        int const j = 16 * jp + 8 * jj + 2 * t;
-        float v[2];
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          bool const keep = jp <= m && rok && (j + e) <= r;
-          v[e] = keep ? P[jp][jj][2 * hh + e] * expf(keep ? gr - gx[j + e] : 0.f) : 0.f;
-        }
-        store2<E>(strip + (g + 8 * hh) * ld + j, v[0], v[1]);
+      for (int e = 0; e < 2; ++e) {
+        bool const keep = tb <= ta && rok && (j + e) <= r;
+        v[e] = keep ? P[jj][2 * hh + e] * expf(keep ? gr - gx[j + e] : 0.f) : 0.f;
       }
+      store2<E>(rowbase + (g + 8 * hh) * ld + j, v[0], v[1]);
     }
   }
 }
 
-// One warp's 16 gated score rows (a strip written by gate_score_strip; the caller's __syncwarp between)
-// to device memory as 128-byte row pieces: `out` points at the chunk's row 0 of one value head, rows
-// `rstride` elements apart; rows at or past `rows` are skipped.
-template <class E>
-__device__ __forceinline__ void store_score_strip(E const* strip, int ld, E* out, int64_t rstride, int m, int rows) {
+// One warp's strip of score rows 16m..16m+15 (P from qk_lower_tiles), row i at strip + i * ld.
+// kAllTiles: also write the zero tiles above the diagonal block (false: tiles jp > m are left as they are).
+template <class E, bool kAllTiles = true>
+__device__ __forceinline__ void gate_score_strip(float const (&P)[4][2][4], float const* gx, int rows, int m, E* strip,
+                                                 int ld) {
+#pragma unroll
+  for (int jp = 0; jp < 4; ++jp)
+    if (kAllTiles || jp <= m) gate_score_tile<E>(P[jp], gx, rows, m, jp, strip, ld);
+}
+
+// kRows gated score rows from shared memory (row i at buf + i * ld: chunk row row0 + i) to device memory as
+// 128-byte row pieces by kThreads threads (this one: `me`): `out` points at the chunk's row 0 of one value
+// head, rows `rstride` elements apart; chunk rows at or past `rows` are skipped. The caller orders the
+// writes of buf before (a warp's strip: __syncwarp; a block-wide buffer: __syncthreads).
+template <class E, int kRows, int kThreads>
+__device__ __forceinline__ void store_score_rows(E const* buf, int ld, E* out, int64_t rstride, int row0, int rows,
+                                                 int me) {
   constexpr int PPR = kBT * static_cast<int>(sizeof(E)) / 16;  // 16-byte pieces per row
   constexpr int EPP = 16 / static_cast<int>(sizeof(E));
-  int const lane = threadIdx.x & 31;
+  static_assert(kRows * PPR % kThreads == 0, "pieces per thread");
 #pragma unroll
-  for (int y = 0; y < 16 * PPR / 32; ++y) {
-    int const idx = lane + 32 * y, rr = idx / PPR, q = (idx % PPR) * EPP, r = 16 * m + rr;
+  for (int y = 0; y < kRows * PPR / kThreads; ++y) {
+    int const idx = me + kThreads * y, rr = idx / PPR, q = (idx % PPR) * EPP, r = row0 + rr;
     if (r < rows)
-      *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * rstride + q) = *reinterpret_cast<uint4 const*>(strip + rr * ld + q);
+      *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * rstride + q) = *reinterpret_cast<uint4 const*>(buf + rr * ld + q);
   }
 }
 

@@ -35,8 +35,6 @@
 //     tiles + the inverse's slots (the E operands of w/u over them once A_inv is in registers, and a
 //     per-warp staging tile for 16-byte w/u stores), 64 KB; 3 blocks per SM. H200, T=8192: 135.3 us with
 //     A_inv stored, 131.6 without (variant 1: 184.8 / 173.5 in the same run); 4-byte stores: 150 us.
-#include <cstdlib>
-
 #include "inverse_tc.cuh"
 #include "kkt_tile.cuh"
 
@@ -152,12 +150,12 @@ struct IntraTcLayout {
   static_assert(PRE || 2 * mtile + sizeof(E) * 4 * 16 * LDG <= kInverseTcBytes, "staging must fit in the slots");
   static constexpr std::size_t bytes = 2 * tile + kInverseTcBytes;
   // Args::scores_in_intra: the q tile and every value head's gates over the slots before the first inverse;
-  // each warp's gated score rows then go to a strip over its own q rows (read by that warp only)
+  // the gated score rows then go through a [64][LDP] buffer over the q tile
   static constexpr int LDP = kBT + 8;
-  static_assert(LDP <= LDK, "a warp's score strip must fit in its q rows");
+  static_assert(LDP <= LDK, "the score row buffer must fit in the q tile");
 };
 
-template <class E, class UT, int K, int SC>
+template <class E, class UT, int K, bool SC>
 __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   using L = IntraTcLayout<E, UT, K>;
   static_assert(!SC || !L::PRE, "the score rows are written by the plain kernel only");
@@ -185,7 +183,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   E* Qs = reinterpret_cast<E*>(sc);                          // [64][LDK] q over the slots (SC)
   float* gq = reinterpret_cast<float*>(smem + 3 * L::tile);  // [G][64] every value head's g_cumsum (SC)
   load_tile_async<E>(ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
-  if constexpr (SC != 0) load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  if constexpr (SC) load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
   cp_async_commit();
   load_v(hk * G);
   float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values
@@ -194,7 +192,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     gs[0][tid] = h0.x, bs[0][tid] = h0.y, es[0][tid] = h0.z;
     if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
   }
-  if constexpr (SC != 0)
+  if constexpr (SC)
     for (int i = tid; i < G * kBT; i += 128) {
       int const x = i / kBT, r = i % kBT;
       gq[i] = r < c.rows ? a.g_cumsum[(c.row0 + r) * HV + hk * G + x] : 0.f;
@@ -202,7 +200,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   cp_async_wait<1>();  // k (and q) landed; v may be in flight
   __syncthreads();
   float gram[3][2][4];
-  if constexpr (SC == 2) {
+  if constexpr (SC) {
     // the score rows of every value head: Q K^T on the Gram's tiles (3/3/2/2 per warp, sharing its B fragments),
     // gated per head into a block-wide row buffer over the q tile, then 128-byte row pieces
     float P[3][2][4];
@@ -214,61 +212,21 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
       if ((j >> 4) > (rr >> 4)) store2<E>(St + rr * L::LDP + j, 0.f, 0.f);
     }
     unsigned const tiles = gram_tile_set(warp);
-    int const g = lane >> 2, t = lane & 3;
     for (int x = 0; x < G; ++x) {
-      float const* gx = gq + x * kBT;
 #pragma unroll
       for (int n = 0; n < 3; ++n) {
         int const tl = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
-        if (tl == 0xFF) continue;
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          int const rr = 16 * (tl >> 2) + g + 8 * hh;
-          bool const rok = rr < c.rows;
-          float const gr = gx[rr];
-#pragma unroll
-          for (int jj = 0; jj < 2; ++jj) {
-            int const j = 16 * (tl & 3) + 8 * jj + 2 * t;
-            float v[2];
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              bool const keep = rok && (j + e) <= rr;
-              v[e] = keep ? P[n][jj][2 * hh + e] * expf(keep ? gr - gx[j + e] : 0.f) : 0.f;
-            }
-            store2<E>(St + rr * L::LDP + j, v[0], v[1]);
-          }
-        }
+        if (tl != 0xFF) gate_score_tile<E>(P[n], gq + x * kBT, c.rows, tl >> 2, tl & 3, St + 16 * (tl >> 2) * L::LDP, L::LDP);
       }
       __syncthreads();
-      constexpr int PPR = kBT * static_cast<int>(sizeof(E)) / 16, EPP = 16 / static_cast<int>(sizeof(E));
-      E* const out = static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT;
-#pragma unroll
-      for (int y = 0; y < kBT * PPR / 128; ++y) {
-        int const idx = tid + 128 * y, rr = idx / PPR, q = (idx % PPR) * EPP;
-        if (rr < c.rows)
-          *reinterpret_cast<uint4*>(out + static_cast<int64_t>(rr) * HV * kBT + q) = *reinterpret_cast<uint4 const*>(St + rr * L::LDP + q);
-      }
+      store_score_rows<E, kBT, 128>(St, L::LDP, static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT,
+                                    static_cast<int64_t>(HV) * kBT, 0, c.rows, tid);
       if (x + 1 < G) __syncthreads();  // the rows are out before the next head's gating (the loop's first
                                        // barrier guards the last head's)
     }
   }
-  if constexpr (SC == 1) {
-    // the score rows of every value head (chunk_scores' bytes): Q K^T once, gated per head; the strips lie
-    // over the warp's own q rows, free once its products are done (the loop's first barrier then frees the
-    // slots for the inverse)
-    float P[4][2][4];
-    qk_lower_tiles<E, K>(P, Qs, ks, LDK, warp);
-    E* const strip = Qs + 16 * warp * LDK;
-    __syncwarp();
-    for (int x = 0; x < G; ++x) {
-      gate_score_strip<E>(P, gq + x * kBT, c.rows, warp, strip, L::LDP);
-      __syncwarp();
-      store_score_strip<E>(strip, L::LDP, static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT,
-                           static_cast<int64_t>(HV) * kBT, warp, c.rows);
-      __syncwarp();
-    }
-  }
-  if constexpr (SC != 2) gram_tiles<E, K>(ks, LDK, gram);
+  else
+    gram_tiles<E, K>(ks, LDK, gram);
 
   int const r = tid >> 3, q = tid & 7, g = lane >> 2, t = lane & 3;
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;
@@ -360,7 +318,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
-template <class E, class UT, int K, int SC>
+template <class E, class UT, int K, bool SC>
 void launch_intra_v3(Args const& a, Stream s) {
   constexpr std::size_t bytes = IntraTcLayout<E, UT, K>::bytes;
   ensure_smem<intra_v3_kernel<E, UT, K, SC>>(bytes);
@@ -391,15 +349,12 @@ void intra_fused(Args const& a, Stream s) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
       if (intra_runs_v3(a)) {
-        char const* env = std::getenv("GDNV_INTRA_SCORES_PLAN");  // TEMPORARY: plans 1 / 2 in one GPU run
         if (a.precise_uv)
-          a.d.K == 128 ? launch_intra_v3<E, float, 128, 0>(a, s) : launch_intra_v3<E, float, 64, 0>(a, s);
-        else if (intra_writes_scores(a) && env && env[0] == '2')
-          a.d.K == 128 ? launch_intra_v3<E, E, 128, 2>(a, s) : launch_intra_v3<E, E, 64, 2>(a, s);
+          a.d.K == 128 ? launch_intra_v3<E, float, 128, false>(a, s) : launch_intra_v3<E, float, 64, false>(a, s);
         else if (intra_writes_scores(a))
-          a.d.K == 128 ? launch_intra_v3<E, E, 128, 1>(a, s) : launch_intra_v3<E, E, 64, 1>(a, s);
+          a.d.K == 128 ? launch_intra_v3<E, E, 128, true>(a, s) : launch_intra_v3<E, E, 64, true>(a, s);
         else
-          a.d.K == 128 ? launch_intra_v3<E, E, 128, 0>(a, s) : launch_intra_v3<E, E, 64, 0>(a, s);
+          a.d.K == 128 ? launch_intra_v3<E, E, 128, false>(a, s) : launch_intra_v3<E, E, 64, false>(a, s);
         return;
       }
     }

@@ -45,8 +45,6 @@
 // chunk and SM would need ~6 TB/s from L2 at the state's pace). Next: Nsight Compute on this kernel, and
 // the 4 V-tile blocks of a head sharing the W, K and Q tiles (a 4-CTA cluster, multicast copies).
 #include "common.cuh"
-#include <cstdlib>
-
 #include "state_step.cuh"
 
 namespace gdn_cuda {
@@ -310,8 +308,12 @@ __global__ void __launch_bounds__(kThreads, 1) state_output_fused_kernel(Args a)
 //   2b  W*S and Q*h in one k loop sharing the snapshot's B fragments; the update and scores*v_new
 //       interleaved: 341 us (kernel ~291); T = 32768: 1265 against 1382; B=4 T=4096 HV=16: 358 against 329
 //       (256 blocks at one per SM by 195 registers and 169 KB: two waves).
-//   2c  (this) the next chunk's copies in three cp.async groups spread over the step (W+Q after the first barrier,
-//       K+U after v_new, the score rows after the update), the score rows waited for only before part 3: SEE_2C.
+//   2c  the next chunk's copies in three cp.async groups spread over the step (W+Q after the first barrier,
+//       K+U after v_new, the score rows after the update), the score rows waited for only before part 3:
+//       310.7 us cold (chunk_scores 44.1), 307.3 warm; T = 32768 1170 (two kernels 1387); B=4 T=4096 HV=16 323.5
+//       (328.2): the two waves there no longer lose (tree 1d432bd, bench/results/*-1d432bd*).
+//   2d  (this) U moved into the first group and K alone in the second, both waited for only where needed: 306.0
+//       warm against 2c's 307.3 in the same run, 1163 / 1170 at T = 32768, 319.9 / 323.5 at B=4 (tree c3f0256).
 // Nsight Compute of 2b: 632 instructions per warp and step; stall samples long scoreboard 19.5% (on the
 // address arithmetic between the copies: registers still held by queued cp.async), wait 19.5%, short
 // scoreboard 17.6%, selected 16.4%, MIO 8.5%, barrier 3.8%.
@@ -381,7 +383,7 @@ struct So2Layout {
   static constexpr int kElems = kVs + 2 * kBT * LDU;
 };
 
-template <class E, int K, int kPlan>
+template <class E, int K>
 __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   using L = So2Layout<K>;
   constexpr int V = K, BV = L::BV, LDK = L::LDK, LDU = L::LDU, LDP = L::LDP;
@@ -412,20 +414,18 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   TileCopy<E, kBT, BV, 256> const copy_u(tid);
   TileCopy<E, kBT, kBT, 256> const copy_p(tid);
   int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
-  // The next chunk's copies in three parts spread over the step (W and Q, then K and U, then the score rows),
-  // each its own cp.async group: issued at once, the 15 copies per thread stalled on the address registers
-  // of the copies still queued (20% of the stall samples, long scoreboard).
-  auto prefetch_wq = [&](ChunkDesc const& c, E* st) {
+  // The next chunk's copies in three parts spread over the step, each its own cp.async group, in the order
+  // they are needed: W, Q and U (part 2 of the next step), K (part 3), the score rows (part 3). Issued at once,
+  // the 15 copies per thread stalled on the address registers of the copies still queued (20% of the stall
+  // samples, long scoreboard); waited for all at the step's start, the late ones exposed their latency.
+  auto prefetch_wqu = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kW, LDK, static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K, w_stride, c.rows);
     copy_k.issue(st + L::kQ, LDK, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
-    if constexpr (kPlan == 1)
-      copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
+    copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
     cp_async_commit();
   };
-  auto prefetch_ku = [&](ChunkDesc const& c, E* st) {
+  auto prefetch_k = [&](ChunkDesc const& c, E* st) {
     copy_k.issue(st + L::kK, LDK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
-    if constexpr (kPlan == 0)
-      copy_u.issue(st + L::kU, LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV, u_stride, c.rows);
     cp_async_commit();
   };
   auto prefetch_p = [&](ChunkDesc const& c, E* st) {
@@ -437,8 +437,8 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   float g_next = 0.f;
   if (c_begin < c_end) {
     cur = a.chunks[c_begin];
-    prefetch_wq(cur, stage_at(0));
-    prefetch_ku(cur, stage_at(0));
+    prefetch_wqu(cur, stage_at(0));
+    prefetch_k(cur, stage_at(0));
     prefetch_p(cur, stage_at(0));
     if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
@@ -462,12 +462,12 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
 
     // 1. snapshot (hi = round_E(S) is the h value)
     snapshot_state<E, false>(S, Sb, static_cast<E*>(nullptr), LDU, sm, sc0);
-    // in flight: this chunk's groups W+Q, K+U, scores (issued in that order during the last step); the score
-    // rows are needed only in part 3, so their copy may land under part 2
-    if constexpr (kPlan == 1) cp_async_wait<2>(); else cp_async_wait<1>();
+    // in flight: this chunk's groups W+Q+U, K, score rows (issued in that order during the last step); K and
+    // the score rows are needed only in part 3, so they may land under part 2
+    cp_async_wait<2>();
     __syncthreads();  // every warp is past the previous step: its stage is free for the next chunk
     E* const st_next = stage_at(step + 1);
-    if (has_next) prefetch_wq(c_next, st_next);
+    if (has_next) prefetch_wqu(c_next, st_next);
 
     // 2. Delta = u - W S in two accumulators over the halves of K (chunk_state 2's order), and Q h_c for this
     // warp's piece of o, in one k loop that loads each B fragment of the snapshot once for both
@@ -485,12 +485,12 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
     float const gl = gsb[c.rows - 1];
     delta_to_smem<E, E>(D, Us, Vs, Db, LDU, gsb, gl, c.rows, dm, dc0);
     if (has_next) {
-      prefetch_ku(c_next, st_next);
-      cp_async_wait<2>();  // this chunk's score rows (the next chunk's W+Q and K+U may stay in flight)
+      prefetch_k(c_next, st_next);
+      cp_async_wait<2>();  // this chunk's K and score rows (the next chunk's W+Q+U and K may stay in flight)
     } else {
       cp_async_wait<0>();
     }
-    __syncthreads();  // v_new_c, the gated delta, the snapshot and the score rows complete
+    __syncthreads();  // v_new_c, the gated delta, the snapshot, K and the score rows complete
 
     // 3. S <- e^{gl} S + K^T Db, and o += scores v_new_c after the row gates (chunk_output 2's order), the two
     // accumulations interleaved k step by k step
@@ -540,18 +540,12 @@ __global__ void __launch_bounds__(256, 1) state_output_v2_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
-template <class E, int K, int kPlan>
-void launch_state_output_v2_plan(Args const& a, Stream s) {
-  std::size_t const bytes = sizeof(E) * So2Layout<K>::kElems;
-  ensure_smem<state_output_v2_kernel<E, K, kPlan>>(bytes);
-  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / So2Layout<K>::BV));
-  state_output_v2_kernel<E, K, kPlan><<<grid, 256, bytes, s>>>(a);
-}
-
 template <class E, int K>
 void launch_state_output_v2(Args const& a, Stream s) {
-  char const* env = std::getenv("GDNV_SO2_PLAN");  // TEMPORARY: 2c / 2d side by side in one GPU run
-  if (env && env[0] == '1') launch_state_output_v2_plan<E, K, 1>(a, s); else launch_state_output_v2_plan<E, K, 0>(a, s);
+  std::size_t const bytes = sizeof(E) * So2Layout<K>::kElems;
+  ensure_smem<state_output_v2_kernel<E, K>>(bytes);
+  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / So2Layout<K>::BV));
+  state_output_v2_kernel<E, K><<<grid, 256, bytes, s>>>(a);
 }
 
 template <class E, int K>
