@@ -118,11 +118,6 @@ int main(int argc, char** argv) {
     add("forward intra3 + so2", 0, [&] { forward(f3, nullptr); });
     add("forward intra3+scores + so2", 0, [&] { forward(f3s, nullptr); });
     add("forward intra3 (state, output)", 0, [&] { forward(i3, nullptr); });
-    setenv("GDNV_STATE2_PLAN", "1", 1);  // TEMPORARY: chunk_state 2 with K in a copy group of its own
-    add("chunk_state v2 (bf16 S) plan 1", sbytes, [&] { chunk_state(an, nullptr); });
-    add("chunk_state v2 (split S) plan 1", sbytes, [&] { chunk_state(a, nullptr); });
-    add("forward intra3 (state, output) p1", 0, [&] { forward(i3, nullptr); });
-    unsetenv("GDNV_STATE2_PLAN");
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });
     add("cublas kkt (gemm + mask)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4, [&] { cb.kkt(a, nullptr); });

@@ -42,8 +42,11 @@
 //     the three per-step tile copies by TileCopy (common.cuh), offsets computed once per thread and no
 //     per-row test on full chunks: 243 -> 228 us bf16 S, 286 -> 248 split, 250 -> 235 precise (same run,
 //     the unchanged kernel built alongside); forward fused-intra 550 us, precise 605.
-#include <cstdlib>
-
+//     Then (fifth H200 session, from state_output_fused 2d): K, read only in part 3, in a copy group of its
+//     own issued after part 2 and waited for just before the update barrier (W and U waited for at the
+//     step's start): H200 warm, same run as the unchanged kernel: 230.5 -> 221.5 us bf16 S, 256.1 -> 248.2
+//     split; T = 32768 906 -> 855; B=4 T=4096 HV=16 200.0 -> 192.6; forward fused-intra v3 503 -> 493
+//     (tree 0635797, bench/results/stages-H200-0635797.txt).
 #include "common.cuh"
 #include "wgmma.cuh"
 
@@ -293,7 +296,7 @@ void launch_state_v1(Args const& a, Stream s) {
 }
 
 // UT: the dtype of u and v_new (E, or float with Args::precise_uv).
-template <class E, class UT, int K, int V, int BV, bool SPLIT, int kPlan>
+template <class E, class UT, int K, int V, int BV, bool SPLIT>
 __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   constexpr int NW = 8;
   constexpr int LDK = K + 8, LDU = BV + 8;
@@ -347,11 +350,11 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
     E const* kg = static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K;
     UT const* ug = static_cast<UT const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV;
     copy_wk.issue(st, LDK, wg, w_stride, c.rows);
-    if constexpr (kPlan == 0) copy_wk.issue(st + kBT * LDK, LDK, kg, k_stride, c.rows);
     copy_u.issue(reinterpret_cast<UT*>(st + 2 * kBT * LDK), LDU, ug, u_stride, c.rows);
     cp_async_commit();
   };
-  auto prefetch_k = [&](ChunkDesc const& c, E* st) {  // kPlan 1: K in a group of its own
+  // K is read only in part 3: its own copy group, issued after part 2 and waited for before the update
+  auto prefetch_k = [&](ChunkDesc const& c, E* st) {
     copy_wk.issue(st + kBT * LDK, LDK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
     cp_async_commit();
   };
@@ -360,7 +363,7 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   if (c_begin < c_end) {
     cur = a.chunks[c_begin];
     prefetch(cur, stage_at(0));
-    if constexpr (kPlan == 1) prefetch_k(cur, stage_at(0));
+    prefetch_k(cur, stage_at(0));
     if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
   if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
@@ -387,7 +390,7 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
         store2<E>(Sb + r * LDU + col, s0, s1);
         if constexpr (SPLIT) store2<E>(Sl + r * LDU + col, s0 - to_f(from_f<E>(s0)), s1 - to_f(from_f<E>(s1)));
       }
-    if constexpr (kPlan == 1) cp_async_wait<1>(); else cp_async_wait<0>();  // this chunk's tiles
+    cp_async_wait<1>();  // this chunk's W and U (its K may still be in flight)
     __syncthreads();
     // Every warp has finished the previous step (its K^T Db read the buffer refilled here), so the next
     // chunk's prefetch can be issued now, off the critical path; no barrier at the end of the step.
@@ -442,13 +445,11 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
         store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
       }
     }
-    if constexpr (kPlan == 1) {
-      if (has_next) {
-        prefetch_k(c_next, stage_at(ci + 1 - c_begin));
-        cp_async_wait<2>();
-      } else {
-        cp_async_wait<0>();
-      }
+    if (has_next) {
+      prefetch_k(c_next, stage_at(ci + 1 - c_begin));
+      cp_async_wait<2>();  // this chunk's K (the next chunk's W+U and K may stay in flight)
+    } else {
+      cp_async_wait<0>();
     }
     __syncthreads();
 
@@ -487,15 +488,9 @@ void launch_state_v2(Args const& a, Stream s) {
   constexpr int LDK = K + 8, LDU = BV + 8;
   std::size_t const bytes = 2 * (2 * kBT * LDK * sizeof(E) + kBT * LDU * sizeof(UT)) +
                             sizeof(E) * ((SPLIT ? 2 : 1) * K * LDU + kBT * LDU) + sizeof(UT) * kBT * LDU;
+  ensure_smem<chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT>>(bytes);
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (K / BV));
-  char const* env = std::getenv("GDNV_STATE2_PLAN");  // TEMPORARY: plans 0 / 1 in one GPU run
-  if (env && env[0] == '1') {
-    ensure_smem<chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT, 1>>(bytes);
-    chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT, 1><<<grid, 256, bytes, s>>>(a);
-  } else {
-    ensure_smem<chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT, 0>>(bytes);
-    chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT, 0><<<grid, 256, bytes, s>>>(a);
-  }
+  chunk_state_v2_kernel<E, UT, K, K, BV, SPLIT><<<grid, 256, bytes, s>>>(a);
 }
 
 // Variant 3: the state kept transposed, S^T (BV x K), in the warps' accumulators and used straight from

@@ -35,6 +35,14 @@
 //     tiles + the inverse's slots (the E operands of w/u over them once A_inv is in registers, and a
 //     per-warp staging tile for 16-byte w/u stores), 64 KB; 3 blocks per SM. H200, T=8192: 135.3 us with
 //     A_inv stored, 131.6 without (variant 1: 184.8 / 173.5 in the same run); 4-byte stores: 150 us.
+//     Args::scores_in_intra (intra_writes_scores(); fused-forward): also the gated score rows of
+//     state_output_fused 2 (chunk_scores' bytes), from the k tile already on chip: the q tile and every value
+//     head's gates land over the inverse's slots with k, Q K^T is computed on the Gram's tiles sharing its B
+//     fragments (gram_and_qk_tiles), gated per head into a row buffer over the q tile and stored as 128-byte
+//     row pieces, all before the first head's inverse. H200, T = 8192, cold: 166.6 us against 133.4 without
+//     and 44.3 for chunk_scores on its own; the forward 437.5 against 452.5 (tree 0635797). Tried first: each
+//     warp its own 16-row strip (Q K^T tiles 1/2/3/4 per warp, no block barrier per head): 168.7 us warm
+//     against 164.0 for this one in the same run (tree c3f0256).
 #include "inverse_tc.cuh"
 #include "kkt_tile.cuh"
 
