@@ -2,10 +2,11 @@
 // recurrence of chunk_state variant 2 and the output of chunk_output variant 2, so that h and v_new never
 // travel through device memory (they are stored only where Args::h / Args::v_new are set, for checks).
 // Two variants (Args::state_output_variant), both writing the bytes of chunk_state 2 + chunk_output 2:
-//   2 (default; below, after variant 1) chunk_scores writes the gated score rows first (once per key head),
-//     then 256 threads per block run the recurrence and, per chunk, o from the snapshot and v_new still in
-//     shared memory: 341 us with chunk_scores' 50 (kernel ~291) against the two kernels' 362 (H200, T = 8192).
-//   1 warp roles, as described next: 620 us.
+//   2 (default; below, after variant 1) chunk_scores writes the gated score rows first (once per key head;
+//     skipped where intra_fused 3 wrote them, Args::scores_in_intra), then 256 threads per block run the
+//     recurrence and, per chunk, o from the snapshot and v_new still in shared memory: 309 us with chunk_scores'
+//     46 (kernel ~263) against the two kernels' 351 (H200, T = 8192, cold, tree c53d2c3; version 2d).
+//   1 warp roles, as described next: 606 us.
 //
 // Variant 1. One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
 // (state_tile), with two warp roles:
