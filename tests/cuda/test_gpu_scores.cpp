@@ -153,47 +153,37 @@ void expect_intra_scores_equal(test::StateCase const& c) {
   BOOST_TEST(bytes_differing(test::device_bytes(ws.o), o0) == 0u, "o differs");
   BOOST_TEST(bytes_differing(test::device_bytes(ws.final_state), f0) == 0u, "final state differs");
 }
+
+
+// The cases: dense bf16 with two value heads per key head; fp16, K = 64, three per key head, sequences of
+// 1, 0, 63, 64, 65, 129 tokens; bf16 without GQA on ragged sequences.
+test::StateCase dense_bf16_K128_G2() {
+  test::StateCase c;
+  c.T = 300;
+  return c;
+}
+
+test::StateCase varlen_fp16_K64_G3() {
+  test::StateCase c;
+  c.H = 1, c.HV = 3, c.K = 64, c.e = gc::ElemType::f16;
+  c.seqlens = {1, 0, 63, 64, 65, 129};
+  return c;
+}
+
+test::StateCase varlen_bf16_K128_G1() {
+  test::StateCase c;
+  c.H = 2, c.HV = 2;
+  c.seqlens = {130, 1, 64};
+  return c;
+}
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(bf16_K128_G2_within_bound) {
-  test::StateCase c;
-  c.T = 300;
-  expect_scores_within_bound(c);
-}
-
-BOOST_AUTO_TEST_CASE(fp16_K64_G3_varlen_within_bound) {
-  test::StateCase c;
-  c.H = 1, c.HV = 3, c.K = 64, c.e = gc::ElemType::f16;
-  c.seqlens = {1, 0, 63, 64, 65, 129};
-  expect_scores_within_bound(c);
-}
-
-BOOST_AUTO_TEST_CASE(bf16_K128_G1_varlen_within_bound) {
-  test::StateCase c;
-  c.H = 2, c.HV = 2;
-  c.seqlens = {130, 1, 64};
-  expect_scores_within_bound(c);
-}
-
-BOOST_AUTO_TEST_CASE(intra_rows_equal_bf16_K128_G2) {
-  test::StateCase c;
-  c.T = 300;
-  expect_intra_scores_equal(c);
-}
-
-BOOST_AUTO_TEST_CASE(intra_rows_equal_fp16_K64_G3_varlen) {
-  test::StateCase c;
-  c.H = 1, c.HV = 3, c.K = 64, c.e = gc::ElemType::f16;
-  c.seqlens = {1, 0, 63, 64, 65, 129};
-  expect_intra_scores_equal(c);
-}
-
-BOOST_AUTO_TEST_CASE(intra_rows_equal_bf16_K128_G1_varlen) {
-  test::StateCase c;
-  c.H = 2, c.HV = 2;
-  c.seqlens = {130, 1, 64};
-  expect_intra_scores_equal(c);
-}
+BOOST_AUTO_TEST_CASE(bf16_K128_G2_within_bound) { expect_scores_within_bound(dense_bf16_K128_G2()); }
+BOOST_AUTO_TEST_CASE(fp16_K64_G3_varlen_within_bound) { expect_scores_within_bound(varlen_fp16_K64_G3()); }
+BOOST_AUTO_TEST_CASE(bf16_K128_G1_varlen_within_bound) { expect_scores_within_bound(varlen_bf16_K128_G1()); }
+BOOST_AUTO_TEST_CASE(intra_rows_equal_bf16_K128_G2) { expect_intra_scores_equal(dense_bf16_K128_G2()); }
+BOOST_AUTO_TEST_CASE(intra_rows_equal_fp16_K64_G3_varlen) { expect_intra_scores_equal(varlen_fp16_K64_G3()); }
+BOOST_AUTO_TEST_CASE(intra_rows_equal_bf16_K128_G1_varlen) { expect_intra_scores_equal(varlen_bf16_K128_G1()); }
 
 // When intra_fused writes the rows: asked, a buffer, variant 3 without precise_uv, and at most 47 value heads
 // per key head at K = 128 (their gates beside the q tile over the inverse's slots; 79 at K = 64).
