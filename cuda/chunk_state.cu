@@ -46,9 +46,10 @@
 //     own issued after part 2 and waited for just before the update barrier (W and U waited for at the
 //     step's start): H200 warm, same run as the unchanged kernel: 230.5 -> 221.5 us bf16 S, 256.1 -> 248.2
 //     split; T = 32768 906 -> 855; B=4 T=4096 HV=16 200.0 -> 192.6; forward fused-intra v3 503 -> 493
-//     (tree 0635797, bench/results/stages-H200-0635797.txt).
+//     (tree 0635797, bench/results/stages-H200-0635797.txt). Tried then: the snapshot, v_new / gated delta,
+//     h0 and final-state lines replaced by state_step.cuh's helpers (shared with state_output_fused):
+//     bf16 S unchanged (218-220 us), split S 247 -> 277 us (stages-H200-cdf332d.txt); reverted.
 #include "common.cuh"
-#include "state_step.cuh"
 #include "wgmma.cuh"
 
 namespace gdn_cuda {
@@ -317,7 +318,8 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   int const HV = static_cast<int>(a.d.HV);
   StateTile const tile = state_tile<V / BV>(a);
   int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
-  int const tid = threadIdx.x, warp = tid >> 5;
+  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int const g = lane >> 2, t = lane & 3;
   int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
   // this warp's state block: rows 16*sm.., cols sc0 + 8j
   int const sm = warp % MTILES, sc0 = (warp / MTILES) * SNT * 8;
@@ -325,7 +327,19 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
   int const dm = warp & 3, dc0 = (warp >> 2) * 16;
 
   float S[1][SNT][4];
-  load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, sm, sc0);
+  if (a.h0) {
+    float const* h0 = a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
+#pragma unroll
+    for (int j = 0; j < SNT; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+        float2 const v = *reinterpret_cast<float2 const*>(h0 + r * V + col);
+        S[0][j][2 * hh] = v.x, S[0][j][2 * hh + 1] = v.y;
+      }
+  } else {
+    zero_acc(S);
+  }
 
   auto stage_at = [&](int64_t i) { return reinterpret_cast<E*>(smem + (i & 1) * STAGE_BYTES); };
   // The three tile copies of every step, their per-thread offsets computed once (the generic
@@ -369,7 +383,15 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
     if (ci + 2 < c_end) nxt = a.chunks[ci + 2];
 
     // 1. snapshot into shared memory (hi = round_E(S) is the h value)
-    snapshot_state<E, SPLIT>(S, Sb, Sl, LDU, sm, sc0);
+#pragma unroll
+    for (int j = 0; j < SNT; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+        float const s0 = S[0][j][2 * hh], s1 = S[0][j][2 * hh + 1];
+        store2<E>(Sb + r * LDU + col, s0, s1);
+        if constexpr (SPLIT) store2<E>(Sl + r * LDU + col, s0 - to_f(from_f<E>(s0)), s1 - to_f(from_f<E>(s1)));
+      }
     cp_async_wait<1>();  // this chunk's W and U (its K may still be in flight)
     __syncthreads();
     // Every warp has finished the previous step (its K^T Db read the buffer refilled here), so the next
@@ -411,7 +433,20 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) D[0][j][e] += D1[0][j][e];
     float const gl = gs[c.rows - 1];
-    delta_to_smem<E, UT>(D, Us, Vs, Db, LDU, gs, gl, c.rows, dm, dc0);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * dm + g + 8 * hh;
+      bool const ok = r < c.rows;
+      float const decay = expf(ok ? gl - gs[r] : 0.f);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        int const col = dc0 + 8 * j + 2 * t;
+        float const d0 = to_f(Us[r * LDU + col]) - D[0][j][2 * hh];
+        float const d1 = to_f(Us[r * LDU + col + 1]) - D[0][j][2 * hh + 1];
+        store2<UT>(Vs + r * LDU + col, d0, d1);
+        store2<E>(Db + r * LDU + col, ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
+      }
+    }
     if (has_next) {
       prefetch_k(c_next, stage_at(ci + 1 - c_begin));
       cp_async_wait<2>();  // this chunk's K (the next chunk's W+U and K may stay in flight)
@@ -438,7 +473,14 @@ __global__ void __launch_bounds__(256) chunk_state_v2_kernel(Args a) {
     warp_mma<E, false, false, 1, SNT>(S, Ks, LDK, 16 * sm, Db, LDU, sc0, 0, kBT);
   }
 
-  store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, sm, sc0);
+  float* fs = a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV;
+#pragma unroll
+  for (int j = 0; j < SNT; ++j)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * sm + g + 8 * hh, col = sc0 + 8 * j + 2 * t;
+      *reinterpret_cast<float2*>(fs + r * V + col) = make_float2(S[0][j][2 * hh], S[0][j][2 * hh + 1]);
+    }
   block_time_end(a.block_times);
 }
 

@@ -1,7 +1,8 @@
-// One step of the state recurrence as chunk_state variant 2 runs it, in pieces shared by chunk_state 2 and both
-// variants of state_output_fused (whose bytes are chunk_state 2's). In chunk_state 2 they changed the register
-// allocation (ptxas, sm_90a: 127 -> 124 registers for bf16 K = 128, 168 -> 132 with the split operand, the
-// 4-byte spills of the K = 64 split instances gone); speed and bytes: see chunk_state.cu's notes.
+// One step of the state recurrence as chunk_state variant 2 runs it, in pieces shared by both variants of
+// state_output_fused (whose bytes are chunk_state 2's). chunk_state 2 keeps its own copy of these lines (the
+// SPLIT and UT parameters here cover it): calling these from it (tree cdf332d, H200, warm, same bytes: 89/89
+// GPU tests) left the bf16-operand instances as fast (218-220 us at T = 8192, 846 at T = 32768) but made the
+// split-operand ones 12% slower (277 against 247 us; ptxas: 168 -> 132 registers), so it was reverted.
 // Layout: one block per (sequence, value head, BV = 32 columns); warp w keeps its block of the state S
 // (K x BV, fp32) in registers as mma accumulators: rows 16 sm.., columns sc0 + 8j (j < SNT), and owns the
 // 16 x 16 block of W*S at rows 16 dm.., columns dc0... Shared tiles have a row stride ldu (elements).
