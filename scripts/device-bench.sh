@@ -60,7 +60,7 @@ for r in d["results"]:
 PY
 if [[ "${SANITIZE:-0}" == 1 ]] && command -v compute-sanitizer >/dev/null; then
   for tool in racecheck memcheck; do
-    for t in ${SAN_TESTS:-gpu_fused/ragged_G2 gpu_precise/ragged_G2 gpu_tc/ragged_G2 gpu_state_output/equals_two_kernels_ragged_G1 gpu_scores/fp16_K64_G3_varlen_within_bound}; do
+    for t in ${SAN_TESTS:-gpu_fused/ragged_G2 gpu_precise/ragged_G2 gpu_tc/ragged_G2 gpu_state_output/equals_two_kernels_ragged_G1 gpu_scores/fp16_K64_G3_varlen_within_bound gpu_scores/intra_rows_equal_fp16_K64_G3_varlen}; do
       compute-sanitizer --tool $tool $B/tests/test_cuda --run_test=$t 2>&1 | tail -3 | tee -a "$OUT/sanitizer-$GPU.txt"
     done
   done
