@@ -161,12 +161,15 @@ struct IntraTcLayout {
   // the gated score rows then go through a [64][LDP] buffer over the q tile
   static constexpr int LDP = kBT + 8;
   static_assert(LDP <= LDK, "the score row buffer must fit in the q tile");
+  // value heads per key head whose gates fit after the q tile (the kernel puts them at 3 * tile)
+  static constexpr int64_t kMaxScoreHeads = (kInverseTcBytes - tile) / (sizeof(float) * kBT);
 };
 
 template <class E, class UT, int K, bool SC>
 __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   using L = IntraTcLayout<E, UT, K>;
   static_assert(!SC || !L::PRE, "the score rows are written by the plain kernel only");
+  static_assert(L::kMaxScoreHeads >= 1, "a value head's gates must fit after the q tile (intra_writes_scores)");
   constexpr bool PRE = L::PRE;
   constexpr int V = K, LDK = L::LDK, LDM = L::LDM, NT = V / 8;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -346,8 +349,10 @@ bool intra_runs_v3(Args const& a) { return a.intra_variant == 3 && a.qkv != Elem
 
 bool intra_writes_scores(Args const& a) {
   if (!a.scores_in_intra || !a.scores || a.precise_uv || !intra_runs_v3(a) || a.d.H <= 0) return false;
-  std::size_t const qtile = 2 * kBT * (a.d.K + 8);  // the q tile over the inverse's slots (16-bit inputs)
-  return a.d.HV / a.d.H <= static_cast<int64_t>((kInverseTcBytes - qtile) / (sizeof(float) * kBT));
+  // 16-bit inputs (intra_runs_v3): bf16 and fp16 tiles have the same size
+  using E = __nv_bfloat16;
+  int64_t const max_heads = a.d.K == 128 ? IntraTcLayout<E, E, 128>::kMaxScoreHeads : IntraTcLayout<E, E, 64>::kMaxScoreHeads;
+  return a.d.HV / a.d.H <= max_heads;
 }
 
 void intra_fused(Args const& a, Stream s) {
