@@ -1,11 +1,13 @@
 // Stages 5 and 6 in one kernel (issue 5, item 4 "the whole forward fused", its second half): the state
 // recurrence of chunk_state variant 2 and the output of chunk_output variant 2, so that h and v_new never
 // travel through device memory (they are stored only where Args::h / Args::v_new are set, for checks).
-// Two variants (Args::state_output_variant), both writing the bytes of chunk_state 2 + chunk_output 2:
+// Three variants (Args::state_output_variant), all writing the bytes of chunk_state 2 + chunk_output 2:
 //   2 (default; below, after variant 1) chunk_scores writes the gated score rows first (once per key head;
 //     skipped where intra_fused 3 wrote them, Args::scores_in_intra), then 256 threads per block run the
 //     recurrence and, per chunk, o from the snapshot and v_new still in shared memory: 309 us with chunk_scores'
 //     46 (kernel ~263) against the two kernels' 351 (H200, T = 8192, cold, tree c53d2c3; version 2d).
+//   3 (last, K = 128) variant 2's products as warpgroup MMAs with both operands in shared memory: the same
+//     bytes, but SLOWER (514 us warm against 309; reasons and numbers at the kernel).
 //   1 warp roles, as described next: 606 us.
 //
 // Variant 1. One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
@@ -47,6 +49,7 @@
 // the 4 V-tile blocks of a head sharing the W, K and Q tiles (a 4-CTA cluster, multicast copies).
 #include "common.cuh"
 #include "state_step.cuh"
+#include "wgmma.cuh"
 
 namespace gdn_cuda {
 namespace {
@@ -549,6 +552,271 @@ void launch_state_output_v2(Args const& a, Stream s) {
   state_output_v2_kernel<E, K><<<grid, 256, bytes, s>>>(a);
 }
 
+// ---------------------------------------------------------------- variant 3: the products on wgmma
+// Variant 2's step spends its time in the shared-memory pipe, not in the tensor cores (Nsight Compute of
+// tree 1e287d6, T = 8192: 647 instructions per warp and step, 56 of them HMMA; stalls short scoreboard 16.5%,
+// MIO 9.7% and 12% long scoreboard on the address registers of LDGSTS queued behind ldmatrix traffic): each
+// of the 8 warps reads its A and B fragments of every product with ldmatrix, ~180 KB per SM and step.
+// Variant 3 (K = V = 128, 16-bit inputs) runs the four products as warpgroup MMAs with both operands in
+// shared memory, which the tensor cores read once per warpgroup (~60 KB per step), and no ldmatrix at all:
+//   warpgroup 0  D = W h_c over K's two halves (two accumulators, summed: chunk_state 2's order), then
+//                v_new = u - D and the gated delta into shared memory;
+//   warpgroup 1  O = Q h_c (one chain over K: chunk_output 2's order) under warpgroup 0's step;
+//   both         S <- e^{gl} S + K^T Db for their 64 rows of the state (warp w holds rows 16w.., as in
+//                variant 2), and warpgroup 1 O <- diag(e^{gc}) O + P v_new, then o.
+// Measured (H200, T = 8192, warm, gdnv_bench_stages; variant 2 307-309 us in the same runs; every GPU test of
+// variant 2 passes for variant 3 with equal bytes, so a wgmma k step rounds as an mma.sync one):
+//   3a  all 256 threads issue the copies in variant 2d's three groups: 479-488 us. Nsight Compute: 96.5M
+//       instructions (variant 2: 85.2M), the copy issue ~175 instructions per warp and step (a predicate and
+//       64-bit address arithmetic per piece), 22% MIO and 20% long-scoreboard stalls on the LDGSTS; warpgroup
+//       1 waits for its Q h_c chain at the second barrier; the HGMMA lines themselves hold ~8% of the samples.
+//       Removing the two proxy fences (an experiment, not correct in general) changed nothing (481).
+//   3b  (this) warpgroup 1 issues every copy, one group per chunk, after its Q h_c products, with a
+//       no-predicate path for full chunks: 514 us. The copies, not the products, set the step: 60 KB of
+//       16-byte cp.async per SM and step through the MIO pipe. The next version loads the tiles with TMA
+//       (a tensor map per operand, 128-byte swizzle, mbarrier completion: a few instructions per step).
+// The tiles are copied by cp.async into the no-swizzle core-matrix layouts (cuda/wgmma.cuh): W, Q, K and
+// the score rows P row-major in 8-row groups (piece (row r, 16-byte piece j) at 128 (CH (r / 8) + j) +
+// 16 (r % 8), CH pieces per row), read K-major as A (W, Q, P) and MN-major as A (K^T: features are the
+// contiguous dimension); the snapshot Sb, Db and Vs column-group-major (element (k, n) at SBO (n / 8) +
+// 16 k + 2 (n % 8)), read MN-major as B. P v_new runs over all four k steps (the score rows are 0 above the
+// diagonal), where variant 2 skips the zero blocks. The per-thread offsets of the copies are fixed: each
+// thread copies rows r0 + 16 x (W, Q, K) and r0 + 32 x (P) of one piece column.
+template <int CH, int NT>
+struct CoreTileCopy {
+  static constexpr int kPieces = kBT * CH / NT;
+  static constexpr int kRowStep = NT / CH;                   // rows between a thread's pieces
+  static constexpr int kDstStep = (kRowStep / 8) * CH * 128;  // bytes between them
+  static_assert(NT % (8 * CH) == 0 || (8 * CH) % NT == 0, "whole 8-row groups per step");
+  int row, col, dst;  // first row, element column, byte offset in the tile
+  __device__ __forceinline__ explicit CoreTileCopy(int i)
+      : row(8 * (i / (8 * CH)) + (i & 7)), col(8 * ((i >> 3) % CH)),
+        dst(128 * (CH * (i / (8 * CH)) + (i >> 3) % CH) + 16 * (i & 7)) {}
+  template <class E>
+  __device__ __forceinline__ void issue(unsigned char* smem, E const* gmem, int64_t gstride, int valid) const {
+    unsigned char* s = smem + dst;
+    E const* gp = gmem + row * gstride + col;
+    int64_t const gstep = kRowStep * gstride;
+    if (valid >= kBT) {  // a full chunk: no per-row test
+#pragma unroll
+      for (int x = 0; x < kPieces; ++x) cp_async16(s + x * kDstStep, gp + x * gstep);
+    } else {
+#pragma unroll
+      for (int x = 0; x < kPieces; ++x) {
+        if (row + x * kRowStep < valid)
+          cp_async16(s + x * kDstStep, gp + x * gstep);
+        else
+          *reinterpret_cast<uint4*>(s + x * kDstStep) = make_uint4(0, 0, 0, 0);
+      }
+    }
+  }
+};
+
+struct So3Layout {
+  static constexpr int K = 128, BV = 32, LDU = BV + 8;
+  static constexpr int TILE = kBT * K * 2;  // W, Q or K: 16 KB
+  static constexpr int kW = 0, kQ = TILE, kK = 2 * TILE, kP = 3 * TILE, kU = kP + kBT * kBT * 2;
+  static constexpr int STAGE = kU + kBT * LDU * 2;  // + U, row-major (read by the delta with ld.shared)
+  static constexpr int kSb = 2 * STAGE;             // [2] snapshot h_c, 8 KB each
+  static constexpr int kDb = kSb + 2 * K * BV * 2;  // gated delta, 4 KB
+  static constexpr int kVs = kDb + kBT * BV * 2;    // [2] v_new_c, 4 KB each
+  static constexpr int kBytes = kVs + 2 * kBT * BV * 2;
+  static_assert(STAGE % 128 == 0 && kSb % 128 == 0, "16-byte aligned core matrices");
+};
+
+template <class E>
+__global__ void __launch_bounds__(256, 1) state_output_v3_kernel(Args a) {
+  using L = So3Layout;
+  constexpr int K = L::K, V = K, BV = L::BV, LDU = L::LDU;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ float gs[2][kBT];
+  block_time_begin(a.block_times);
+
+  int const HV = static_cast<int>(a.d.HV);
+  StateTile const tile = state_tile<V / BV>(a);
+  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
+  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int const wg = __shfl_sync(0xffffffffu, warp >> 2, 0);  // warp-uniform to the compiler: wgmma in branches on it
+  int const g = lane >> 2, t = lane & 3;
+  int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
+
+  float S[1][4][4];  // rows 16 warp.., the block's 32 columns: the wgmma accumulator layout of warpgroup wg
+  load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
+  float(&Sf)[16] = reinterpret_cast<float(&)[16]>(S);
+  auto stage_at = [&](int64_t i) { return smem + (i & 1) * L::STAGE; };
+  // Warpgroup 1 copies every tile (one cp.async group per chunk, issued after its O products): warpgroup 0's
+  // D = W h_c, which the step waits for, then starts without queueing behind copies in the MIO pipe.
+  int const ct = tid & 127;
+  CoreTileCopy<16, 128> const copy_t(ct);
+  CoreTileCopy<8, 128> const copy_p(ct);
+  TileCopy<E, kBT, BV, 128> const copy_u(ct);
+  int64_t const w_stride = static_cast<int64_t>(HV) * K, k_stride = a.d.H * K, u_stride = static_cast<int64_t>(HV) * V;
+  auto prefetch = [&](ChunkDesc const& c, unsigned char* st) {
+    copy_t.issue(st + L::kW, static_cast<E const*>(a.w) + (c.row0 * HV + hv) * K, w_stride, c.rows);
+    copy_t.issue(st + L::kQ, static_cast<E const*>(a.q) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    copy_u.issue(reinterpret_cast<E*>(st + L::kU), LDU, static_cast<E const*>(a.u) + (c.row0 * HV + hv) * V + vt * BV,
+                 u_stride, c.rows);
+    copy_t.issue(st + L::kK, static_cast<E const*>(a.k) + (c.row0 * a.d.H + hk) * K, k_stride, c.rows);
+    copy_p.issue(st + L::kP, static_cast<E const*>(a.scores) + (c.row0 * HV + hv) * kBT, static_cast<int64_t>(HV) * kBT,
+                 c.rows);
+    cp_async_commit();
+  };
+  ChunkDesc cur{}, nxt{};
+  float g_next = 0.f;
+  if (c_begin < c_end) {
+    cur = a.chunks[c_begin];
+    if (wg == 1) prefetch(cur, stage_at(0));
+    if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
+  }
+  if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
+  float const sc = a.scale;
+
+  for (int64_t ci = c_begin; ci < c_end; ++ci) {
+    int const step = static_cast<int>(ci - c_begin), b = step & 1;
+    ChunkDesc const c = cur;
+    unsigned char* const st = stage_at(step);
+    bool const has_next = ci + 1 < c_end;
+    ChunkDesc const c_next = nxt;
+    float const g_now = g_next;
+    g_next = (has_next && tid < kBT && tid < nxt.rows) ? a.g_cumsum[(nxt.row0 + tid) * HV + hv] : 0.f;
+    cur = nxt;
+    if (ci + 2 < c_end) nxt = a.chunks[ci + 2];
+    unsigned char* const Sb = smem + L::kSb + b * (K * BV * 2);
+    unsigned char* const Vs = smem + L::kVs + b * (kBT * BV * 2);
+    unsigned char* const Db = smem + L::kDb;
+    float* const gsb = gs[b];
+    if (tid < kBT) gsb[tid] = g_now;
+
+    // 1. snapshot round_E(S) (the h value), element (feature f, column v) at 2048 (v / 8) + 16 f + 2 (v % 8)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+        store2<E>(reinterpret_cast<E*>(Sb + 2048 * j + 16 * (16 * warp + g + 8 * hh) + 4 * t), S[0][j][2 * hh],
+                  S[0][j][2 * hh + 1]);
+    cp_async_wait<0>();        // warpgroup 1: this chunk's tiles (issued during the last step)
+    fence_proxy_async_smem();  // the snapshot, the copies and the zero fills, before wgmma reads them
+    __syncthreads();           // and every warp is past the last step: its stage is free for the next chunk
+
+    // 2. warpgroup 0: D = W h_c and the delta; warpgroup 1: O = Q h_c (left running), the next chunk's tiles
+    uint64_t const desc_s = wgmma_desc(Sb, 128, 2048);
+    float O[16];
+    if (wg == 0) {
+      float D[16], D1[16];
+#pragma unroll
+      for (int i = 0; i < 16; ++i) D[i] = 0.f, D1[i] = 0.f;
+      uint64_t const desc_w = wgmma_desc(st + L::kW, 128, 2048);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D, desc_w + 16 * ks, desc_s + 16 * ks);
+#pragma unroll
+      for (int ks = 4; ks < 8; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D1, desc_w + 16 * ks, desc_s + 16 * ks);
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(D);
+      wgmma_fence_operands(D1);
+      float const gl = gsb[c.rows - 1];
+      E const* Us = reinterpret_cast<E const*>(st + L::kU);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * warp + g + 8 * hh;
+        bool const ok = r < c.rows;
+        float const decay = expf(ok ? gl - gsb[r] : 0.f);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          int const col = 8 * j + 2 * t, e = 4 * j + 2 * hh;
+          float const d0 = to_f(Us[r * LDU + col]) - (D[e] + D1[e]);
+          float const d1 = to_f(Us[r * LDU + col + 1]) - (D[e + 1] + D1[e + 1]);
+          int const off = 1024 * j + 16 * r + 4 * t;
+          store2<E>(reinterpret_cast<E*>(Vs + off), d0, d1);
+          store2<E>(reinterpret_cast<E*>(Db + off), ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
+        }
+      }
+      fence_proxy_async_smem();  // v_new and the gated delta, before wgmma reads them
+    } else {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) O[i] = 0.f;
+      uint64_t const desc_q = wgmma_desc(st + L::kQ, 128, 2048);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < 8; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_q + 16 * ks, desc_s + 16 * ks);
+      wgmma_commit();
+      wgmma_fence_operands(O);
+      if (has_next) prefetch(c_next, stage_at(step + 1));
+    }
+    __syncthreads();
+
+    // 3. S <- e^{gl} S + K^T Db (this warpgroup's 64 features); warpgroup 1: O <- diag(e^{gc}) O + P v_new
+    float const gl = gsb[c.rows - 1];
+    float const eg = expf(gl);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) Sf[i] *= eg;
+    if (wg == 1) {
+      wgmma_wait<0>();
+      wgmma_fence_operands(O);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * (warp - 4) + g + 8 * hh;
+        float const er = expf(r < c.rows ? gsb[r] : 0.f);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) O[4 * j + 2 * hh] *= er, O[4 * j + 2 * hh + 1] *= er;
+      }
+    }
+    uint64_t const desc_k = wgmma_desc(st + L::kK + 1024 * wg, 2048, 128);  // K^T: features contiguous
+    uint64_t const desc_d = wgmma_desc(Db, 128, 1024);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 1, 1>(Sf, desc_k + 256 * ks, desc_d + 16 * ks);
+    if (wg == 1) {
+      uint64_t const desc_p = wgmma_desc(st + L::kP, 128, 1024);
+      uint64_t const desc_v = wgmma_desc(Vs, 128, 1024);
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 16 * ks, desc_v + 16 * ks);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_fence_operands(Sf);
+    if (wg == 1) {
+      wgmma_fence_operands(O);
+      E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * (warp - 4) + g + 8 * hh;
+        if (r >= c.rows) continue;
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * O[4 * j + 2 * hh], sc * O[4 * j + 2 * hh + 1]);
+      }
+    }
+    // h_c and v_new_c where asked (16-byte pieces out of the column-group-major layouts)
+    if (a.h) {
+      E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
+#pragma unroll
+      for (int x = 0; x < 2; ++x) {
+        int const idx = tid + 256 * x, f = idx & (K - 1), cg = idx / K;
+        *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(f) * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Sb + 2048 * cg + 16 * f);
+      }
+    }
+    if (a.v_new) {
+      E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
+      int const r = tid & (kBT - 1), cg = tid / kBT;
+      if (r < c.rows)
+        *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
+    }
+  }
+
+  store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
+  block_time_end(a.block_times);
+}
+
+template <class E>
+void launch_state_output_v3(Args const& a, Stream s) {
+  std::size_t const bytes = So3Layout::kBytes;
+  ensure_smem<state_output_v3_kernel<E>>(bytes);
+  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (So3Layout::K / So3Layout::BV));
+  state_output_v3_kernel<E><<<grid, 256, bytes, s>>>(a);
+}
+
 template <class E, int K>
 void launch_state_output(Args const& a, Stream s) {
   std::size_t const bytes = sizeof(E) * SoLayout<K>::kElems;
@@ -574,8 +842,10 @@ void state_output_fused(Args const& a, Stream s) {
     chunk_output(b, s);
     return;
   }
-  bool const v2 = a.state_output_variant != 1;
-  if (v2 && !a.scores) throw std::invalid_argument("state_output_fused 2: Args::scores is null (chunk_scores writes it first)");
+  // variant 3 covers K = 128; at K = 64 it runs variant 2 (the same bytes)
+  int const variant = a.state_output_variant == 1 ? 1 : (a.state_output_variant == 3 && a.d.K == 128 ? 3 : 2);
+  bool const v2 = variant != 1;
+  if (v2 && !a.scores) throw std::invalid_argument("state_output_fused 2/3: Args::scores is null (chunk_scores writes it first)");
   if (a.d.N == 0) return;
   if (v2 && !(a.fusion == Fusion::intra && intra_writes_scores(a))) {  // else intra_fused wrote them
     Args b = a;
@@ -585,7 +855,9 @@ void state_output_fused(Args const& a, Stream s) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (v2) {
+      if (variant == 3) {
+        launch_state_output_v3<E>(a, s);
+      } else if (v2) {
         if (a.d.K == 128) launch_state_output_v2<E, 128>(a, s); else launch_state_output_v2<E, 64>(a, s);
       } else {
         if (a.d.K == 128) launch_state_output<E, 128>(a, s); else launch_state_output<E, 64>(a, s);

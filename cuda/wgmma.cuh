@@ -1,11 +1,12 @@
-// Hopper warpgroup MMA (wgmma.mma_async, sm_90a) with the A operand in registers and B in shared memory,
-// for kernels whose A operand is a running accumulator (chunk_state 4: the state S^T). Per warp w of the
+// Hopper warpgroup MMA (wgmma.mma_async, sm_90a): A in registers and B in shared memory, for kernels whose
+// A operand is a running accumulator (chunk_state 4: the state S^T), and both from shared memory
+// (state_output_fused 3). Per warp w of the
 // warpgroup, the A fragment (rows 16w..16w+15 of the 64) and the accumulator rows have the mma.sync
 // m16n8k16 layouts: d[4j + 0,1] at (row g, cols 8j + 2t, +1), d[4j + 2,3] at row g + 8.
 // B in shared memory uses the canonical no-swizzle layouts of 8 x 16-byte "core matrices" (PTX ISA,
 // wgmma shared memory matrix layout): K-major ((8,m),(T,2k)):((1T,SBO),(1,LBO)) and MN-major
 // ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO)), i.e. in both LBO is the byte step between core matrices along K
-// and SBO along N.
+// and SBO along M or N. A from shared memory uses the same two layouts.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -85,6 +86,35 @@ template <class E, int TRANS_B>
 __device__ __forceinline__ void wgmma_m64n128k16_rs(float (&d)[64], uint32_t const (&a)[4], uint64_t desc_b, int acc) {
   if constexpr (std::is_same_v<E, __nv_bfloat16>) wgmma_m64n128k16_rs_bf16<TRANS_B>(d, a, desc_b, acc);
   else wgmma_m64n128k16_rs_f16<TRANS_B>(d, a, desc_b, acc);
+}
+
+
+// Both operands from shared memory (descriptors), M = 64, N = 32, fp32 accumulator d[16] in the layout
+// above (d[4j + e]: j the 8-column block). TRANS_A / TRANS_B: 0 for K-major, 1 for MN-major (16-bit only).
+template <class E, int TRANS_A, int TRANS_B>
+__device__ __forceinline__ void wgmma_m64n32k16_ss(float (&d)[16], uint64_t desc_a, uint64_t desc_b) {
+  if constexpr (std::is_same_v<E, __nv_bfloat16>)
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %20, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, %18, %19;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "l"(desc_a), "l"(desc_b), "n"(TRANS_A), "n"(TRANS_B), "r"(1));
+  else
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %20, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, %18, %19;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "l"(desc_a), "l"(desc_b), "n"(TRANS_A), "n"(TRANS_B), "r"(1));
+}
+
+// Pins accumulator registers between an asynchronous wgmma and its wait (no compiler copies across).
+__device__ __forceinline__ void wgmma_fence_operands(float (&d)[16]) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 }  // namespace gdn_cuda

@@ -1,8 +1,9 @@
-// GPU tests of the fused state + output kernels (cuda/state_output_fused.cu, variants 2 and 1; label gpu,
-// skipped visibly without a device). Both run chunk_state 2's and chunk_output 2's products on the same
-// operand values in the same k order (variant 2 reads the score rows chunk_scores wrote), so forward() with
+// GPU tests of the fused state + output kernels (cuda/state_output_fused.cu, variants 3, 2 and 1; label gpu,
+// skipped visibly without a device). All run chunk_state 2's and chunk_output 2's products on the same
+// operand values in the same k order (variants 2 and 3 read the score rows chunk_scores wrote; 3 runs them on
+// warpgroup MMAs, K = 128 only, variant 2 at K = 64), so forward() with
 // Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
-// v_new when their buffers are given. Every case runs both variants. Cases: bf16 and fp16, K = 128 and 64,
+// v_new when their buffers are given. Every case runs every variant. Cases: bf16 and fp16, K = 128 and 64,
 // GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
 // buffers at their ends), with and without an initial state, and with h / v_new not stored.
 // Problems the kernel does not cover (fp32, split state operand, precise_uv) run the two kernels: the same
@@ -11,6 +12,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -37,6 +40,23 @@ size_t bytes_differing(std::vector<unsigned char> const& x, std::vector<unsigned
   return d;
 }
 
+// The largest distance in units in the last place between same-position values of `width` bytes (2 or 4;
+// sign-magnitude order), for the failure message: how far apart differing outputs are.
+uint64_t max_ulps(std::vector<unsigned char> const& x, std::vector<unsigned char> const& y, int width) {
+  auto ordered = [width](unsigned char const* p) {
+    uint64_t v = 0;
+    std::memcpy(&v, p, static_cast<size_t>(width));
+    uint64_t const sign = uint64_t{1} << (8 * width - 1);
+    return (v & sign) ? sign - (v & (sign - 1)) : sign + v;  // monotone in the value
+  };
+  uint64_t m = 0;
+  for (size_t i = 0; i + static_cast<size_t>(width) <= std::min(x.size(), y.size()); i += static_cast<size_t>(width)) {
+    uint64_t const a = ordered(&x[i]), b = ordered(&y[i]);
+    m = std::max(m, a > b ? a - b : b - a);
+  }
+  return m;
+}
+
 // forward() with chunk_state + chunk_output, then with the fused kernel (h, v_new stored, or not when
 // `store_intermediates` is false): every output the fused run writes must match byte for byte, and what it
 // does not store must stay untouched.
@@ -47,9 +67,10 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
     gc::Args a = run.a;
     a.state_variant = 2;
     BOOST_TEST_MESSAGE("fused kernel runs: " << gc::state_output_runs_fused(a));
-    struct Out { gc::DeviceBuffer* buf; char const* name; bool intermediate; };
-    Out const outs[] = {{&ws.o, "o", false}, {&ws.final_state, "final_state", false}, {&ws.h, "h", true},
-                        {&ws.v_new, "v_new", true}};
+    int const e16 = c.e == gc::ElemType::f32 ? 4 : 2;
+    struct Out { gc::DeviceBuffer* buf; char const* name; bool intermediate; int width; };
+    Out const outs[] = {{&ws.o, "o", false, e16}, {&ws.final_state, "final_state", false, 4},
+                        {&ws.h, "h", true, e16}, {&ws.v_new, "v_new", true, e16}};
     ws.poison();
     gc::forward(a, nullptr);
     gc::synchronize();
@@ -68,16 +89,18 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
         BOOST_TEST(test::untouched(*outs[i].buf), outs[i].name << " written although its pointer was null");
         continue;
       }
-      size_t const d = bytes_differing(test::device_bytes(*outs[i].buf), ref[i]);
+      std::vector<unsigned char> const got = test::device_bytes(*outs[i].buf);
+      size_t const d = bytes_differing(got, ref[i]);
       BOOST_TEST(d == 0u, outs[i].name << ": " << d << " of " << ref[i].size()
-                                       << " bytes differ from chunk_state + chunk_output");
+                                       << " bytes differ from chunk_state + chunk_output, at most "
+                                       << max_ulps(got, ref[i], outs[i].width) << " ulp apart");
     }
     BOOST_TEST(!test::untouched(ws.o));  // the run wrote o (the comparison alone would pass two untouched buffers)
   }
 }
 
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
-  for (int variant : {2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
+  for (int variant : {3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
 
@@ -88,6 +111,13 @@ BOOST_AUTO_TEST_CASE(equals_two_kernels_bf16_K128_not_stored) { expect_fused_equ
 BOOST_AUTO_TEST_CASE(equals_two_kernels_fp16_K64_G3_no_h0) {
   test::StateCase c;
   c.T = 777, c.H = 1, c.HV = 3, c.K = 64, c.e = gc::ElemType::f16, c.h0 = false;
+  expect_fused_equals_two_kernels(c);
+}
+
+// fp16 at K = 128: variant 3's other instance (K = 64 runs variant 2).
+BOOST_AUTO_TEST_CASE(equals_two_kernels_fp16_K128_G4) {
+  test::StateCase c;
+  c.T = 333, c.H = 1, c.HV = 4, c.e = gc::ElemType::f16;
   expect_fused_equals_two_kernels(c);
 }
 
@@ -123,7 +153,7 @@ BOOST_AUTO_TEST_CASE(falls_back_for_split_state_and_precise) {
   BOOST_CHECK_THROW(gc::forward(f, nullptr), std::invalid_argument);
 }
 
-// Variant 2 reads the score rows from Args::scores: without that buffer the call is refused (nothing runs).
+// Variants 2 and 3 read the score rows from Args::scores: without that buffer the call is refused (nothing runs).
 BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   test::StateCase c;
   c.T = 200;
@@ -135,6 +165,8 @@ BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   gc::forward(run.a, nullptr);  // w and u for the run below
   gc::synchronize();
   run.ws->o.fill_bytes(0xFF);
+  BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
+  f.state_output_variant = 3;  // reads them too
   BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
   gc::synchronize();
   BOOST_TEST(test::untouched(run.ws->o));
