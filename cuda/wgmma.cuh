@@ -1,8 +1,8 @@
 // Hopper warpgroup MMA (wgmma.mma_async, sm_90a): A in registers and B in shared memory, for kernels whose
 // A operand is a running accumulator (chunk_state 4: the state S^T), and both from shared memory
-// (state_output_fused 3). Per warp w of the
-// warpgroup, the A fragment (rows 16w..16w+15 of the 64) and the accumulator rows have the mma.sync
-// m16n8k16 layouts: d[4j + 0,1] at (row g, cols 8j + 2t, +1), d[4j + 2,3] at row g + 8.
+// (state_output_fused 3). Per warp w of the warpgroup, the A fragment (rows 16w..16w+15 of the 64) and the
+// accumulator rows have the mma.sync m16n8k16 layouts: d[4j + 0,1] at (row g, cols 8j + 2t, +1), d[4j + 2,3]
+// at row g + 8.
 // B in shared memory uses the canonical no-swizzle layouts of 8 x 16-byte "core matrices" (PTX ISA,
 // wgmma shared memory matrix layout): K-major ((8,m),(T,2k)):((1T,SBO),(1,LBO)) and MN-major
 // ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO)), i.e. in both LBO is the byte step between core matrices along K
@@ -87,7 +87,6 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs(float (&d)[64], uint32_t con
   if constexpr (std::is_same_v<E, __nv_bfloat16>) wgmma_m64n128k16_rs_bf16<TRANS_B>(d, a, desc_b, acc);
   else wgmma_m64n128k16_rs_f16<TRANS_B>(d, a, desc_b, acc);
 }
-
 
 // Both operands from shared memory (descriptors), M = 64, N = 32, fp32 accumulator d[16] in the layout
 // above (d[4j + e]: j the 8-column block). TRANS_A / TRANS_B: 0 for K-major, 1 for MN-major (16-bit only).
