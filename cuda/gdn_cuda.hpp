@@ -83,8 +83,9 @@ struct Args {
   // Its variant: 2 (default) the score tiles from chunk_scores (Args::scores, written first by
   // state_output_fused()), every warp running the recurrence and then the chunk's output; 1 warp roles (8
   // state warps hand h and v_new to 4 output warps that compute their own scores); 3 variant 2's work on
-  // warpgroup MMAs with both operands in shared memory (K = 128; at K = 64 it runs variant 2). All three
-  // write the bytes of chunk_state 2 + chunk_output 2 (tests/cuda/test_gpu_state_output.cpp).
+  // warpgroup MMAs with both operands in shared memory (K = 128; at K = 64 it runs variant 2); 4 variant 3 with
+  // TMA tile loads (K = 128, else variant 2). All write the bytes of chunk_state 2 + chunk_output 2
+  // (tests/cuda/test_gpu_state_output.cpp).
   int state_output_variant = 2;
   // The score rows of state_output_fused 2 computed by intra_fused 3 (which holds the chunk's k tile already)
   // instead of a chunk_scores launch: intra_fused then reads q and writes Args::scores where

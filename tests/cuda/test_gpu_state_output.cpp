@@ -1,7 +1,7 @@
-// GPU tests of the fused state + output kernels (cuda/state_output_fused.cu, variants 3, 2 and 1; label gpu,
+// GPU tests of the fused state + output kernels (cuda/state_output_fused.cu, variants 4, 3, 2 and 1; label gpu,
 // skipped visibly without a device). All run chunk_state 2's and chunk_output 2's products on the same
-// operand values in the same k order (variants 2 and 3 read the score rows chunk_scores wrote; 3 runs them on
-// warpgroup MMAs, K = 128 only, variant 2 at K = 64), so forward() with
+// operand values in the same k order (variants 2-4 read the score rows chunk_scores wrote; 3 and 4 run them on
+// warpgroup MMAs, 4 with TMA tile loads, K = 128 only, variant 2 at K = 64), so forward() with
 // Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
 // v_new when their buffers are given. Every case runs every variant. Cases: bf16 and fp16, K = 128 and 64,
 // GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
@@ -100,7 +100,7 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
 }
 
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
-  for (int variant : {3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
+  for (int variant : {4, 3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
 
@@ -167,6 +167,8 @@ BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   run.ws->o.fill_bytes(0xFF);
   BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
   f.state_output_variant = 3;  // reads them too
+  BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
+  f.state_output_variant = 4;
   BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
   gc::synchronize();
   BOOST_TEST(test::untouched(run.ws->o));
