@@ -194,6 +194,14 @@ class CublasBaseline {
   std::unique_ptr<Impl> p_;
 };
 
+// ---- self-check of the TMA path of state_output_fused 4 (cuda/tma_check.cu): element and accumulator words that
+// differ from what cuda/tma.cuh and cuda/wgmma.cuh say (all zero when the swizzle, the zero fill past the tensor's
+// end and the swizzled K-major / MN-major descriptors are right).
+struct TmaCheck {
+  long long tile_mismatches = 0, zero_fill_mismatches = 0, kmajor_product_mismatches = 0, mnmajor_product_mismatches = 0;
+};
+TmaCheck tma_selfcheck();
+
 // ---- device memory for one problem (RAII), used by the harness and the benchmark.
 class DeviceBuffer {
  public:
