@@ -97,12 +97,15 @@ int main(int argc, char** argv) {
     Args so = an;
     so.fuse_state_output = true;
     so.h = so.v_new = nullptr;
+    so.state_output_variant = 2;
     add("chunk_scores", 0, [&] { chunk_scores(an, nullptr); });
     add("state_output_fused 2", 0, [&] { state_output_fused(so, nullptr); });
-    Args so1 = so, so3 = so;
+    Args so1 = so, so3 = so, so4 = so;
     so1.state_output_variant = 1;
     so3.state_output_variant = 3;
+    so4.state_output_variant = 4;
     add("state_output_fused 3", 0, [&] { state_output_fused(so3, nullptr); });
+    add("state_output_fused 4", 0, [&] { state_output_fused(so4, nullptr); });
     add("state_output_fused 1", 0, [&] { state_output_fused(so1, nullptr); });
     add("chunk_state+output", 0, [&] { chunk_state(an, nullptr); chunk_output(an, nullptr); });
     // the score rows inside intra_fused 3 (Args::scores_in_intra) against chunk_scores on its own
@@ -117,11 +120,14 @@ int main(int argc, char** argv) {
     Args f3 = i3, f3s = i3s;
     f3.fuse_state_output = f3s.fuse_state_output = true;
     f3.h = f3.v_new = f3s.h = f3s.v_new = nullptr;
+    f3.state_output_variant = f3s.state_output_variant = 2;  // the rows named so2
     add("forward intra3 + so2", 0, [&] { forward(f3, nullptr); });
     add("forward intra3+scores + so2", 0, [&] { forward(f3s, nullptr); });
-    Args f3s3 = f3s;
+    Args f3s3 = f3s, f3s4 = f3s;
     f3s3.state_output_variant = 3;
+    f3s4.state_output_variant = 4;
     add("forward intra3+scores + so3", 0, [&] { forward(f3s3, nullptr); });
+    add("forward intra3+scores + so4", 0, [&] { forward(f3s4, nullptr); });
     add("forward intra3 (state, output)", 0, [&] { forward(i3, nullptr); });
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });

@@ -80,12 +80,13 @@ struct Args {
   // forward() runs stages 5 and 6 as one kernel (state_output_fused.cu) where state_output_runs_fused();
   // h and v_new are then stored only where Args::h / Args::v_new are non-null.
   bool fuse_state_output = false;
-  // Its variant: 2 (default) the score tiles from chunk_scores (Args::scores, written first by
-  // state_output_fused()), every warp running the recurrence and then the chunk's output; 1 warp roles (8
-  // state warps hand h and v_new to 4 output warps that compute their own scores); 3 variant 2's work on
-  // warpgroup MMAs with both operands in shared memory (K = 128; at K = 64 it runs variant 2). All three
-  // write the bytes of chunk_state 2 + chunk_output 2 (tests/cuda/test_gpu_state_output.cpp).
-  int state_output_variant = 2;
+  // Its variant: 4 (default) variant 3 with TMA tile loads (K = 128; at K = 64 it runs variant 2; the fastest,
+  // cuda/NOTES.md); 2 the score tiles from chunk_scores (Args::scores, written first by state_output_fused()),
+  // every warp running the recurrence and then the chunk's output; 1 warp roles (8 state warps hand h and v_new
+  // to 4 output warps that compute their own scores); 3 variant 2's work on warpgroup MMAs with both operands in
+  // shared memory (K = 128, else variant 2). All write the bytes of chunk_state 2 + chunk_output 2
+  // (tests/cuda/test_gpu_state_output.cpp); other numbers are refused (std::invalid_argument).
+  int state_output_variant = 4;
   // The score rows of state_output_fused 2 computed by intra_fused 3 (which holds the chunk's k tile already)
   // instead of a chunk_scores launch: intra_fused then reads q and writes Args::scores where
   // intra_writes_scores() says so, and state_output_fused 2 skips chunk_scores when Args::fusion is
@@ -192,6 +193,14 @@ class CublasBaseline {
   struct Impl;
   std::unique_ptr<Impl> p_;
 };
+
+// ---- self-check of the TMA path of state_output_fused 4 (cuda/tma_check.cu): element and accumulator words that
+// differ from what cuda/tma.cuh and cuda/wgmma.cuh say (all zero when the swizzle, the zero fill past the tensor's
+// end and the swizzled K-major / MN-major descriptors are right).
+struct TmaCheck {
+  long long tile_mismatches = 0, zero_fill_mismatches = 0, kmajor_product_mismatches = 0, mnmajor_product_mismatches = 0;
+};
+TmaCheck tma_selfcheck();
 
 // ---- device memory for one problem (RAII), used by the harness and the benchmark.
 class DeviceBuffer {

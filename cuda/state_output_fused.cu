@@ -1,13 +1,15 @@
 // Stages 5 and 6 in one kernel (issue 5, item 4 "the whole forward fused", its second half): the state
 // recurrence of chunk_state variant 2 and the output of chunk_output variant 2, so that h and v_new never
 // travel through device memory (they are stored only where Args::h / Args::v_new are set, for checks).
-// Three variants (Args::state_output_variant), all writing the bytes of chunk_state 2 + chunk_output 2:
-//   2 (default; below, after variant 1) chunk_scores writes the gated score rows first (once per key head;
+// Four variants (Args::state_output_variant), all writing the bytes of chunk_state 2 + chunk_output 2:
+//   2 (below, after variant 1) chunk_scores writes the gated score rows first (once per key head;
 //     skipped where intra_fused 3 wrote them, Args::scores_in_intra), then 256 threads per block run the
 //     recurrence and, per chunk, o from the snapshot and v_new still in shared memory: 309 us with chunk_scores'
 //     46 (kernel ~263) against the two kernels' 351 (H200, T = 8192, cold, tree c53d2c3; version 2d).
 //   3 (last, K = 128) variant 2's products as warpgroup MMAs with both operands in shared memory: the same
 //     bytes, but SLOWER (514 us warm against 309; reasons and numbers at the kernel).
+//   4 (default at K = 128; last) variant 3 with its tiles loaded by TMA: 241 us with chunk_scores (H200, T = 8192,
+//     warm, tree ff3ff5d), the forward with it 372 against variant 2's 436.
 //   1 warp roles, as described next: 606 us.
 //
 // Variant 1. One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
@@ -49,6 +51,7 @@
 // the 4 V-tile blocks of a head sharing the W, K and Q tiles (a 4-CTA cluster, multicast copies).
 #include "common.cuh"
 #include "state_step.cuh"
+#include "tma.cuh"
 #include "wgmma.cuh"
 
 namespace gdn_cuda {
@@ -817,6 +820,249 @@ void launch_state_output_v3(Args const& a, Stream s) {
   state_output_v3_kernel<E><<<grid, 256, bytes, s>>>(a);
 }
 
+// ---------------------------------------------------------------- variant 4: variant 3 with TMA tile loads
+// Variant 3 without its copies runs in 220 us (chunk_scores included) against 512 with them (no-copy experiment,
+// NOTES.md): its step is set by 120 warp-instructions of 16-byte cp.async per SM. Variant 4 (K = V = 128, 16-bit)
+// loads each chunk's tiles with eight TMA box copies issued by one thread (W, Q and K as two 64-feature boxes, the
+// score rows, U), completing on the stage's mbarrier; W, Q, K and the score rows land in the 128-byte-swizzled layout
+// that the wgmma descriptors read (cuda/wgmma.cuh `wgmma_desc_sw128`), U dense (read with ld.shared). Rows past a
+// chunk's end are zeroed after the copy lands (TMA fills zeros only past the tensor's end), so the products see
+// variant 2's operand values: the same bytes. Everything else is variant 3.
+struct So4Layout {
+  static constexpr int K = 128, BV = 32;
+  static constexpr int BOX = kBT * 64 * 2;  // 64 rows x 128 bytes, swizzled
+  static constexpr int kW = 0, kQ = 2 * BOX, kK = 4 * BOX, kP = 6 * BOX, kU = 7 * BOX;
+  static constexpr int STAGE = kU + kBT * BV * 2;  // + U, 64 rows x 64 bytes
+  static constexpr int kSb = 2 * STAGE;            // [2] snapshot h_c, 8 KB each (no swizzle, as variant 3)
+  static constexpr int kDb = kSb + 2 * K * BV * 2;
+  static constexpr int kVs = kDb + kBT * BV * 2;
+  static constexpr int kBytes = kVs + 2 * kBT * BV * 2;
+  static constexpr int kAlign = 1024;  // swizzle atoms
+  static_assert(STAGE % kAlign == 0 && BOX % kAlign == 0, "1024-byte aligned boxes");
+};
+
+template <class E>
+__global__ void __launch_bounds__(256, 1)
+    state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
+                           __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
+                           __grid_constant__ CUtensorMap const tp) {
+  using L = So4Layout;
+  constexpr int K = L::K, V = K, BV = L::BV;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + (L::kAlign - 1)) & ~static_cast<uintptr_t>(L::kAlign - 1));
+  __shared__ float gs[2][kBT];
+  __shared__ uint64_t full[2];  // stage s holds its chunk's tiles
+  block_time_begin(a.block_times);
+
+  int const HV = static_cast<int>(a.d.HV);
+  StateTile const tile = state_tile<V / BV>(a);
+  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
+  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int const wg = __shfl_sync(0xffffffffu, warp >> 2, 0);  // warp-uniform to the compiler: wgmma in branches on it
+  int const g = lane >> 2, t = lane & 3;
+  int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
+  bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
+
+  float S[1][4][4];
+  load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
+  float(&Sf)[16] = reinterpret_cast<float(&)[16]>(S);
+  auto stage_at = [&](int64_t i) { return smem + (i & 1) * L::STAGE; };
+  auto issue = [&](ChunkDesc const& c, int64_t i) {
+    unsigned char* const st = stage_at(i);
+    uint64_t* const bar = &full[i & 1];
+    int const r0 = static_cast<int>(c.row0);
+    mbar_arrive_expect_tx(bar, L::STAGE);  // every box lands whole (zeros past the tensor's end)
+    tma_load_3d(st + L::kW, &tw, bar, 0, hv, r0);
+    tma_load_3d(st + L::kW + L::BOX, &tw, bar, 64, hv, r0);
+    tma_load_3d(st + L::kQ, &tq, bar, 0, hk, r0);
+    tma_load_3d(st + L::kQ + L::BOX, &tq, bar, 64, hk, r0);
+    tma_load_3d(st + L::kU, &tu, bar, vt * BV, hv, r0);
+    tma_load_3d(st + L::kK, &tk, bar, 0, hk, r0);
+    tma_load_3d(st + L::kK + L::BOX, &tk, bar, 64, hk, r0);
+    tma_load_3d(st + L::kP, &tp, bar, 0, hv, r0);
+  };
+  if (producer) {
+    mbar_init(&full[0], 1);
+    mbar_init(&full[1], 1);
+    mbar_init_fence();
+  }
+  __syncthreads();
+  ChunkDesc cur{}, nxt{};
+  float g_next = 0.f;
+  if (c_begin < c_end) {
+    cur = a.chunks[c_begin];
+    if (producer) issue(cur, 0);
+    if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
+  }
+  if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
+  float const sc = a.scale;
+
+  for (int64_t ci = c_begin; ci < c_end; ++ci) {
+    int const step = static_cast<int>(ci - c_begin), b = step & 1;
+    ChunkDesc const c = cur;
+    unsigned char* const st = stage_at(step);
+    bool const has_next = ci + 1 < c_end;
+    ChunkDesc const c_next = nxt;
+    float const g_now = g_next;
+    g_next = (has_next && tid < kBT && tid < nxt.rows) ? a.g_cumsum[(nxt.row0 + tid) * HV + hv] : 0.f;
+    cur = nxt;
+    if (ci + 2 < c_end) nxt = a.chunks[ci + 2];
+    unsigned char* const Sb = smem + L::kSb + b * (K * BV * 2);
+    unsigned char* const Vs = smem + L::kVs + b * (kBT * BV * 2);
+    unsigned char* const Db = smem + L::kDb;
+    float* const gsb = gs[b];
+    if (tid < kBT) gsb[tid] = g_now;
+
+    // 1. this chunk's tiles (the stage's (step / 2)-th use), rows past its end zeroed; the snapshot
+    mbar_wait(&full[b], static_cast<uint32_t>(step >> 1) & 1u);
+    if (c.rows < kBT) {
+      constexpr int kPieces = 7 * 8 + 4;  // 16-byte pieces per row: seven swizzled boxes (a row stays in its
+                                          // 128 bytes), then U
+      int const nrow = kBT - c.rows;
+      for (int i = tid; i < nrow * kPieces; i += 256) {
+        int const r = c.rows + i / kPieces, p = i % kPieces;
+        unsigned char* const dst = p < 56 ? st + (p / 8) * L::BOX + 128 * r + 16 * (p % 8) : st + L::kU + 64 * r + 16 * (p - 56);
+        *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+        store2<E>(reinterpret_cast<E*>(Sb + 2048 * j + 16 * (16 * warp + g + 8 * hh) + 4 * t), S[0][j][2 * hh],
+                  S[0][j][2 * hh + 1]);
+    fence_proxy_async_smem();  // the snapshot and the zeroed rows, before wgmma reads them
+    __syncthreads();           // every warp is past the last step: the other stage is free for the next chunk
+    if (producer && has_next) issue(c_next, step + 1);
+
+    // 2. warpgroup 0: D = W h_c and the delta; warpgroup 1: O = Q h_c (left running)
+    uint64_t const desc_s = wgmma_desc(Sb, 128, 2048);
+    float O[16];
+    if (wg == 0) {
+      float D[16], D1[16];
+#pragma unroll
+      for (int i = 0; i < 16; ++i) D[i] = 0.f, D1[i] = 0.f;
+      uint64_t const desc_w0 = wgmma_desc_sw128(st + L::kW, 16, 1024);
+      uint64_t const desc_w1 = wgmma_desc_sw128(st + L::kW + L::BOX, 16, 1024);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D, desc_w0 + 2 * ks, desc_s + 16 * ks);
+#pragma unroll
+      for (int ks = 4; ks < 8; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_s + 16 * ks);
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(D);
+      wgmma_fence_operands(D1);
+      float const gl = gsb[c.rows - 1];
+      E const* Us = reinterpret_cast<E const*>(st + L::kU);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * warp + g + 8 * hh;
+        bool const ok = r < c.rows;
+        float const decay = expf(ok ? gl - gsb[r] : 0.f);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          int const col = 8 * j + 2 * t, e = 4 * j + 2 * hh;
+          float const d0 = to_f(Us[r * BV + col]) - (D[e] + D1[e]);
+          float const d1 = to_f(Us[r * BV + col + 1]) - (D[e + 1] + D1[e + 1]);
+          int const off = 1024 * j + 16 * r + 4 * t;
+          store2<E>(reinterpret_cast<E*>(Vs + off), d0, d1);
+          store2<E>(reinterpret_cast<E*>(Db + off), ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
+        }
+      }
+      fence_proxy_async_smem();  // v_new and the gated delta, before wgmma reads them
+    } else {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) O[i] = 0.f;
+      uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
+      uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < 8; ++ks)
+        wgmma_m64n32k16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
+      wgmma_commit();
+      wgmma_fence_operands(O);
+    }
+    __syncthreads();
+
+    // 3. S <- e^{gl} S + K^T Db (this warpgroup's 64 features: one K box, MN-major); warpgroup 1: O <- diag(e^{gc}) O + P v_new
+    float const gl = gsb[c.rows - 1];
+    float const eg = expf(gl);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) Sf[i] *= eg;
+    if (wg == 1) {
+      wgmma_wait<0>();
+      wgmma_fence_operands(O);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * (warp - 4) + g + 8 * hh;
+        float const er = expf(r < c.rows ? gsb[r] : 0.f);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) O[4 * j + 2 * hh] *= er, O[4 * j + 2 * hh + 1] *= er;
+      }
+    }
+    uint64_t const desc_k = wgmma_desc_sw128(st + L::kK + L::BOX * wg, L::BOX, 1024);  // a k step: two atoms, 2048 bytes
+    uint64_t const desc_d = wgmma_desc(Db, 128, 1024);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 1, 1>(Sf, desc_k + 128 * ks, desc_d + 16 * ks);
+    if (wg == 1) {
+      uint64_t const desc_p = wgmma_desc_sw128(st + L::kP, 16, 1024);
+      uint64_t const desc_v = wgmma_desc(Vs, 128, 1024);
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_fence_operands(Sf);
+    if (wg == 1) {
+      wgmma_fence_operands(O);
+      E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * (warp - 4) + g + 8 * hh;
+        if (r >= c.rows) continue;
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * O[4 * j + 2 * hh], sc * O[4 * j + 2 * hh + 1]);
+      }
+    }
+    if (a.h) {
+      E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
+#pragma unroll
+      for (int x = 0; x < 2; ++x) {
+        int const idx = tid + 256 * x, f = idx & (K - 1), cg = idx / K;
+        *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(f) * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Sb + 2048 * cg + 16 * f);
+      }
+    }
+    if (a.v_new) {
+      E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
+      int const r = tid & (kBT - 1), cg = tid / kBT;
+      if (r < c.rows)
+        *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
+    }
+  }
+
+  store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
+  block_time_end(a.block_times);
+}
+
+template <class E>
+void launch_state_output_v4(Args const& a, Stream s) {
+  using L = So4Layout;
+  uint64_t const rows = static_cast<uint64_t>(a.d.B * a.d.T), HV = static_cast<uint64_t>(a.d.HV);
+  CUtensorMap const tw = tma_map_3d(a.w, L::K, HV, rows, 64, kBT, true);
+  CUtensorMap const tq = tma_map_3d(a.q, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
+  CUtensorMap const tk = tma_map_3d(a.k, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
+  CUtensorMap const tu = tma_map_3d(a.u, L::K, HV, rows, L::BV, kBT, false);
+  CUtensorMap const tp = tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);
+  std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
+  ensure_smem<state_output_v4_kernel<E>>(bytes);
+  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / L::BV));
+  state_output_v4_kernel<E><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+}
+
 template <class E, int K>
 void launch_state_output(Args const& a, Stream s) {
   std::size_t const bytes = sizeof(E) * SoLayout<K>::kElems;
@@ -842,10 +1088,13 @@ void state_output_fused(Args const& a, Stream s) {
     chunk_output(b, s);
     return;
   }
-  // variant 3 covers K = 128; at K = 64 it runs variant 2 (the same bytes)
-  int const variant = a.state_output_variant == 1 ? 1 : (a.state_output_variant == 3 && a.d.K == 128 ? 3 : 2);
+  if (a.state_output_variant < 1 || a.state_output_variant > 4)
+    throw std::invalid_argument("state_output_fused: Args::state_output_variant " + std::to_string(a.state_output_variant) +
+                                " is not 1, 2, 3 or 4");
+  // variants 3 and 4 cover K = 128; at K = 64 they run variant 2 (the same bytes)
+  int const variant = a.state_output_variant >= 3 && a.d.K != 128 ? 2 : a.state_output_variant;
   bool const v2 = variant != 1;
-  if (v2 && !a.scores) throw std::invalid_argument("state_output_fused 2/3: Args::scores is null (chunk_scores writes it first)");
+  if (v2 && !a.scores) throw std::invalid_argument("state_output_fused 2-4: Args::scores is null (chunk_scores writes it first)");
   if (a.d.N == 0) return;
   if (v2 && !(a.fusion == Fusion::intra && intra_writes_scores(a))) {  // else intra_fused wrote them
     Args b = a;
@@ -855,7 +1104,9 @@ void state_output_fused(Args const& a, Stream s) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (variant == 3) {
+      if (variant == 4) {
+        launch_state_output_v4<E>(a, s);
+      } else if (variant == 3) {
         launch_state_output_v3<E>(a, s);
       } else if (v2) {
         if (a.d.K == 128) launch_state_output_v2<E, 128>(a, s); else launch_state_output_v2<E, 64>(a, s);

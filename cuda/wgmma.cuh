@@ -110,6 +110,14 @@ __device__ __forceinline__ void wgmma_m64n32k16_ss(float (&d)[16], uint64_t desc
         : "l"(desc_a), "l"(desc_b), "n"(TRANS_A), "n"(TRANS_B), "r"(1));
 }
 
+// A descriptor of a 128-byte-swizzled operand (the layout TMA writes with CU_TENSOR_MAP_SWIZZLE_128B, cuda/tma.cuh;
+// atoms of 8 rows x 128 bytes, 1024-byte aligned). K-major: rows are M (or N) and the 128 bytes K; SBO = 1024 steps
+// to the next 8 rows, LBO is unused (16). MN-major: rows are K and the 128 bytes 64 elements of M (or N); SBO = 1024
+// steps to the next 8 k rows, LBO to the next 64 elements of M. A k step inside an atom adds 32 bytes (K-major).
+__device__ __forceinline__ uint64_t wgmma_desc_sw128(void const* smem, uint32_t lbo, uint32_t sbo) {
+  return wgmma_desc(smem, lbo, sbo) | (uint64_t{1} << 62);
+}
+
 // Pins accumulator registers between an asynchronous wgmma and its wait (no compiler copies across).
 __device__ __forceinline__ void wgmma_fence_operands(float (&d)[16]) {
 #pragma unroll

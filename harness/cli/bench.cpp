@@ -424,13 +424,15 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   gc::Args aso = a, aso_st = a, ifwd3so = ifwd3;
   aso.fuse_state_output = aso_st.fuse_state_output = ifwd3so.fuse_state_output = true;
   aso.h = aso.v_new = nullptr;
+  aso.state_output_variant = aso_st.state_output_variant = ifwd3so.state_output_variant = 2;  // rows named "2"
   ifwd3so.h = ifwd3so.v_new = nullptr;
   gc::Args ifwd3sc = ifwd3so, ain3sc = ain3;  // the score rows by intra_fused 3 (no chunk_scores launch)
   ifwd3sc.scores_in_intra = ain3sc.scores_in_intra = true;
   gc::Args aso1 = aso, ifwd3so1 = ifwd3so;
   aso1.state_output_variant = ifwd3so1.state_output_variant = 1;
-  gc::Args aso3 = aso, ifwd3sc3 = ifwd3sc;
+  gc::Args aso3 = aso, ifwd3sc3 = ifwd3sc, aso4 = aso, ifwd3sc4 = ifwd3sc;
   aso3.state_output_variant = ifwd3sc3.state_output_variant = 3;
+  aso4.state_output_variant = ifwd3sc4.state_output_variant = 4;
   add("chunk_state + chunk_output", "pair", "", t_so, f_state + f_out,
       [&] { gc::chunk_state(a, nullptr); gc::chunk_output(a, nullptr); }, t_state.total() + t_out.total(),
       "floor: the fused pair (h and v_new on chip)");
@@ -443,6 +445,8 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
       [&] { gc::state_output_fused(aso_st, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("state_output_fused 3 (wgmma; chunk_scores + kernel; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso3, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
+  add("state_output_fused 4 (wgmma, TMA; chunk_scores + kernel; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
+      [&] { gc::state_output_fused(aso4, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("state_output_fused 1 (warp roles; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso1, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("forward fused-intra v3 + state_output_fused 2", "pipeline", "forward", t_fwd,
@@ -457,6 +461,9 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
   add("forward fused-intra v3 + scores in intra + state_output_fused 3", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3sc3, nullptr); }, fwd_unfused16,
+      "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
+  add("forward fused-intra v3 + scores in intra + state_output_fused 4", "pipeline", "forward", t_fwd,
+      f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3sc4, nullptr); }, fwd_unfused16,
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
   add("forward fused-intra v3 + state_output_fused 1", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3so1, nullptr); }, fwd_unfused16,

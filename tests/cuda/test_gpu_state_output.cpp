@@ -1,7 +1,7 @@
-// GPU tests of the fused state + output kernels (cuda/state_output_fused.cu, variants 3, 2 and 1; label gpu,
+// GPU tests of the fused state + output kernels (cuda/state_output_fused.cu, variants 4, 3, 2 and 1; label gpu,
 // skipped visibly without a device). All run chunk_state 2's and chunk_output 2's products on the same
-// operand values in the same k order (variants 2 and 3 read the score rows chunk_scores wrote; 3 runs them on
-// warpgroup MMAs, K = 128 only, variant 2 at K = 64), so forward() with
+// operand values in the same k order (variants 2-4 read the score rows chunk_scores wrote; 3 and 4 run them on
+// warpgroup MMAs, 4 with TMA tile loads, K = 128 only, variant 2 at K = 64), so forward() with
 // Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
 // v_new when their buffers are given. Every case runs every variant. Cases: bf16 and fp16, K = 128 and 64,
 // GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
@@ -100,7 +100,7 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
 }
 
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
-  for (int variant : {3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
+  for (int variant : {4, 3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
 
@@ -153,7 +153,7 @@ BOOST_AUTO_TEST_CASE(falls_back_for_split_state_and_precise) {
   BOOST_CHECK_THROW(gc::forward(f, nullptr), std::invalid_argument);
 }
 
-// Variants 2 and 3 read the score rows from Args::scores: without that buffer the call is refused (nothing runs).
+// Variants 2, 3 and 4 read the score rows from Args::scores: without that buffer the call is refused (nothing runs).
 BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   test::StateCase c;
   c.T = 200;
@@ -161,6 +161,7 @@ BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   gc::Args f = run.a;
   f.fuse_state_output = true;
   f.scores = nullptr;
+  f.state_output_variant = 2;
   BOOST_TEST(gc::state_output_runs_fused(f));
   gc::forward(run.a, nullptr);  // w and u for the run below
   gc::synchronize();
@@ -168,9 +169,33 @@ BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
   f.state_output_variant = 3;  // reads them too
   BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
+  f.state_output_variant = 4;
+  BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
   gc::synchronize();
   BOOST_TEST(test::untouched(run.ws->o));
   f.state_output_variant = 1;  // variant 1 computes its scores on chip
+  gc::state_output_fused(f, nullptr);
+  gc::synchronize();
+  BOOST_TEST(!test::untouched(run.ws->o));
+}
+
+// A variant number that names no kernel is refused before anything runs (it once ran variant 2 silently).
+BOOST_AUTO_TEST_CASE(refuses_unknown_variant) {
+  test::StateCase c;
+  c.T = 100;
+  test::StateRun run(c, 4);
+  gc::forward(run.a, nullptr);  // w, u and the score buffer's producer inputs
+  gc::synchronize();
+  gc::Args f = run.a;
+  f.fuse_state_output = true;
+  run.ws->o.fill_bytes(0xFF);
+  for (int v : {0, 5, -1}) {
+    f.state_output_variant = v;
+    BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
+  }
+  gc::synchronize();
+  BOOST_TEST(test::untouched(run.ws->o));
+  f.state_output_variant = 4;  // the default runs and writes o (so the untouched check above can fail)
   gc::state_output_fused(f, nullptr);
   gc::synchronize();
   BOOST_TEST(!test::untouched(run.ws->o));
