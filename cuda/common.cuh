@@ -285,6 +285,18 @@ __device__ __forceinline__ void zero_acc(float (&acc)[MT][NT][4]) {
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 }
 
+// Load two consecutive elements (4-byte aligned for 16-bit E) as floats, exactly.
+template <class E>
+__device__ __forceinline__ float2 load2f(E const* p) {
+  if constexpr (std::is_same_v<E, float>) {
+    return *reinterpret_cast<float2 const*>(p);
+  } else if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162 const*>(p));
+  } else {
+    return __half22float2(*reinterpret_cast<__half2 const*>(p));
+  }
+}
+
 // Store two consecutive elements.
 template <class E>
 __device__ __forceinline__ void store2(E* p, float a, float b) {

@@ -833,7 +833,10 @@ struct So4Layout {
   static constexpr int BOX = kBT * 64 * 2;  // 64 rows x 128 bytes, swizzled
   static constexpr int kW = 0, kQ = 2 * BOX, kK = 4 * BOX, kP = 6 * BOX, kU = 7 * BOX;
   static constexpr int STAGE = kU + kBT * BV * 2;  // + U, 64 rows x 64 bytes
-  static constexpr int kSb = 2 * STAGE;            // [2] snapshot h_c, 8 KB each (no swizzle, as variant 3)
+  // Three stages: a chunk's copies are issued two steps ahead (with two, the wait for them took ~2% of the
+  // samples at a 1.5 us step: ~60 KB per SM and step from L2 for 128 SMs at once).
+  static constexpr int kStages = 3;
+  static constexpr int kSb = kStages * STAGE;      // [2] snapshot h_c, 8 KB each (no swizzle, as variant 3)
   static constexpr int kDb = kSb + 2 * K * BV * 2;
   static constexpr int kVs = kDb + kBT * BV * 2;
   static constexpr int kBytes = kVs + 2 * kBT * BV * 2;
@@ -841,7 +844,7 @@ struct So4Layout {
   static_assert(STAGE % kAlign == 0 && BOX % kAlign == 0, "1024-byte aligned boxes");
 };
 
-template <class E>
+template <class E, bool kDeferO>
 __global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
@@ -849,10 +852,11 @@ __global__ void __launch_bounds__(256, 1)
   using L = So4Layout;
   constexpr int K = L::K, V = K, BV = L::BV;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  unsigned char* const smem = reinterpret_cast<unsigned char*>(
-      (reinterpret_cast<uintptr_t>(smem_raw) + (L::kAlign - 1)) & ~static_cast<uintptr_t>(L::kAlign - 1));
+  // Aligned by an offset from smem_raw, not through an integer cast: the compiler then still knows the pointer
+  // is shared (ld/st.shared; through a cast it emitted generic loads and stores, ~15% of the stall samples).
+  unsigned char* const smem = smem_raw + ((L::kAlign - (smem_addr(smem_raw) & (L::kAlign - 1))) & (L::kAlign - 1));
   __shared__ float gs[2][kBT];
-  __shared__ uint64_t full[2];  // stage s holds its chunk's tiles
+  __shared__ uint64_t full[L::kStages];  // stage s holds its chunk's tiles
   block_time_begin(a.block_times);
 
   int const HV = static_cast<int>(a.d.HV);
@@ -867,11 +871,11 @@ __global__ void __launch_bounds__(256, 1)
   float S[1][4][4];
   load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
   float(&Sf)[16] = reinterpret_cast<float(&)[16]>(S);
-  auto stage_at = [&](int64_t i) { return smem + (i & 1) * L::STAGE; };
-  auto issue = [&](ChunkDesc const& c, int64_t i) {
+  auto stage_at = [&](int i) { return smem + (i % L::kStages) * L::STAGE; };
+  auto issue = [&](int64_t row0, int i) {  // the chunk starting at row0, the walk's i-th
     unsigned char* const st = stage_at(i);
-    uint64_t* const bar = &full[i & 1];
-    int const r0 = static_cast<int>(c.row0);
+    uint64_t* const bar = &full[i % L::kStages];
+    int const r0 = static_cast<int>(row0);
     mbar_arrive_expect_tx(bar, L::STAGE);  // every box lands whole (zeros past the tensor's end)
     tma_load_3d(st + L::kW, &tw, bar, 0, hv, r0);
     tma_load_3d(st + L::kW + L::BOX, &tw, bar, 64, hv, r0);
@@ -883,8 +887,8 @@ __global__ void __launch_bounds__(256, 1)
     tma_load_3d(st + L::kP, &tp, bar, 0, hv, r0);
   };
   if (producer) {
-    mbar_init(&full[0], 1);
-    mbar_init(&full[1], 1);
+#pragma unroll
+    for (int i = 0; i < L::kStages; ++i) mbar_init(&full[i], 1);
     mbar_init_fence();
   }
   __syncthreads();
@@ -892,30 +896,45 @@ __global__ void __launch_bounds__(256, 1)
   float g_next = 0.f;
   if (c_begin < c_end) {
     cur = a.chunks[c_begin];
-    if (producer) issue(cur, 0);
+    if (producer) issue(cur.row0, 0);
     if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
-  if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
+  if (c_begin + 1 < c_end) {
+    nxt = a.chunks[c_begin + 1];
+    if (producer) issue(nxt.row0, 1);
+  }
   float const sc = a.scale;
+  float O[16];        // warpgroup 1: the chunk's o rows (with kDeferO still in flight across the step's end)
+  ChunkDesc c_prev{};  // the chunk whose o rows are in flight
+  auto store_o = [&](ChunkDesc const& cc, float const(&Oc)[16]) {
+    E* const og = static_cast<E*>(a.o) + (cc.row0 * HV + hv) * V + vt * BV;
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      int const r = 16 * (warp - 4) + g + 8 * hh;
+      if (r >= cc.rows) continue;
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * Oc[4 * j + 2 * hh], sc * Oc[4 * j + 2 * hh + 1]);
+    }
+  };
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
     int const step = static_cast<int>(ci - c_begin), b = step & 1;
     ChunkDesc const c = cur;
     unsigned char* const st = stage_at(step);
-    bool const has_next = ci + 1 < c_end;
-    ChunkDesc const c_next = nxt;
+    bool const has_next = ci + 1 < c_end, has_ahead = ci + 2 < c_end;
     float const g_now = g_next;
     g_next = (has_next && tid < kBT && tid < nxt.rows) ? a.g_cumsum[(nxt.row0 + tid) * HV + hv] : 0.f;
     cur = nxt;
-    if (ci + 2 < c_end) nxt = a.chunks[ci + 2];
+    if (has_ahead) nxt = a.chunks[ci + 2];  // the chunk whose copies the producer issues in this step
     unsigned char* const Sb = smem + L::kSb + b * (K * BV * 2);
     unsigned char* const Vs = smem + L::kVs + b * (kBT * BV * 2);
     unsigned char* const Db = smem + L::kDb;
     float* const gsb = gs[b];
     if (tid < kBT) gsb[tid] = g_now;
 
-    // 1. this chunk's tiles (the stage's (step / 2)-th use), rows past its end zeroed; the snapshot
-    mbar_wait(&full[b], static_cast<uint32_t>(step >> 1) & 1u);
+    // 1. this chunk's tiles (the stage's (step / kStages)-th use), rows past its end zeroed; the snapshot
+    mbar_wait(&full[step % L::kStages], static_cast<uint32_t>(step / L::kStages) & 1u);
     if (c.rows < kBT) {
       constexpr int kPieces = 7 * 8 + 4;  // 16-byte pieces per row: seven swizzled boxes (a row stays in its
                                           // 128 bytes), then U
@@ -933,12 +952,18 @@ __global__ void __launch_bounds__(256, 1)
         store2<E>(reinterpret_cast<E*>(Sb + 2048 * j + 16 * (16 * warp + g + 8 * hh) + 4 * t), S[0][j][2 * hh],
                   S[0][j][2 * hh + 1]);
     fence_proxy_async_smem();  // the snapshot and the zeroed rows, before wgmma reads them
-    __syncthreads();           // every warp is past the last step: the other stage is free for the next chunk
-    if (producer && has_next) issue(c_next, step + 1);
+    __syncthreads();           // every warp is past the last step: its stage is free for the chunk two ahead
+    if constexpr (!kDeferO) {
+      if (producer && has_ahead) issue(nxt.row0, step + 2);  // its stage was last read in the previous step
+    }
+
+    // this chunk's gates (gsb is complete after the barrier), read before the products' waits
+    float const gl = gsb[c.rows - 1];
+    float const eg = expf(gl);
+    float er[2];  // warpgroup 1: e^{g_r} of its output rows
 
     // 2. warpgroup 0: D = W h_c and the delta; warpgroup 1: O = Q h_c (left running)
     uint64_t const desc_s = wgmma_desc(Sb, 128, 2048);
-    float O[16];
     if (wg == 0) {
       float D[16], D1[16];
 #pragma unroll
@@ -951,28 +976,45 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
       for (int ks = 4; ks < 8; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_s + 16 * ks);
       wgmma_commit();
+      // under the products: the decays and the U pairs
+      E const* Us = reinterpret_cast<E const*>(st + L::kU);
+      float decay[2];
+      float2 u2[2][4];
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * warp + g + 8 * hh;
+        decay[hh] = expf(r < c.rows ? gl - gsb[r] : 0.f);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) u2[hh][j] = load2f(Us + r * BV + 8 * j + 2 * t);  // one 32-bit load per pair
+      }
       wgmma_wait<0>();
       wgmma_fence_operands(D);
       wgmma_fence_operands(D1);
-      float const gl = gsb[c.rows - 1];
-      E const* Us = reinterpret_cast<E const*>(st + L::kU);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         int const r = 16 * warp + g + 8 * hh;
         bool const ok = r < c.rows;
-        float const decay = expf(ok ? gl - gsb[r] : 0.f);
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          int const col = 8 * j + 2 * t, e = 4 * j + 2 * hh;
-          float const d0 = to_f(Us[r * BV + col]) - (D[e] + D1[e]);
-          float const d1 = to_f(Us[r * BV + col + 1]) - (D[e + 1] + D1[e + 1]);
+          int const e = 4 * j + 2 * hh;
+          float const d0 = u2[hh][j].x - (D[e] + D1[e]);
+          float const d1 = u2[hh][j].y - (D[e + 1] + D1[e + 1]);
           int const off = 1024 * j + 16 * r + 4 * t;
           store2<E>(reinterpret_cast<E*>(Vs + off), d0, d1);
-          store2<E>(reinterpret_cast<E*>(Db + off), ok ? d0 * decay : 0.f, ok ? d1 * decay : 0.f);
+          store2<E>(reinterpret_cast<E*>(Db + off), ok ? d0 * decay[hh] : 0.f, ok ? d1 * decay[hh] : 0.f);
         }
       }
       fence_proxy_async_smem();  // v_new and the gated delta, before wgmma reads them
     } else {
+      if constexpr (kDeferO) {
+        if (step > 0) {  // the last chunk's P v_new (its group B) and its o rows
+          wgmma_wait<0>();
+          wgmma_fence_operands(O);
+          store_o(c_prev, O);
+        }
+        // after this warpgroup's wait: group B read the last chunk's P in the stage being refilled
+        if (producer && has_ahead) issue(nxt.row0, step + 2);
+      }
 #pragma unroll
       for (int i = 0; i < 16; ++i) O[i] = 0.f;
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
@@ -983,49 +1025,55 @@ __global__ void __launch_bounds__(256, 1)
         wgmma_m64n32k16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
       wgmma_commit();
       wgmma_fence_operands(O);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * (warp - 4) + g + 8 * hh;
+        er[hh] = expf(r < c.rows ? gsb[r] : 0.f);
+      }
     }
     __syncthreads();
 
     // 3. S <- e^{gl} S + K^T Db (this warpgroup's 64 features: one K box, MN-major); warpgroup 1: O <- diag(e^{gc}) O + P v_new
-    float const gl = gsb[c.rows - 1];
-    float const eg = expf(gl);
 #pragma unroll
     for (int i = 0; i < 16; ++i) Sf[i] *= eg;
     if (wg == 1) {
       wgmma_wait<0>();
       wgmma_fence_operands(O);
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp - 4) + g + 8 * hh;
-        float const er = expf(r < c.rows ? gsb[r] : 0.f);
+      for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) O[4 * j + 2 * hh] *= er, O[4 * j + 2 * hh + 1] *= er;
-      }
+        for (int j = 0; j < 4; ++j) O[4 * j + 2 * hh] *= er[hh], O[4 * j + 2 * hh + 1] *= er[hh];
     }
     uint64_t const desc_k = wgmma_desc_sw128(st + L::kK + L::BOX * wg, L::BOX, 1024);  // a k step: two atoms, 2048 bytes
     uint64_t const desc_d = wgmma_desc(Db, 128, 1024);
+    uint64_t const desc_p = wgmma_desc_sw128(st + L::kP, 16, 1024);
+    uint64_t const desc_v = wgmma_desc(Vs, 128, 1024);
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 1, 1>(Sf, desc_k + 128 * ks, desc_d + 16 * ks);
-    if (wg == 1) {
-      uint64_t const desc_p = wgmma_desc_sw128(st + L::kP, 16, 1024);
-      uint64_t const desc_v = wgmma_desc(Vs, 128, 1024);
+    if constexpr (kDeferO) {
+      // the state's group first; the output's group B stays in flight through the next snapshot and barrier
+      wgmma_commit();
+      if (wg == 1) {
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
-    }
-    wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_fence_operands(Sf);
-    if (wg == 1) {
-      wgmma_fence_operands(O);
-      E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
+        for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
+      }
+      wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch)
+      wgmma_wait<1>();
+      wgmma_fence_operands(Sf);
+      if (wg == 1) wgmma_fence_operands(O);
+      c_prev = c;
+    } else {
+      if (wg == 1) {
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp - 4) + g + 8 * hh;
-        if (r >= c.rows) continue;
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * O[4 * j + 2 * hh], sc * O[4 * j + 2 * hh + 1]);
+        for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(Sf);
+      if (wg == 1) {
+        wgmma_fence_operands(O);
+        store_o(c, O);
       }
     }
     if (a.h) {
@@ -1043,6 +1091,13 @@ __global__ void __launch_bounds__(256, 1)
         *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
     }
   }
+  if constexpr (kDeferO) {
+    if (wg == 1 && c_end > c_begin) {  // the last chunk's o rows
+      wgmma_wait<0>();
+      wgmma_fence_operands(O);
+      store_o(c_prev, O);
+    }
+  }
 
   store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
   block_time_end(a.block_times);
@@ -1058,9 +1113,15 @@ void launch_state_output_v4(Args const& a, Stream s) {
   CUtensorMap const tu = tma_map_3d(a.u, L::K, HV, rows, L::BV, kBT, false);
   CUtensorMap const tp = tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
-  ensure_smem<state_output_v4_kernel<E>>(bytes);
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / L::BV));
-  state_output_v4_kernel<E><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+  static bool const defer = std::getenv("GDNV_SO4_DEFER") != nullptr;  // EXPERIMENT (session 7), not to stay
+  if (defer) {
+    ensure_smem<state_output_v4_kernel<E, true>>(bytes);
+    state_output_v4_kernel<E, true><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+  } else {
+    ensure_smem<state_output_v4_kernel<E, false>>(bytes);
+    state_output_v4_kernel<E, false><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+  }
 }
 
 template <class E, int K>
