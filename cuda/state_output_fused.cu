@@ -8,8 +8,8 @@
 //     46 (kernel ~263) against the two kernels' 351 (H200, T = 8192, cold, tree c53d2c3; version 2d).
 //   3 (last, K = 128) variant 2's products as warpgroup MMAs with both operands in shared memory: the same
 //     bytes, but SLOWER (514 us warm against 309; reasons and numbers at the kernel).
-//   4 (default at K = 128; last) variant 3 with its tiles loaded by TMA: 241 us with chunk_scores (H200, T = 8192,
-//     warm, tree ff3ff5d), the forward with it 372 against variant 2's 436.
+//   4 (default at K = 128; last) variant 3 with its tiles loaded by TMA: 204 us with chunk_scores (H200, T = 8192,
+//     warm, session 7), the forward with it 334 against variant 2's 437.
 //   1 warp roles, as described next: 606 us.
 //
 // Variant 1. One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
@@ -827,7 +827,12 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // score rows, U), completing on the stage's mbarrier; W, Q, K and the score rows land in the 128-byte-swizzled layout
 // that the wgmma descriptors read (cuda/wgmma.cuh `wgmma_desc_sw128`), U dense (read with ld.shared). Rows past a
 // chunk's end are zeroed after the copy lands (TMA fills zeros only past the tensor's end), so the products see
-// variant 2's operand values: the same bytes. Everything else is variant 3.
+// variant 2's operand values: the same bytes. Otherwise variant 3's step, with warpgroup 1's output product
+// P v_new left in flight (its own wgmma group) through the next snapshot and barrier: its o rows are stored in
+// the next step while warpgroup 1 waits for warpgroup 0's delta anyway.
+// Measured (H200, T = 8192, warm, chunk_scores' 44 us included; gdnv_bench_stages): first version (two stages,
+// a base pointer aligned through an integer cast, so generic ld/st) 240.8 us; shared-space pointer, three stages,
+// gates and U pairs read under the products 223.4; o deferred as above 203.8 (the forward 333.9).
 struct So4Layout {
   static constexpr int K = 128, BV = 32;
   static constexpr int BOX = kBT * 64 * 2;  // 64 rows x 128 bytes, swizzled
@@ -836,7 +841,7 @@ struct So4Layout {
   // Three stages: a chunk's copies are issued two steps ahead (with two, the wait for them took ~2% of the
   // samples at a 1.5 us step: ~60 KB per SM and step from L2 for 128 SMs at once).
   static constexpr int kStages = 3;
-  static constexpr int kSb = kStages * STAGE;      // [2] snapshot h_c, 8 KB each (no swizzle, as variant 3)
+  static constexpr int kSb = kStages * STAGE;  // [2] snapshot h_c, 8 KB each (no swizzle, as variant 3)
   static constexpr int kDb = kSb + 2 * K * BV * 2;
   static constexpr int kVs = kDb + kBT * BV * 2;
   static constexpr int kBytes = kVs + 2 * kBT * BV * 2;
@@ -844,7 +849,7 @@ struct So4Layout {
   static_assert(STAGE % kAlign == 0 && BOX % kAlign == 0, "1024-byte aligned boxes");
 };
 
-template <class E, bool kDeferO>
+template <class E>
 __global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
@@ -904,7 +909,7 @@ __global__ void __launch_bounds__(256, 1)
     if (producer) issue(nxt.row0, 1);
   }
   float const sc = a.scale;
-  float O[16];        // warpgroup 1: the chunk's o rows (with kDeferO still in flight across the step's end)
+  float O[16];         // warpgroup 1: the chunk's o rows (in flight across the step's end, stored in the next)
   ChunkDesc c_prev{};  // the chunk whose o rows are in flight
   auto store_o = [&](ChunkDesc const& cc, float const(&Oc)[16]) {
     E* const og = static_cast<E*>(a.o) + (cc.row0 * HV + hv) * V + vt * BV;
@@ -953,9 +958,6 @@ __global__ void __launch_bounds__(256, 1)
                   S[0][j][2 * hh + 1]);
     fence_proxy_async_smem();  // the snapshot and the zeroed rows, before wgmma reads them
     __syncthreads();           // every warp is past the last step: its stage is free for the chunk two ahead
-    if constexpr (!kDeferO) {
-      if (producer && has_ahead) issue(nxt.row0, step + 2);  // its stage was last read in the previous step
-    }
 
     // this chunk's gates (gsb is complete after the barrier), read before the products' waits
     float const gl = gsb[c.rows - 1];
@@ -1006,15 +1008,14 @@ __global__ void __launch_bounds__(256, 1)
       }
       fence_proxy_async_smem();  // v_new and the gated delta, before wgmma reads them
     } else {
-      if constexpr (kDeferO) {
-        if (step > 0) {  // the last chunk's P v_new (its group B) and its o rows
-          wgmma_wait<0>();
-          wgmma_fence_operands(O);
-          store_o(c_prev, O);
-        }
-        // after this warpgroup's wait: group B read the last chunk's P in the stage being refilled
-        if (producer && has_ahead) issue(nxt.row0, step + 2);
+      if (step > 0) {  // the last chunk's P v_new (its group B) and its o rows
+        wgmma_wait<0>();
+        wgmma_fence_operands(O);
+        store_o(c_prev, O);
       }
+      // the chunk two ahead, into the stage the last step read: after this warpgroup's wait, since group B
+      // read that stage's P
+      if (producer && has_ahead) issue(nxt.row0, step + 2);
 #pragma unroll
       for (int i = 0; i < 16; ++i) O[i] = 0.f;
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
@@ -1051,31 +1052,18 @@ __global__ void __launch_bounds__(256, 1)
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 1, 1>(Sf, desc_k + 128 * ks, desc_d + 16 * ks);
-    if constexpr (kDeferO) {
-      // the state's group first; the output's group B stays in flight through the next snapshot and barrier
-      wgmma_commit();
-      if (wg == 1) {
+    // the state's group first; the output's group B (P v_new) stays in flight through the next snapshot and
+    // barrier, and warpgroup 1 stores its o rows in the next step's second part, where it waits for warpgroup 0
+    wgmma_commit();
+    if (wg == 1) {
 #pragma unroll
-        for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
-      }
-      wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch)
-      wgmma_wait<1>();
-      wgmma_fence_operands(Sf);
-      if (wg == 1) wgmma_fence_operands(O);
-      c_prev = c;
-    } else {
-      if (wg == 1) {
-#pragma unroll
-        for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
-      }
-      wgmma_commit();
-      wgmma_wait<0>();
-      wgmma_fence_operands(Sf);
-      if (wg == 1) {
-        wgmma_fence_operands(O);
-        store_o(c, O);
-      }
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
     }
+    wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch)
+    wgmma_wait<1>();
+    wgmma_fence_operands(Sf);
+    if (wg == 1) wgmma_fence_operands(O);
+    c_prev = c;
     if (a.h) {
       E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
 #pragma unroll
@@ -1091,12 +1079,10 @@ __global__ void __launch_bounds__(256, 1)
         *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
     }
   }
-  if constexpr (kDeferO) {
-    if (wg == 1 && c_end > c_begin) {  // the last chunk's o rows
-      wgmma_wait<0>();
-      wgmma_fence_operands(O);
-      store_o(c_prev, O);
-    }
+  if (wg == 1 && c_end > c_begin) {  // the last chunk's o rows
+    wgmma_wait<0>();
+    wgmma_fence_operands(O);
+    store_o(c_prev, O);
   }
 
   store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
@@ -1114,14 +1100,8 @@ void launch_state_output_v4(Args const& a, Stream s) {
   CUtensorMap const tp = tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / L::BV));
-  static bool const defer = std::getenv("GDNV_SO4_DEFER") != nullptr;  // EXPERIMENT (session 7), not to stay
-  if (defer) {
-    ensure_smem<state_output_v4_kernel<E, true>>(bytes);
-    state_output_v4_kernel<E, true><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
-  } else {
-    ensure_smem<state_output_v4_kernel<E, false>>(bytes);
-    state_output_v4_kernel<E, false><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
-  }
+  ensure_smem<state_output_v4_kernel<E>>(bytes);
+  state_output_v4_kernel<E><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
 }
 
 template <class E, int K>
