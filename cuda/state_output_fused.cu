@@ -615,6 +615,61 @@ struct CoreTileCopy {
   }
 };
 
+// ---- pieces shared by variants 3 and 4 (K = V = 128, BV = 32 columns per block, 256 threads: two warpgroups
+// whose wgmma accumulators hold the state rows 16 warp.. and, in warpgroup 1, the chunk's o rows)
+
+// The snapshot round_E(S) (the h value) in the no-swizzle core-matrix layout that the products read:
+// element (feature f, column v) at 2048 (v / 8) + 16 f + 2 (v % 8).
+template <class E>
+__device__ __forceinline__ void snapshot_core(unsigned char* Sb, float const (&S)[1][4][4], int warp, int g, int t) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh)
+      store2<E>(reinterpret_cast<E*>(Sb + 2048 * j + 16 * (16 * warp + g + 8 * hh) + 4 * t), S[0][j][2 * hh],
+                S[0][j][2 * hh + 1]);
+}
+
+// Warpgroup 1's o rows of chunk c (scaled by Args::scale), the rows past its end skipped.
+template <class E>
+__device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, int hv, int vt, float const (&O)[16],
+                                             int warp, int g, int t) {
+  constexpr int V = 128, BV = 32;
+  int64_t const HV = a.d.HV;
+  E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    int const r = 16 * (warp - 4) + g + 8 * hh;
+    if (r >= c.rows) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, a.scale * O[4 * j + 2 * hh],
+                a.scale * O[4 * j + 2 * hh + 1]);
+  }
+}
+
+// h_c and v_new_c where asked (16-byte pieces out of the snapshot's and v_new's column-group-major layouts).
+template <class E>
+__device__ __forceinline__ void store_h_vnew_core(Args const& a, ChunkDesc const& c, int hv, int vt,
+                                                  unsigned char const* Sb, unsigned char const* Vs, int tid) {
+  constexpr int K = 128, V = 128, BV = 32;
+  int64_t const HV = a.d.HV;
+  if (a.h) {
+    E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      int const idx = tid + 256 * x, f = idx & (K - 1), cg = idx / K;
+      *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(f) * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Sb + 2048 * cg + 16 * f);
+    }
+  }
+  if (a.v_new) {
+    E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
+    int const r = tid & (kBT - 1), cg = tid / kBT;
+    if (r < c.rows)
+      *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
+  }
+}
+
 struct So3Layout {
   static constexpr int K = 128, BV = 32, LDU = BV + 8;
   static constexpr int TILE = kBT * K * 2;  // W, Q or K: 16 KB
@@ -672,7 +727,6 @@ __global__ void __launch_bounds__(256, 1) state_output_v3_kernel(Args a) {
     if (tid < kBT && tid < cur.rows) g_next = a.g_cumsum[(cur.row0 + tid) * HV + hv];
   }
   if (c_begin + 1 < c_end) nxt = a.chunks[c_begin + 1];
-  float const sc = a.scale;
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
     int const step = static_cast<int>(ci - c_begin), b = step & 1;
@@ -690,13 +744,8 @@ __global__ void __launch_bounds__(256, 1) state_output_v3_kernel(Args a) {
     float* const gsb = gs[b];
     if (tid < kBT) gsb[tid] = g_now;
 
-    // 1. snapshot round_E(S) (the h value), element (feature f, column v) at 2048 (v / 8) + 16 f + 2 (v % 8)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh)
-        store2<E>(reinterpret_cast<E*>(Sb + 2048 * j + 16 * (16 * warp + g + 8 * hh) + 4 * t), S[0][j][2 * hh],
-                  S[0][j][2 * hh + 1]);
+    // 1. snapshot round_E(S) (the h value)
+    snapshot_core<E>(Sb, S, warp, g, t);
     cp_async_wait<0>();        // warpgroup 1: this chunk's tiles (issued during the last step)
     fence_proxy_async_smem();  // the snapshot, the copies and the zero fills, before wgmma reads them
     __syncthreads();           // and every warp is past the last step: its stage is free for the next chunk
@@ -781,31 +830,9 @@ __global__ void __launch_bounds__(256, 1) state_output_v3_kernel(Args a) {
     wgmma_fence_operands(Sf);
     if (wg == 1) {
       wgmma_fence_operands(O);
-      E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp - 4) + g + 8 * hh;
-        if (r >= c.rows) continue;
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * O[4 * j + 2 * hh], sc * O[4 * j + 2 * hh + 1]);
-      }
+      store_o_rows<E>(a, c, hv, vt, O, warp, g, t);
     }
-    // h_c and v_new_c where asked (16-byte pieces out of the column-group-major layouts)
-    if (a.h) {
-      E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
-#pragma unroll
-      for (int x = 0; x < 2; ++x) {
-        int const idx = tid + 256 * x, f = idx & (K - 1), cg = idx / K;
-        *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(f) * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Sb + 2048 * cg + 16 * f);
-      }
-    }
-    if (a.v_new) {
-      E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
-      int const r = tid & (kBT - 1), cg = tid / kBT;
-      if (r < c.rows)
-        *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
-    }
+    store_h_vnew_core<E>(a, c, hv, vt, Sb, Vs, tid);
   }
 
   store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
@@ -908,20 +935,8 @@ __global__ void __launch_bounds__(256, 1)
     nxt = a.chunks[c_begin + 1];
     if (producer) issue(nxt.row0, 1);
   }
-  float const sc = a.scale;
   float O[16];         // warpgroup 1: the chunk's o rows (in flight across the step's end, stored in the next)
   ChunkDesc c_prev{};  // the chunk whose o rows are in flight
-  auto store_o = [&](ChunkDesc const& cc, float const(&Oc)[16]) {
-    E* const og = static_cast<E*>(a.o) + (cc.row0 * HV + hv) * V + vt * BV;
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      int const r = 16 * (warp - 4) + g + 8 * hh;
-      if (r >= cc.rows) continue;
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, sc * Oc[4 * j + 2 * hh], sc * Oc[4 * j + 2 * hh + 1]);
-    }
-  };
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
     int const step = static_cast<int>(ci - c_begin), b = step & 1;
@@ -950,12 +965,7 @@ __global__ void __launch_bounds__(256, 1)
         *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
       }
     }
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh)
-        store2<E>(reinterpret_cast<E*>(Sb + 2048 * j + 16 * (16 * warp + g + 8 * hh) + 4 * t), S[0][j][2 * hh],
-                  S[0][j][2 * hh + 1]);
+    snapshot_core<E>(Sb, S, warp, g, t);
     fence_proxy_async_smem();  // the snapshot and the zeroed rows, before wgmma reads them
     __syncthreads();           // every warp is past the last step: its stage is free for the chunk two ahead
 
@@ -1011,7 +1021,7 @@ __global__ void __launch_bounds__(256, 1)
       if (step > 0) {  // the last chunk's P v_new (its group B) and its o rows
         wgmma_wait<0>();
         wgmma_fence_operands(O);
-        store_o(c_prev, O);
+        store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
       }
       // the chunk two ahead, into the stage the last step read: after this warpgroup's wait, since group B
       // read that stage's P
@@ -1064,25 +1074,12 @@ __global__ void __launch_bounds__(256, 1)
     wgmma_fence_operands(Sf);
     if (wg == 1) wgmma_fence_operands(O);
     c_prev = c;
-    if (a.h) {
-      E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
-#pragma unroll
-      for (int x = 0; x < 2; ++x) {
-        int const idx = tid + 256 * x, f = idx & (K - 1), cg = idx / K;
-        *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(f) * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Sb + 2048 * cg + 16 * f);
-      }
-    }
-    if (a.v_new) {
-      E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
-      int const r = tid & (kBT - 1), cg = tid / kBT;
-      if (r < c.rows)
-        *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
-    }
+    store_h_vnew_core<E>(a, c, hv, vt, Sb, Vs, tid);
   }
   if (wg == 1 && c_end > c_begin) {  // the last chunk's o rows
     wgmma_wait<0>();
     wgmma_fence_operands(O);
-    store_o(c_prev, O);
+    store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
   }
 
   store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
