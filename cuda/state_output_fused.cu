@@ -899,7 +899,6 @@ __global__ void __launch_bounds__(256, 1)
   int const g = lane >> 2, t = lane & 3;
   int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
   bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
-  constexpr int kProductsDone = 1;   // named barrier: warpgroup 0's W h_c products have completed
 
   float S[1][4][4];
   load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
@@ -1003,7 +1002,6 @@ __global__ void __launch_bounds__(256, 1)
       wgmma_wait<0>();
       wgmma_fence_operands(D);
       wgmma_fence_operands(D1);
-      named_barrier_arrive(kProductsDone, 256);  // warpgroup 1 may start its products now
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         int const r = 16 * warp + g + 8 * hh;
@@ -1029,23 +1027,20 @@ __global__ void __launch_bounds__(256, 1)
       // read that stage's P
       if (producer && has_ahead) issue(nxt.row0, step + 2);
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp - 4) + g + 8 * hh;
-        er[hh] = expf(r < c.rows ? gsb[r] : 0.f);
-      }
-#pragma unroll
       for (int i = 0; i < 16; ++i) O[i] = 0.f;
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
       uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
-      // O = Q h_c is off the step's path: issued once warpgroup 0's D = W h_c is done, so the two do not share
-      // the tensor cores (D waits for it; O has until the second barrier and the delta's time)
-      named_barrier(kProductsDone, 256);
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < 8; ++ks)
         wgmma_m64n32k16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
       wgmma_commit();
       wgmma_fence_operands(O);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * (warp - 4) + g + 8 * hh;
+        er[hh] = expf(r < c.rows ? gsb[r] : 0.f);
+      }
     }
     __syncthreads();
 
