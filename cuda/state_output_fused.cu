@@ -1116,6 +1116,9 @@ bool state_output_runs_fused(Args const& a) {
 }
 
 void state_output_fused(Args const& a, Stream s) {
+  if (a.state_output_variant < 1 || a.state_output_variant > 4)
+    throw std::invalid_argument("state_output_fused: Args::state_output_variant " + std::to_string(a.state_output_variant) +
+                                " is not 1, 2, 3 or 4");
   if (!state_output_runs_fused(a)) {
     // the two kernels, h and v_new through device memory (block times not recorded: timed_blocks says 0)
     if (!a.h || !a.v_new)
@@ -1126,9 +1129,6 @@ void state_output_fused(Args const& a, Stream s) {
     chunk_output(b, s);
     return;
   }
-  if (a.state_output_variant < 1 || a.state_output_variant > 4)
-    throw std::invalid_argument("state_output_fused: Args::state_output_variant " + std::to_string(a.state_output_variant) +
-                                " is not 1, 2, 3 or 4");
   // variants 3 and 4 cover K = 128; at K = 64 they run variant 2 (the same bytes)
   int const variant = a.state_output_variant >= 3 && a.d.K != 128 ? 2 : a.state_output_variant;
   bool const v2 = variant != 1;

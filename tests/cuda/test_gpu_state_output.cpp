@@ -179,7 +179,8 @@ BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   BOOST_TEST(!test::untouched(run.ws->o));
 }
 
-// A variant number that names no kernel is refused before anything runs (it once ran variant 2 silently).
+// A variant number that names no kernel is refused before anything runs, on the fused path and on the two
+// kernels' (it once ran variant 2 silently).
 BOOST_AUTO_TEST_CASE(refuses_unknown_variant) {
   test::StateCase c;
   c.T = 100;
@@ -192,6 +193,10 @@ BOOST_AUTO_TEST_CASE(refuses_unknown_variant) {
   for (int v : {0, 5, -1}) {
     f.state_output_variant = v;
     BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
+    gc::Args fb = f;  // also where the problem runs the two kernels instead
+    fb.split_state = true;
+    BOOST_TEST(!gc::state_output_runs_fused(fb));
+    BOOST_CHECK_THROW(gc::state_output_fused(fb, nullptr), std::invalid_argument);
   }
   gc::synchronize();
   BOOST_TEST(test::untouched(run.ws->o));
