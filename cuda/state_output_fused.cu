@@ -618,6 +618,21 @@ struct CoreTileCopy {
 // ---- pieces shared by variants 3 and 4 (K = V = 128, BV = 32 columns per block, 256 threads: two warpgroups
 // whose wgmma accumulators hold the state rows 16 warp.. and, in warpgroup 1, the chunk's o rows)
 
+// The block's (sequence, value head, key head, V tile), the thread's warp, warpgroup (through a shuffle, so that
+// the compiler knows it is warp-uniform and wgmma may sit in branches on it) and mma lane coordinates, and the
+// sequence's chunk range.
+struct WgBlock {
+  int HV, n, hv, hk, vt, tid, warp, wg, g, t;
+  int64_t c_begin, c_end;
+};
+template <int NVT>
+__device__ __forceinline__ WgBlock wg_block(Args const& a) {
+  StateTile const tile = state_tile<NVT>(a);
+  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  return {static_cast<int>(a.d.HV), tile.n, tile.hv, tile.hk, tile.vt, tid, warp, __shfl_sync(0xffffffffu, warp >> 2, 0),
+          lane >> 2, lane & 3, a.seq_chunk_begin[tile.n], a.seq_chunk_begin[tile.n + 1]};
+}
+
 // The snapshot round_E(S) (the h value) in the no-swizzle core-matrix layout that the products read:
 // element (feature f, column v) at 2048 (v / 8) + 16 f + 2 (v % 8).
 template <class E>
@@ -690,13 +705,10 @@ __global__ void __launch_bounds__(256, 1) state_output_v3_kernel(Args a) {
   __shared__ float gs[2][kBT];
   block_time_begin(a.block_times);
 
-  int const HV = static_cast<int>(a.d.HV);
-  StateTile const tile = state_tile<V / BV>(a);
-  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
-  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  int const wg = __shfl_sync(0xffffffffu, warp >> 2, 0);  // warp-uniform to the compiler: wgmma in branches on it
-  int const g = lane >> 2, t = lane & 3;
-  int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
+  WgBlock const blk = wg_block<V / BV>(a);
+  int const HV = blk.HV, n = blk.n, hv = blk.hv, hk = blk.hk, vt = blk.vt;
+  int const tid = blk.tid, warp = blk.warp, wg = blk.wg, g = blk.g, t = blk.t;
+  int64_t const c_begin = blk.c_begin, c_end = blk.c_end;
 
   float S[1][4][4];  // rows 16 warp.., the block's 32 columns: the wgmma accumulator layout of warpgroup wg
   load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
@@ -891,13 +903,10 @@ __global__ void __launch_bounds__(256, 1)
   __shared__ uint64_t full[L::kStages];  // stage s holds its chunk's tiles
   block_time_begin(a.block_times);
 
-  int const HV = static_cast<int>(a.d.HV);
-  StateTile const tile = state_tile<V / BV>(a);
-  int const n = tile.n, hv = tile.hv, hk = tile.hk, vt = tile.vt;
-  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  int const wg = __shfl_sync(0xffffffffu, warp >> 2, 0);  // warp-uniform to the compiler: wgmma in branches on it
-  int const g = lane >> 2, t = lane & 3;
-  int64_t const c_begin = a.seq_chunk_begin[n], c_end = a.seq_chunk_begin[n + 1];
+  WgBlock const blk = wg_block<V / BV>(a);
+  int const HV = blk.HV, n = blk.n, hv = blk.hv, hk = blk.hk, vt = blk.vt;
+  int const tid = blk.tid, warp = blk.warp, wg = blk.wg, g = blk.g, t = blk.t;
+  int64_t const c_begin = blk.c_begin, c_end = blk.c_end;
   bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
 
   float S[1][4][4];
