@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The first GPU run of state_output_fused 4 (branch wip/state-output-tma), in the order that localizes a failure:
+# A focused GPU run of state_output_fused 4 (first used on its branch), in the order that localizes a failure:
 # the TMA self-check (swizzle, zero fill, swizzled descriptors), the state_output byte-equality tests, the stage
 # timings of variants 2-4, racecheck of one variant-4 case. Same image notes as device-run.sh (.device/include).
 # Results are packed into $OUT/results.tar.gz after each phase.
