@@ -245,7 +245,8 @@ int64_t timed_blocks(Args const& a, Stage s) {
     case Stage::chunk_output: return d.num_chunks * d.HV * (a.output_variant == 1 ? d.V / 64 : 1);
     // the grid of chunk_state 2; the fallback (two kernels) records no block times
     // (variant 2's chunk_scores launch records none)
-    case Stage::state_output_fused: return state_output_runs_fused(a) && d.N > 0 ? d.N * d.HV * (d.V / 32) : 0;
+    case Stage::state_output_fused:
+      return state_output_runs_fused(a) && d.N > 0 ? d.N * d.HV * (d.V / state_output_block_columns(a)) : 0;
     case Stage::chunk_scores: return d.num_chunks * d.H;  // one block per chunk and key head
   }
   return 0;

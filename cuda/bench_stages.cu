@@ -106,6 +106,10 @@ int main(int argc, char** argv) {
     so4.state_output_variant = 4;
     add("state_output_fused 3", 0, [&] { state_output_fused(so3, nullptr); });
     add("state_output_fused 4", 0, [&] { state_output_fused(so4, nullptr); });
+    Args so4c32 = so4, so4c64 = so4;  // its two block widths (the row above: the chosen one)
+    so4c32.state_output_columns = 32, so4c64.state_output_columns = 64;
+    add("state_output_fused 4 c32", 0, [&] { state_output_fused(so4c32, nullptr); });
+    add("state_output_fused 4 c64", 0, [&] { state_output_fused(so4c64, nullptr); });
     add("state_output_fused 1", 0, [&] { state_output_fused(so1, nullptr); });
     add("chunk_state+output", 0, [&] { chunk_state(an, nullptr); chunk_output(an, nullptr); });
     // the score rows inside intra_fused 3 (Args::scores_in_intra) against chunk_scores on its own
@@ -128,6 +132,10 @@ int main(int argc, char** argv) {
     f3s4.state_output_variant = 4;
     add("forward intra3+scores + so3", 0, [&] { forward(f3s3, nullptr); });
     add("forward intra3+scores + so4", 0, [&] { forward(f3s4, nullptr); });
+    Args f3s4c32 = f3s4, f3s4c64 = f3s4;
+    f3s4c32.state_output_columns = 32, f3s4c64.state_output_columns = 64;
+    add("forward intra3+scores + so4 c32", 0, [&] { forward(f3s4c32, nullptr); });
+    add("forward intra3+scores + so4 c64", 0, [&] { forward(f3s4c64, nullptr); });
     add("forward intra3 (state, output)", 0, [&] { forward(i3, nullptr); });
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });

@@ -87,6 +87,9 @@ struct Args {
   // shared memory (K = 128, else variant 2). All write the bytes of chunk_state 2 + chunk_output 2
   // (tests/cuda/test_gpu_state_output.cpp); other numbers are refused (std::invalid_argument).
   int state_output_variant = 4;
+  // Variant 4's block width: 32 or 64 value columns per block, or 0 (default) to choose by the grid:
+  // state_output_block_columns(). Other values are refused (std::invalid_argument); other variants use 32.
+  int state_output_columns = 0;
   // The score rows of state_output_fused 2 computed by intra_fused 3 (which holds the chunk's k tile already)
   // instead of a chunk_scores launch: intra_fused then reads q and writes Args::scores where
   // intra_writes_scores() says so, and state_output_fused 2 skips chunk_scores when Args::fusion is
@@ -163,6 +166,10 @@ bool intra_writes_scores(Args const& a);
 // kernels, which need Args::h and Args::v_new.
 void state_output_fused(Args const& a, Stream stream);
 bool state_output_runs_fused(Args const& a);
+// The value columns per block of the state_output_fused launch these Args make: 64 or 32 for variant 4 (K = 128;
+// Args::state_output_columns, or where 0, 64 when that takes fewer waves of one block per SM on the current
+// device), 32 for the others. Throws std::invalid_argument for an unknown Args::state_output_columns.
+int state_output_block_columns(Args const& a);
 // Whether these Args run the GQA-shared variants (grid: one block per chunk and key head).
 bool kkt_solve_runs_v5(Args const& a);
 bool intra_runs_v3(Args const& a);

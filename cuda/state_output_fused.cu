@@ -49,6 +49,8 @@
 // per chunk and SM queue ahead of every other load on the SM; with the output's own q/k tiles, 68 KB per
 // chunk and SM would need ~6 TB/s from L2 at the state's pace). Next: Nsight Compute on this kernel, and
 // the 4 V-tile blocks of a head sharing the W, K and Q tiles (a 4-CTA cluster, multicast copies).
+#include <algorithm>
+
 #include "common.cuh"
 #include "state_step.cuh"
 #include "tma.cuh"
@@ -634,22 +636,23 @@ __device__ __forceinline__ WgBlock wg_block(Args const& a) {
 }
 
 // The snapshot round_E(S) (the h value) in the no-swizzle core-matrix layout that the products read:
-// element (feature f, column v) at 2048 (v / 8) + 16 f + 2 (v % 8).
-template <class E>
-__device__ __forceinline__ void snapshot_core(unsigned char* Sb, float const (&S)[1][4][4], int warp, int g, int t) {
+// element (feature f, column v) at 2048 (v / 8) + 16 f + 2 (v % 8); NB 8-column groups (BV = 8 NB).
+template <class E, int NB = 4>
+__device__ __forceinline__ void snapshot_core(unsigned char* Sb, float const (&S)[1][NB][4], int warp, int g, int t) {
 #pragma unroll
-  for (int j = 0; j < 4; ++j)
+  for (int j = 0; j < NB; ++j)
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh)
       store2<E>(reinterpret_cast<E*>(Sb + 2048 * j + 16 * (16 * warp + g + 8 * hh) + 4 * t), S[0][j][2 * hh],
                 S[0][j][2 * hh + 1]);
 }
 
-// Warpgroup 1's o rows of chunk c (scaled by Args::scale), the rows past its end skipped.
-template <class E>
-__device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, int hv, int vt, float const (&O)[16],
+// Warpgroup 1's o rows of chunk c (scaled by Args::scale), the rows past its end skipped; NA = BV / 2
+// accumulator registers.
+template <class E, int NA = 16>
+__device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, int hv, int vt, float const (&O)[NA],
                                              int warp, int g, int t) {
-  constexpr int V = 128, BV = 32;
+  constexpr int V = 128, BV = 2 * NA;
   int64_t const HV = a.d.HV;
   E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
 #pragma unroll
@@ -657,31 +660,34 @@ __device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, 
     int const r = 16 * (warp - 4) + g + 8 * hh;
     if (r >= c.rows) continue;
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < BV / 8; ++j)
       store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, a.scale * O[4 * j + 2 * hh],
                 a.scale * O[4 * j + 2 * hh + 1]);
   }
 }
 
 // h_c and v_new_c where asked (16-byte pieces out of the snapshot's and v_new's column-group-major layouts).
-template <class E>
+template <class E, int BV = 32>
 __device__ __forceinline__ void store_h_vnew_core(Args const& a, ChunkDesc const& c, int hv, int vt,
                                                   unsigned char const* Sb, unsigned char const* Vs, int tid) {
-  constexpr int K = 128, V = 128, BV = 32;
+  constexpr int K = 128, V = 128;
   int64_t const HV = a.d.HV;
   if (a.h) {
     E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
 #pragma unroll
-    for (int x = 0; x < 2; ++x) {
+    for (int x = 0; x < K * BV / 8 / 256; ++x) {
       int const idx = tid + 256 * x, f = idx & (K - 1), cg = idx / K;
       *reinterpret_cast<uint4*>(hg + static_cast<int64_t>(f) * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Sb + 2048 * cg + 16 * f);
     }
   }
   if (a.v_new) {
     E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
-    int const r = tid & (kBT - 1), cg = tid / kBT;
-    if (r < c.rows)
-      *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
+#pragma unroll
+    for (int x = 0; x < kBT * BV / 8 / 256; ++x) {
+      int const idx = tid + 256 * x, r = idx & (kBT - 1), cg = idx / kBT;
+      if (r < c.rows)
+        *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
+    }
   }
 }
 
@@ -872,29 +878,41 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // Measured (H200, T = 8192, warm, chunk_scores' 44 us included; gdnv_bench_stages): first version (two stages,
 // a base pointer aligned through an integer cast, so generic ld/st) 240.8 us; shared-space pointer, three stages,
 // gates and U pairs read under the products 223.4; o deferred as above 203.8 (the forward 333.9).
+// Blocks of BV = 32 or 64 columns (Args::state_output_columns): 64 halves the blocks (one wave where 32 needs two,
+// B = 4 below) at a longer step (N = 64 products, twice the delta and o work per warpgroup).
+template <int BV_>
 struct So4Layout {
-  static constexpr int K = 128, BV = 32;
+  static constexpr int K = 128, BV = BV_;
+  static_assert(BV == 32 || BV == 64, "32- or 64-column blocks");
   static constexpr int BOX = kBT * 64 * 2;  // 64 rows x 128 bytes, swizzled
   static constexpr int kW = 0, kQ = 2 * BOX, kK = 4 * BOX, kP = 6 * BOX, kU = 7 * BOX;
-  static constexpr int STAGE = kU + kBT * BV * 2;  // + U, 64 rows x 64 bytes
-  // Three stages: a chunk's copies are issued two steps ahead (with two, the wait for them took ~2% of the
-  // samples at a 1.5 us step: ~60 KB per SM and step from L2 for 128 SMs at once).
-  static constexpr int kStages = 3;
-  static constexpr int kSb = kStages * STAGE;  // [2] snapshot h_c, 8 KB each (no swizzle, as variant 3)
+  // + U, 64 rows x 64 bytes dense (BV = 32) or x 128 bytes swizzled as the boxes (BV = 64: conflict-free pairs)
+  static constexpr int STAGE = kU + kBT * BV * 2;
+  static constexpr bool kUSwizzled = BV == 64;
+  // Three stages at BV = 32: a chunk's copies are issued two steps ahead (with two, the wait for them took ~2% of
+  // the samples at a 1.5 us step: ~60 KB per SM and step from L2 for 128 SMs at once). At BV = 64 three 64 KB
+  // stages do not fit beside the rest: two, issued one step ahead.
+  static constexpr int kStages = BV == 32 ? 3 : 2;
+  static constexpr int kSb = kStages * STAGE;  // [2] snapshot h_c, 8 or 16 KB each (no swizzle, as variant 3)
   static constexpr int kDb = kSb + 2 * K * BV * 2;
   static constexpr int kVs = kDb + kBT * BV * 2;
   static constexpr int kBytes = kVs + 2 * kBT * BV * 2;
   static constexpr int kAlign = 1024;  // swizzle atoms
   static_assert(STAGE % kAlign == 0 && BOX % kAlign == 0, "1024-byte aligned boxes");
+  static_assert(kBytes + kAlign <= 227 * 1024, "fits an SM's shared memory");
+  // byte offset of U's pair (row r, columns 8 j + 2 t, +1) in the stage's U tile
+  __device__ static constexpr int u_pair(int r, int j, int t) {
+    return kUSwizzled ? 128 * r + 16 * (j ^ (r & 7)) + 4 * t : 2 * BV * r + 16 * j + 4 * t;
+  }
 };
 
-template <class E>
+template <class E, int BV>
 __global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
                            __grid_constant__ CUtensorMap const tp) {
-  using L = So4Layout;
-  constexpr int K = L::K, V = K, BV = L::BV;
+  using L = So4Layout<BV>;
+  constexpr int K = L::K, V = K, NB = BV / 8, NA = BV / 2;  // 8-column groups, accumulator registers
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Aligned by an offset from smem_raw, not through an integer cast: the compiler then still knows the pointer
   // is shared (ld/st.shared; through a cast it emitted generic loads and stores, ~15% of the stall samples).
@@ -909,9 +927,9 @@ __global__ void __launch_bounds__(256, 1)
   int64_t const c_begin = blk.c_begin, c_end = blk.c_end;
   bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
 
-  float S[1][4][4];
+  float S[1][NB][4];
   load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
-  float(&Sf)[16] = reinterpret_cast<float(&)[16]>(S);
+  float(&Sf)[NA] = reinterpret_cast<float(&)[NA]>(S);
   auto stage_at = [&](int i) { return smem + (i % L::kStages) * L::STAGE; };
   auto issue = [&](int64_t row0, int i) {  // the chunk starting at row0, the walk's i-th
     unsigned char* const st = stage_at(i);
@@ -942,20 +960,22 @@ __global__ void __launch_bounds__(256, 1)
   }
   if (c_begin + 1 < c_end) {
     nxt = a.chunks[c_begin + 1];
-    if (producer) issue(nxt.row0, 1);
+    if (producer && L::kStages > 2) issue(nxt.row0, 1);
   }
-  float O[16];         // warpgroup 1: the chunk's o rows (in flight across the step's end, stored in the next)
+  float O[NA];         // warpgroup 1: the chunk's o rows (in flight across the step's end, stored in the next)
   ChunkDesc c_prev{};  // the chunk whose o rows are in flight
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
     int const step = static_cast<int>(ci - c_begin), b = step & 1;
     ChunkDesc const c = cur;
     unsigned char* const st = stage_at(step);
-    bool const has_next = ci + 1 < c_end, has_ahead = ci + 2 < c_end;
+    bool const has_next = ci + 1 < c_end;
+    bool const has_ahead = ci + L::kStages - 1 < c_end;  // the chunk whose copies the producer issues in this step
     float const g_now = g_next;
     g_next = (has_next && tid < kBT && tid < nxt.rows) ? a.g_cumsum[(nxt.row0 + tid) * HV + hv] : 0.f;
-    cur = nxt;
-    if (has_ahead) nxt = a.chunks[ci + 2];  // the chunk whose copies the producer issues in this step
+    cur = nxt;  // chunk ci + 1
+    if (ci + 2 < c_end) nxt = a.chunks[ci + 2];
+    ChunkDesc const& ahead = L::kStages > 2 ? nxt : cur;
     unsigned char* const Sb = smem + L::kSb + b * (K * BV * 2);
     unsigned char* const Vs = smem + L::kVs + b * (kBT * BV * 2);
     unsigned char* const Db = smem + L::kDb;
@@ -965,18 +985,18 @@ __global__ void __launch_bounds__(256, 1)
     // 1. this chunk's tiles (the stage's (step / kStages)-th use), rows past its end zeroed; the snapshot
     mbar_wait(&full[step % L::kStages], static_cast<uint32_t>(step / L::kStages) & 1u);
     if (c.rows < kBT) {
-      constexpr int kPieces = 7 * 8 + 4;  // 16-byte pieces per row: seven swizzled boxes (a row stays in its
-                                          // 128 bytes), then U
+      // 16-byte pieces per row: seven swizzled boxes (a row stays in its 128 bytes), then U's row (also whole)
+      constexpr int kPieces = 7 * 8 + BV / 8;
       int const nrow = kBT - c.rows;
       for (int i = tid; i < nrow * kPieces; i += 256) {
         int const r = c.rows + i / kPieces, p = i % kPieces;
-        unsigned char* const dst = p < 56 ? st + (p / 8) * L::BOX + 128 * r + 16 * (p % 8) : st + L::kU + 64 * r + 16 * (p - 56);
+        unsigned char* const dst = p < 56 ? st + (p / 8) * L::BOX + 128 * r + 16 * (p % 8) : st + L::kU + 2 * BV * r + 16 * (p - 56);
         *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
       }
     }
     snapshot_core<E>(Sb, S, warp, g, t);
     fence_proxy_async_smem();  // the snapshot and the zeroed rows, before wgmma reads them
-    __syncthreads();           // every warp is past the last step: its stage is free for the chunk two ahead
+    __syncthreads();           // every warp is past the last step: its stage is free for the chunk issued next
 
     // this chunk's gates (gsb is complete after the barrier), read before the products' waits
     float const gl = gsb[c.rows - 1];
@@ -986,27 +1006,28 @@ __global__ void __launch_bounds__(256, 1)
     // 2. warpgroup 0: D = W h_c and the delta; warpgroup 1: O = Q h_c (left running)
     uint64_t const desc_s = wgmma_desc(Sb, 128, 2048);
     if (wg == 0) {
-      float D[16], D1[16];
+      float D[NA], D1[NA];
 #pragma unroll
-      for (int i = 0; i < 16; ++i) D[i] = 0.f, D1[i] = 0.f;
+      for (int i = 0; i < NA; ++i) D[i] = 0.f, D1[i] = 0.f;
       uint64_t const desc_w0 = wgmma_desc_sw128(st + L::kW, 16, 1024);
       uint64_t const desc_w1 = wgmma_desc_sw128(st + L::kW + L::BOX, 16, 1024);
       wgmma_fence();
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D, desc_w0 + 2 * ks, desc_s + 16 * ks);
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D, desc_w0 + 2 * ks, desc_s + 16 * ks);
 #pragma unroll
-      for (int ks = 4; ks < 8; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_s + 16 * ks);
+      for (int ks = 4; ks < 8; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_s + 16 * ks);
       wgmma_commit();
       // under the products: the decays and the U pairs
-      E const* Us = reinterpret_cast<E const*>(st + L::kU);
+      unsigned char const* Us = st + L::kU;
       float decay[2];
-      float2 u2[2][4];
+      float2 u2[2][NB];
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         int const r = 16 * warp + g + 8 * hh;
         decay[hh] = expf(r < c.rows ? gl - gsb[r] : 0.f);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) u2[hh][j] = load2f(Us + r * BV + 8 * j + 2 * t);  // one 32-bit load per pair
+        for (int j = 0; j < NB; ++j)  // one 32-bit load per pair
+          u2[hh][j] = load2f(reinterpret_cast<E const*>(Us + L::u_pair(r, j, t)));
       }
       wgmma_wait<0>();
       wgmma_fence_operands(D);
@@ -1016,7 +1037,7 @@ __global__ void __launch_bounds__(256, 1)
         int const r = 16 * warp + g + 8 * hh;
         bool const ok = r < c.rows;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < NB; ++j) {
           int const e = 4 * j + 2 * hh;
           float const d0 = u2[hh][j].x - (D[e] + D1[e]);
           float const d1 = u2[hh][j].y - (D[e + 1] + D1[e + 1]);
@@ -1032,17 +1053,17 @@ __global__ void __launch_bounds__(256, 1)
         wgmma_fence_operands(O);
         store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
       }
-      // the chunk two ahead, into the stage the last step read: after this warpgroup's wait, since group B
-      // read that stage's P
-      if (producer && has_ahead) issue(nxt.row0, step + 2);
+      // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
+      // group B read that stage's P
+      if (producer && has_ahead) issue(ahead.row0, step + L::kStages - 1);
 #pragma unroll
-      for (int i = 0; i < 16; ++i) O[i] = 0.f;
+      for (int i = 0; i < NA; ++i) O[i] = 0.f;
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
       uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < 8; ++ks)
-        wgmma_m64n32k16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
+        wgmma_m64nk16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
       wgmma_commit();
       wgmma_fence_operands(O);
 #pragma unroll
@@ -1055,14 +1076,14 @@ __global__ void __launch_bounds__(256, 1)
 
     // 3. S <- e^{gl} S + K^T Db (this warpgroup's 64 features: one K box, MN-major); warpgroup 1: O <- diag(e^{gc}) O + P v_new
 #pragma unroll
-    for (int i = 0; i < 16; ++i) Sf[i] *= eg;
+    for (int i = 0; i < NA; ++i) Sf[i] *= eg;
     if (wg == 1) {
       wgmma_wait<0>();
       wgmma_fence_operands(O);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) O[4 * j + 2 * hh] *= er[hh], O[4 * j + 2 * hh + 1] *= er[hh];
+        for (int j = 0; j < NB; ++j) O[4 * j + 2 * hh] *= er[hh], O[4 * j + 2 * hh + 1] *= er[hh];
     }
     uint64_t const desc_k = wgmma_desc_sw128(st + L::kK + L::BOX * wg, L::BOX, 1024);  // a k step: two atoms, 2048 bytes
     uint64_t const desc_d = wgmma_desc(Db, 128, 1024);
@@ -1070,20 +1091,20 @@ __global__ void __launch_bounds__(256, 1)
     uint64_t const desc_v = wgmma_desc(Vs, 128, 1024);
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 1, 1>(Sf, desc_k + 128 * ks, desc_d + 16 * ks);
+    for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 1, 1>(Sf, desc_k + 128 * ks, desc_d + 16 * ks);
     // the state's group first; the output's group B (P v_new) stays in flight through the next snapshot and
     // barrier, and warpgroup 1 stores its o rows in the next step's second part, where it waits for warpgroup 0
     wgmma_commit();
     if (wg == 1) {
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
     }
     wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch)
     wgmma_wait<1>();
     wgmma_fence_operands(Sf);
     if (wg == 1) wgmma_fence_operands(O);
     c_prev = c;
-    store_h_vnew_core<E>(a, c, hv, vt, Sb, Vs, tid);
+    store_h_vnew_core<E, BV>(a, c, hv, vt, Sb, Vs, tid);
   }
   if (wg == 1 && c_end > c_begin) {  // the last chunk's o rows
     wgmma_wait<0>();
@@ -1095,19 +1116,19 @@ __global__ void __launch_bounds__(256, 1)
   block_time_end(a.block_times);
 }
 
-template <class E>
+template <class E, int BV>
 void launch_state_output_v4(Args const& a, Stream s) {
-  using L = So4Layout;
+  using L = So4Layout<BV>;
   uint64_t const rows = static_cast<uint64_t>(a.d.B * a.d.T), HV = static_cast<uint64_t>(a.d.HV);
   CUtensorMap const tw = tma_map_3d(a.w, L::K, HV, rows, 64, kBT, true);
   CUtensorMap const tq = tma_map_3d(a.q, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
   CUtensorMap const tk = tma_map_3d(a.k, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
-  CUtensorMap const tu = tma_map_3d(a.u, L::K, HV, rows, L::BV, kBT, false);
+  CUtensorMap const tu = tma_map_3d(a.u, L::K, HV, rows, BV, kBT, L::kUSwizzled);
   CUtensorMap const tp = tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
-  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / L::BV));
-  ensure_smem<state_output_v4_kernel<E>>(bytes);
-  state_output_v4_kernel<E><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+  unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / BV));
+  ensure_smem<state_output_v4_kernel<E, BV>>(bytes);
+  state_output_v4_kernel<E, BV><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
 }
 
 template <class E, int K>
@@ -1124,10 +1145,28 @@ bool state_output_runs_fused(Args const& a) {
   return a.qkv != ElemType::f32 && !a.split_state && !a.precise_uv && a.d.K == a.d.V && (a.d.K == 128 || a.d.K == 64);
 }
 
+int state_output_block_columns(Args const& a) {
+  if (a.state_output_columns != 0 && a.state_output_columns != 32 && a.state_output_columns != 64)
+    throw std::invalid_argument("state_output_fused: Args::state_output_columns " + std::to_string(a.state_output_columns) +
+                                " is not 0 (chosen), 32 or 64");
+  bool const v4 = state_output_runs_fused(a) && a.state_output_variant == 4 && a.d.K == 128;
+  if (!v4) return 32;
+  if (a.state_output_columns != 0) return a.state_output_columns;
+  // Chosen: 64 where it takes fewer waves of one block per SM than 32 (B = 4, T = 4096, HV = 16: two waves of
+  // 32-column blocks on 132 SMs, one of 64-column ones); otherwise 32, whose step is shorter.
+  int dev = 0, sms = 0;
+  GDN_CUDA_CHECK(cudaGetDevice(&dev));
+  GDN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  int64_t const heads = a.d.N * a.d.HV, sm = std::max(sms, 1);
+  auto waves = [&](int64_t blocks) { return (blocks + sm - 1) / sm; };
+  return waves(heads * (128 / 64)) < waves(heads * (128 / 32)) ? 64 : 32;
+}
+
 void state_output_fused(Args const& a, Stream s) {
   if (a.state_output_variant < 1 || a.state_output_variant > 4)
     throw std::invalid_argument("state_output_fused: Args::state_output_variant " + std::to_string(a.state_output_variant) +
                                 " is not 1, 2, 3 or 4");
+  int const columns = state_output_block_columns(a);  // refuses a columns value it does not know
   if (!state_output_runs_fused(a)) {
     // the two kernels, h and v_new through device memory (block times not recorded: timed_blocks says 0)
     if (!a.h || !a.v_new)
@@ -1152,7 +1191,7 @@ void state_output_fused(Args const& a, Stream s) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
       if (variant == 4) {
-        launch_state_output_v4<E>(a, s);
+        if (columns == 64) launch_state_output_v4<E, 64>(a, s); else launch_state_output_v4<E, 32>(a, s);
       } else if (variant == 3) {
         launch_state_output_v3<E>(a, s);
       } else if (v2) {

@@ -433,6 +433,9 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   gc::Args aso3 = aso, ifwd3sc3 = ifwd3sc, aso4 = aso, ifwd3sc4 = ifwd3sc;
   aso3.state_output_variant = ifwd3sc3.state_output_variant = 3;
   aso4.state_output_variant = ifwd3sc4.state_output_variant = 4;
+  // variant 4's two block widths (the rows above run the width it chooses: state_output_block_columns())
+  gc::Args aso4c[2] = {aso4, aso4}, ifwd3sc4c[2] = {ifwd3sc4, ifwd3sc4};
+  for (int i = 0; i < 2; ++i) aso4c[i].state_output_columns = ifwd3sc4c[i].state_output_columns = 32 << i;
   add("chunk_state + chunk_output", "pair", "", t_so, f_state + f_out,
       [&] { gc::chunk_state(a, nullptr); gc::chunk_output(a, nullptr); }, t_state.total() + t_out.total(),
       "floor: the fused pair (h and v_new on chip)");
@@ -447,6 +450,10 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
       [&] { gc::state_output_fused(aso3, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("state_output_fused 4 (wgmma, TMA; chunk_scores + kernel; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso4, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
+  for (int i = 0; i < 2; ++i)
+    add(fmt::format("state_output_fused 4, {}-column blocks (wgmma, TMA; chunk_scores + kernel; h, v_new on chip)", 32 << i),
+        "fused", "", t_so, f_state + f_out, [&, i] { gc::state_output_fused(aso4c[i], nullptr); },
+        t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("state_output_fused 1 (warp roles; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso1, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("forward fused-intra v3 + state_output_fused 2", "pipeline", "forward", t_fwd,
@@ -465,6 +472,11 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("forward fused-intra v3 + scores in intra + state_output_fused 4", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3sc4, nullptr); }, fwd_unfused16,
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
+  for (int i = 0; i < 2; ++i)
+    add(fmt::format("forward fused-intra v3 + scores in intra + state_output_fused 4, {}-column blocks", 32 << i),
+        "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
+        [&, i] { gc::forward(ifwd3sc4c[i], nullptr); }, fwd_unfused16,
+        "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
   add("forward fused-intra v3 + state_output_fused 1", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3so1, nullptr); }, fwd_unfused16,
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");

@@ -3,7 +3,8 @@
 // operand values in the same k order (variants 2-4 read the score rows chunk_scores wrote; 3 and 4 run them on
 // warpgroup MMAs, 4 with TMA tile loads, K = 128 only, variant 2 at K = 64), so forward() with
 // Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
-// v_new when their buffers are given. Every case runs every variant. Cases: bf16 and fp16, K = 128 and 64,
+// v_new when their buffers are given. Every case runs every variant (4 with 64- and 32-column blocks).
+// Cases: bf16 and fp16, K = 128 and 64,
 // GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
 // buffers at their ends), with and without an initial state, and with h / v_new not stored.
 // Problems the kernel does not cover (fp32, split state operand, precise_uv) run the two kernels: the same
@@ -60,8 +61,8 @@ uint64_t max_ulps(std::vector<unsigned char> const& x, std::vector<unsigned char
 // forward() with chunk_state + chunk_output, then with the fused kernel (h, v_new stored, or not when
 // `store_intermediates` is false): every output the fused run writes must match byte for byte, and what it
 // does not store must stay untouched.
-void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_intermediates, int variant) {
-  BOOST_TEST_CONTEXT("state_output_fused " << variant) {
+void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_intermediates, int variant, int columns = 0) {
+  BOOST_TEST_CONTEXT("state_output_fused " << variant << ", Args::state_output_columns " << columns) {
     test::StateRun run(c, 41);
     gc::Workspace& ws = *run.ws;
     gc::Args a = run.a;
@@ -81,6 +82,7 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
     gc::Args f = a;
     f.fuse_state_output = true;
     f.state_output_variant = variant;
+    f.state_output_columns = columns;
     if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
     gc::forward(f, nullptr);
     gc::synchronize();
@@ -100,7 +102,8 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
 }
 
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
-  for (int variant : {4, 3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
+  for (int columns : {64, 32}) expect_variant_equals_two_kernels(c, store_intermediates, 4, columns);  // both widths
+  for (int variant : {3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
 
@@ -213,11 +216,40 @@ BOOST_AUTO_TEST_CASE(grid_is_chunk_state_2s) {
   test::StateRun run(c, 5);
   gc::Args a = run.a;
   BOOST_TEST(gc::state_output_runs_fused(a));
+  // 18 heads: 72 blocks of 32 columns fit one wave on any device with 72 SMs, so the chosen width is 32 there
+  BOOST_TEST(gc::state_output_block_columns(a) == 32);
   BOOST_TEST(gc::timed_blocks(a, gc::Stage::state_output_fused) == 3 * 6 * (128 / 32));
-  a.state_output_variant = 1;  // both variants: the grid of chunk_state 2
+  a.state_output_columns = 64;  // variant 4's wide blocks: half the grid
+  BOOST_TEST(gc::state_output_block_columns(a) == 64);
+  BOOST_TEST(gc::timed_blocks(a, gc::Stage::state_output_fused) == 3 * 6 * (128 / 64));
+  a.state_output_variant = 1;  // other variants: the grid of chunk_state 2 whatever the width asked
   BOOST_TEST(gc::timed_blocks(a, gc::Stage::state_output_fused) == 3 * 6 * (128 / 32));
+  a.state_output_variant = 4, a.state_output_columns = 48;  // no such kernel: refused
+  BOOST_CHECK_THROW(gc::state_output_block_columns(a), std::invalid_argument);
+  BOOST_CHECK_THROW(gc::state_output_fused(a, nullptr), std::invalid_argument);
+  a.state_output_columns = 0;
   a.split_state = true;  // two kernels: no block times
   BOOST_TEST(gc::timed_blocks(a, gc::Stage::state_output_fused) == 0);
+}
+
+// The chosen width: 64 exactly where 32-column blocks need more waves of one block per SM than 64-column ones.
+BOOST_AUTO_TEST_CASE(chosen_block_columns_follow_waves) {
+  int const sms = gc::device_info().sm_count;  // the current device's (cuda/bench_support.cu)
+  BOOST_REQUIRE(sms >= 4);
+  gc::Args a;
+  a.d.H = 1, a.d.K = a.d.V = 128, a.d.T = 64, a.d.B = 1;
+  for (int64_t heads : {int64_t{1}, int64_t{sms / 4}, int64_t{sms / 4 + 1}, int64_t{sms / 2}, int64_t{sms / 2 + 1},
+                        int64_t{sms}, int64_t{3 * sms / 4 + 1}}) {
+    a.d.N = 1, a.d.HV = heads;
+    int64_t const w32 = (4 * heads + sms - 1) / sms, w64 = (2 * heads + sms - 1) / sms;
+    BOOST_TEST_CONTEXT("heads " << heads << " on " << sms << " SMs") {
+      BOOST_TEST(gc::state_output_block_columns(a) == (w64 < w32 ? 64 : 32));
+    }
+  }
+  a.d.HV = sms;  // four 32-column blocks per head: four waves, two of 64-column ones
+  BOOST_TEST(gc::state_output_block_columns(a) == 64);
+  a.d.K = a.d.V = 64;  // variant 4 covers K = 128 only
+  BOOST_TEST(gc::state_output_block_columns(a) == 32);
 }
 #endif
 
