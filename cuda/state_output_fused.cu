@@ -647,20 +647,20 @@ __device__ __forceinline__ void snapshot_core(unsigned char* Sb, float const (&S
                 S[0][j][2 * hh + 1]);
 }
 
-// A warpgroup's 64 x 32 accumulator of o rows of chunk c (scaled by Args::scale) into value columns col0..,
-// the rows past the chunk's end skipped.
-template <class E>
-__device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, int hv, int col0, float const (&O)[16],
+// Warpgroup 1's o rows of chunk c (scaled by Args::scale), the rows past its end skipped; NA = BV / 2
+// accumulator registers.
+template <class E, int NA = 16>
+__device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, int hv, int vt, float const (&O)[NA],
                                              int warp, int g, int t) {
-  constexpr int V = 128;
+  constexpr int V = 128, BV = 2 * NA;
   int64_t const HV = a.d.HV;
-  E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + col0;
+  E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
-    int const r = 16 * (warp & 3) + g + 8 * hh;
+    int const r = 16 * (warp - 4) + g + 8 * hh;
     if (r >= c.rows) continue;
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < BV / 8; ++j)
       store2<E>(og + static_cast<int64_t>(r) * HV * V + 8 * j + 2 * t, a.scale * O[4 * j + 2 * hh],
                 a.scale * O[4 * j + 2 * hh + 1]);
   }
@@ -848,7 +848,7 @@ __global__ void __launch_bounds__(256, 1) state_output_v3_kernel(Args a) {
     wgmma_fence_operands(Sf);
     if (wg == 1) {
       wgmma_fence_operands(O);
-      store_o_rows<E>(a, c, hv, vt * BV, O, warp, g, t);
+      store_o_rows<E>(a, c, hv, vt, O, warp, g, t);
     }
     store_h_vnew_core<E>(a, c, hv, vt, Sb, Vs, tid);
   }
@@ -926,12 +926,6 @@ __global__ void __launch_bounds__(256, 1)
   int const tid = blk.tid, warp = blk.warp, wg = blk.wg, g = blk.g, t = blk.t;
   int64_t const c_begin = blk.c_begin, c_end = blk.c_end;
   bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
-  // Roles. 32 columns: warpgroup 0 computes D = W h_c and the delta, warpgroup 1 O = Q h_c and o. 64 columns
-  // (kSplit): both do both on their 32 columns (8-column groups cw..): each product keeps N = 32 and the
-  // delta and o work per thread stay those of 32 columns; only the state update has N = 64.
-  constexpr bool kSplit = BV == 64;
-  bool const does_w = kSplit || wg == 0, does_o = kSplit || wg == 1;
-  int const cw = kSplit ? 4 * wg : 0;
 
   float S[1][NB][4];
   load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
@@ -968,8 +962,7 @@ __global__ void __launch_bounds__(256, 1)
     nxt = a.chunks[c_begin + 1];
     if (producer && L::kStages > 2) issue(nxt.row0, 1);
   }
-  float O[16];         // the output warpgroups: the chunk's o rows, their 32 columns (in flight across the step's
-                       // end, stored in the next)
+  float O[NA];         // warpgroup 1: the chunk's o rows (in flight across the step's end, stored in the next)
   ChunkDesc c_prev{};  // the chunk whose o rows are in flight
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
@@ -1002,135 +995,121 @@ __global__ void __launch_bounds__(256, 1)
       }
     }
     snapshot_core<E>(Sb, S, warp, g, t);
-    if (kSplit && step > 0) {  // the last chunk's P v_new (group B, under the snapshot): its stage's P is free
-      wgmma_wait<0>();
-      wgmma_fence_operands(O);
-    }
     fence_proxy_async_smem();  // the snapshot and the zeroed rows, before wgmma reads them
     __syncthreads();           // every warp is past the last step: its stage is free for the chunk issued next
 
     // this chunk's gates (gsb is complete after the barrier), read before the products' waits
     float const gl = gsb[c.rows - 1];
     float const eg = expf(gl);
-    float er[2];  // the output warpgroups: e^{g_r} of their o rows
+    float er[2];  // warpgroup 1: e^{g_r} of its output rows
 
-    // 2. D = W h_c and the delta (warpgroup 0, or both on their 32 columns); O = Q h_c (left running; warpgroup 1,
-    // or both)
-    uint64_t const desc_s = wgmma_desc(Sb, 128, 2048) + 128 * cw;  // h_c's columns 8 cw..
-    float D[16], D1[16];
-    if (does_w) {
+    // 2. warpgroup 0: D = W h_c and the delta; warpgroup 1: O = Q h_c (left running)
+    uint64_t const desc_s = wgmma_desc(Sb, 128, 2048);
+    if (wg == 0) {
+      float D[NA], D1[NA];
 #pragma unroll
-      for (int i = 0; i < 16; ++i) D[i] = 0.f, D1[i] = 0.f;
-      // pinned: else the compiler sinks D1's zeros past the first product, copying them from a register of D that
-      // the product is writing, and ptxas injects a wait for it there
-      wgmma_fence_operands(D);
-      wgmma_fence_operands(D1);
+      for (int i = 0; i < NA; ++i) D[i] = 0.f, D1[i] = 0.f;
       uint64_t const desc_w0 = wgmma_desc_sw128(st + L::kW, 16, 1024);
       uint64_t const desc_w1 = wgmma_desc_sw128(st + L::kW + L::BOX, 16, 1024);
       wgmma_fence();
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D, desc_w0 + 2 * ks, desc_s + 16 * ks);
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D, desc_w0 + 2 * ks, desc_s + 16 * ks);
 #pragma unroll
-      for (int ks = 4; ks < 8; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_s + 16 * ks);
+      for (int ks = 4; ks < 8; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_s + 16 * ks);
       wgmma_commit();
-    }
-    if (does_o) {
-      if (!kSplit && step > 0) {  // the last chunk's P v_new (its group B; waited before the barrier when split)
-        wgmma_wait<0>();
-        wgmma_fence_operands(O);
-      }
-      if (step > 0) store_o_rows<E>(a, c_prev, hv, vt * BV + 8 * cw, O, warp, g, t);
-      // the chunk kStages - 1 ahead, into the stage the last step read: after the waits of group B, which read
-      // that stage's P
-      if (producer && has_ahead) issue(ahead.row0, step + L::kStages - 1);
-#pragma unroll
-      for (int i = 0; i < 16; ++i) O[i] = 0.f;
-      uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
-      uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < 8; ++ks)
-        wgmma_m64n32k16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
-      wgmma_commit();
-      wgmma_fence_operands(O);
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp & 3) + g + 8 * hh;
-        er[hh] = expf(r < c.rows ? gsb[r] : 0.f);
-      }
-    }
-    if (does_w) {
       // under the products: the decays and the U pairs
       unsigned char const* Us = st + L::kU;
       float decay[2];
-      float2 u2[2][4];
+      float2 u2[2][NB];
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp & 3) + g + 8 * hh;
+        int const r = 16 * warp + g + 8 * hh;
         decay[hh] = expf(r < c.rows ? gl - gsb[r] : 0.f);
 #pragma unroll
-        for (int j = 0; j < 4; ++j)  // one 32-bit load per pair
-          u2[hh][j] = load2f(reinterpret_cast<E const*>(Us + L::u_pair(r, cw + j, t)));
+        for (int j = 0; j < NB; ++j)  // one 32-bit load per pair
+          u2[hh][j] = load2f(reinterpret_cast<E const*>(Us + L::u_pair(r, j, t)));
       }
-      wgmma_wait<kSplit ? 1 : 0>();  // D (and, when split, O = Q h_c still running)
+      wgmma_wait<0>();
       wgmma_fence_operands(D);
       wgmma_fence_operands(D1);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp & 3) + g + 8 * hh;
+        int const r = 16 * warp + g + 8 * hh;
         bool const ok = r < c.rows;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < NB; ++j) {
           int const e = 4 * j + 2 * hh;
           float const d0 = u2[hh][j].x - (D[e] + D1[e]);
           float const d1 = u2[hh][j].y - (D[e + 1] + D1[e + 1]);
-          int const off = 1024 * (cw + j) + 16 * r + 4 * t;
+          int const off = 1024 * j + 16 * r + 4 * t;
           store2<E>(reinterpret_cast<E*>(Vs + off), d0, d1);
           store2<E>(reinterpret_cast<E*>(Db + off), ok ? d0 * decay[hh] : 0.f, ok ? d1 * decay[hh] : 0.f);
         }
       }
       fence_proxy_async_smem();  // v_new and the gated delta, before wgmma reads them
+    } else {
+      if (step > 0) {  // the last chunk's P v_new (its group B) and its o rows
+        wgmma_wait<0>();
+        wgmma_fence_operands(O);
+        store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
+      }
+      // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
+      // group B read that stage's P
+      if (producer && has_ahead) issue(ahead.row0, step + L::kStages - 1);
+#pragma unroll
+      for (int i = 0; i < NA; ++i) O[i] = 0.f;
+      uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
+      uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < 8; ++ks)
+        wgmma_m64nk16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
+      wgmma_commit();
+      wgmma_fence_operands(O);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const r = 16 * (warp - 4) + g + 8 * hh;
+        er[hh] = expf(r < c.rows ? gsb[r] : 0.f);
+      }
     }
     __syncthreads();
 
-    // 3. S <- e^{gl} S + K^T Db (this warpgroup's 64 features: one K box, MN-major; all BV columns);
-    // the output warpgroups: O <- diag(e^{gc}) O + P v_new (their 32 columns)
+    // 3. S <- e^{gl} S + K^T Db (this warpgroup's 64 features: one K box, MN-major); warpgroup 1: O <- diag(e^{gc}) O + P v_new
 #pragma unroll
     for (int i = 0; i < NA; ++i) Sf[i] *= eg;
-    if (does_o) {
+    if (wg == 1) {
       wgmma_wait<0>();
       wgmma_fence_operands(O);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) O[4 * j + 2 * hh] *= er[hh], O[4 * j + 2 * hh + 1] *= er[hh];
+        for (int j = 0; j < NB; ++j) O[4 * j + 2 * hh] *= er[hh], O[4 * j + 2 * hh + 1] *= er[hh];
     }
     uint64_t const desc_k = wgmma_desc_sw128(st + L::kK + L::BOX * wg, L::BOX, 1024);  // a k step: two atoms, 2048 bytes
     uint64_t const desc_d = wgmma_desc(Db, 128, 1024);
     uint64_t const desc_p = wgmma_desc_sw128(st + L::kP, 16, 1024);
-    uint64_t const desc_v = wgmma_desc(Vs, 128, 1024) + 64 * cw;  // v_new's columns 8 cw..
+    uint64_t const desc_v = wgmma_desc(Vs, 128, 1024);
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 1, 1>(Sf, desc_k + 128 * ks, desc_d + 16 * ks);
-    // the state's group first; the output's group B (P v_new) stays in flight through the next snapshot (and,
-    // unsplit, the barrier: warpgroup 1 stores its o rows in the next step's second part, where it waits for
-    // warpgroup 0)
+    // the state's group first; the output's group B (P v_new) stays in flight through the next snapshot and
+    // barrier, and warpgroup 1 stores its o rows in the next step's second part, where it waits for warpgroup 0
     wgmma_commit();
-    if (does_o) {
+    if (wg == 1) {
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
     }
-    wgmma_commit();  // group B (empty in warpgroup 0 unsplit: one wait for both, outside the branch)
+    wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch)
     wgmma_wait<1>();
     wgmma_fence_operands(Sf);
-    if (does_o) wgmma_fence_operands(O);
+    if (wg == 1) wgmma_fence_operands(O);
     c_prev = c;
     store_h_vnew_core<E, BV>(a, c, hv, vt, Sb, Vs, tid);
   }
-  if (does_o && c_end > c_begin) {  // the last chunk's o rows
+  if (wg == 1 && c_end > c_begin) {  // the last chunk's o rows
     wgmma_wait<0>();
     wgmma_fence_operands(O);
-    store_o_rows<E>(a, c_prev, hv, vt * BV + 8 * cw, O, warp, g, t);
+    store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
   }
 
   store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
