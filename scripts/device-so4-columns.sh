@@ -3,11 +3,13 @@
 # that localizes a failure: the TMA self-check, the state_output byte-equality tests (both widths against the two
 # kernels), the block-time grid test, the whole GPU suite, the stage timings at the three issue-5 shapes, `gdnv
 # bench` on them, racecheck + memcheck of a ragged case (both widths). Same image notes as device-run.sh
-# (.device/include). Results packed into $OUT/results.tar.gz after each phase. SHA names the tree (.git stays here).
+# (.device/include). Results packed into $OUT/results.tar.gz after each phase. SHA names the tree (.git stays here;
+# it also goes into the bench JSON as GDNV_GIT_COMMIT). QUICK=1: the three focused suites and the stage timings only.
 set -u
 OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"
 export PATH=/usr/local/cuda/bin:$PATH
 SHA=${SHA:-tree}
+export GDNV_GIT_COMMIT=$SHA
 B=/tmp/gdnv-build; R=/tmp/gdnv-so4c; mkdir -p $R
 pack() { tar -C $R -czf "$OUT/results.tar.gz" . ; }
 t0=$(date +%s)
@@ -22,13 +24,16 @@ for s in gpu_tma gpu_state_output gpu_block_times; do
   grep -E "error|differ|has passed|has failed" $R/$s.txt | head -8
 done
 pack
+if [[ "${QUICK:-0}" != 1 ]]; then
 timeout 150 $T --report_level=short > $R/test_cuda-H200-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-H200-$SHA.txt; pack
+fi
 S=$(find $B -name gdnv_bench_stages -type f | head -1)
 for shape in "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"; do
   echo "== stages $shape" | tee -a $R/stages-H200-$SHA.txt
   timeout 150 $S $shape --reps 20 >> $R/stages-H200-$SHA.txt 2>&1
 done
 grep -E "==|state_output_fused 4|so4" $R/stages-H200-$SHA.txt; pack
+[[ "${QUICK:-0}" == 1 ]] && { echo "all $(( $(date +%s) - t0 )) s"; exit 0; }
 G=$B/gdnv
 timeout 200 $G bench --shape qwen3-next --T 8192,32768 --json $R/bench-H200-qwen3-next-$SHA.json > $R/bench.log 2>&1; echo "bench exit $?"
 timeout 120 $G bench --B 4 --T 4096 --H 16 --HV 16 --json $R/bench-H200-B4-T4096-H16-HV16-$SHA.json >> $R/bench.log 2>&1; echo "bench B4 exit $?"
