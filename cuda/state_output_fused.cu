@@ -926,10 +926,6 @@ __global__ void __launch_bounds__(256, 1)
   int const tid = blk.tid, warp = blk.warp, wg = blk.wg, g = blk.g, t = blk.t;
   int64_t const c_begin = blk.c_begin, c_end = blk.c_end;
   bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
-  // 64 columns: both warpgroups compute D = W h_c and the delta on 32 columns each (8-column groups cw..), so that
-  // the delta's work per thread stays that of 32 columns; warpgroup 1 then issues O = Q h_c on all 64.
-  constexpr bool kSplitW = BV == 64;
-  int const cw = kSplitW ? 4 * wg : 0;
 
   float S[1][NB][4];
   load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
@@ -968,20 +964,6 @@ __global__ void __launch_bounds__(256, 1)
   }
   float O[NA];         // warpgroup 1: the chunk's o rows (in flight across the step's end, stored in the next)
   ChunkDesc c_prev{};  // the chunk whose o rows are in flight
-  // Warpgroup 1's O = Q h_c (all BV columns), committed as its own group and left running.
-  auto issue_q = [&](unsigned char const* st, uint64_t desc_s) {
-#pragma unroll
-    for (int i = 0; i < NA; ++i) O[i] = 0.f;
-    wgmma_fence_operands(O);
-    uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
-    uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < 8; ++ks)
-      wgmma_m64nk16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
-    wgmma_commit();
-    wgmma_fence_operands(O);
-  };
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
     int const step = static_cast<int>(ci - c_begin), b = step & 1;
@@ -1021,60 +1003,45 @@ __global__ void __launch_bounds__(256, 1)
     float const eg = expf(gl);
     float er[2];  // warpgroup 1: e^{g_r} of its output rows
 
-    // 2. D = W h_c and the delta: warpgroup 0 (32 columns), or both on 32 columns each (64: kSplitW);
-    // warpgroup 1: O = Q h_c on all columns (left running)
+    // 2. warpgroup 0: D = W h_c and the delta; warpgroup 1: O = Q h_c (left running)
     uint64_t const desc_s = wgmma_desc(Sb, 128, 2048);
-    if (kSplitW || wg == 0) {
-      float D[16], D1[16];
+    if (wg == 0) {
+      float D[NA], D1[NA];
 #pragma unroll
-      for (int i = 0; i < 16; ++i) D[i] = 0.f, D1[i] = 0.f;
-      // pinned: else the compiler may sink D1's zeros past the first product and copy them from a register
-      // of D that the product is writing (ptxas then injects a wait there)
-      wgmma_fence_operands(D);
-      wgmma_fence_operands(D1);
+      for (int i = 0; i < NA; ++i) D[i] = 0.f, D1[i] = 0.f;
       uint64_t const desc_w0 = wgmma_desc_sw128(st + L::kW, 16, 1024);
       uint64_t const desc_w1 = wgmma_desc_sw128(st + L::kW + L::BOX, 16, 1024);
-      uint64_t const desc_sw = desc_s + 128 * cw;  // h_c's columns 8 cw..
       wgmma_fence();
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D, desc_w0 + 2 * ks, desc_sw + 16 * ks);
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D, desc_w0 + 2 * ks, desc_s + 16 * ks);
 #pragma unroll
-      for (int ks = 4; ks < 8; ++ks) wgmma_m64n32k16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_sw + 16 * ks);
+      for (int ks = 4; ks < 8; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_s + 16 * ks);
       wgmma_commit();
-      if (kSplitW && wg == 1) {
-        if (step > 0) {  // the last chunk's P v_new (group B, older than W h_c's) and its o rows
-          wgmma_wait<1>();
-          wgmma_fence_operands(O);
-          store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
-        }
-        if (producer && has_ahead) issue(ahead.row0, step + L::kStages - 1);  // after that wait: see below
-        issue_q(st, desc_s);
-      }
       // under the products: the decays and the U pairs
       unsigned char const* Us = st + L::kU;
       float decay[2];
-      float2 u2[2][4];
+      float2 u2[2][NB];
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp & 3) + g + 8 * hh;
+        int const r = 16 * warp + g + 8 * hh;
         decay[hh] = expf(r < c.rows ? gl - gsb[r] : 0.f);
 #pragma unroll
-        for (int j = 0; j < 4; ++j)  // one 32-bit load per pair
-          u2[hh][j] = load2f(reinterpret_cast<E const*>(Us + L::u_pair(r, cw + j, t)));
+        for (int j = 0; j < NB; ++j)  // one 32-bit load per pair
+          u2[hh][j] = load2f(reinterpret_cast<E const*>(Us + L::u_pair(r, j, t)));
       }
-      if (kSplitW && wg == 1) wgmma_wait<1>(); else wgmma_wait<0>();  // D (warpgroup 1: O = Q h_c still running)
+      wgmma_wait<0>();
       wgmma_fence_operands(D);
       wgmma_fence_operands(D1);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        int const r = 16 * (warp & 3) + g + 8 * hh;
+        int const r = 16 * warp + g + 8 * hh;
         bool const ok = r < c.rows;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < NB; ++j) {
           int const e = 4 * j + 2 * hh;
           float const d0 = u2[hh][j].x - (D[e] + D1[e]);
           float const d1 = u2[hh][j].y - (D[e + 1] + D1[e + 1]);
-          int const off = 1024 * (cw + j) + 16 * r + 4 * t;
+          int const off = 1024 * j + 16 * r + 4 * t;
           store2<E>(reinterpret_cast<E*>(Vs + off), d0, d1);
           store2<E>(reinterpret_cast<E*>(Db + off), ok ? d0 * decay[hh] : 0.f, ok ? d1 * decay[hh] : 0.f);
         }
@@ -1089,9 +1056,16 @@ __global__ void __launch_bounds__(256, 1)
       // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
       // group B read that stage's P
       if (producer && has_ahead) issue(ahead.row0, step + L::kStages - 1);
-      issue_q(st, desc_s);
-    }
-    if (wg == 1) {
+#pragma unroll
+      for (int i = 0; i < NA; ++i) O[i] = 0.f;
+      uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
+      uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < 8; ++ks)
+        wgmma_m64nk16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
+      wgmma_commit();
+      wgmma_fence_operands(O);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         int const r = 16 * (warp - 4) + g + 8 * hh;
