@@ -9,7 +9,8 @@
 //   3 (last, K = 128) variant 2's products as warpgroup MMAs with both operands in shared memory: the same
 //     bytes, but SLOWER (514 us warm against 309; reasons and numbers at the kernel).
 //   4 (default at K = 128; last) variant 3 with its tiles loaded by TMA: 204 us with chunk_scores (H200, T = 8192,
-//     warm, session 7), the forward with it 334 against variant 2's 437.
+//     warm, session 7), the forward with it 334 against variant 2's 437; blocks of 32 or 64 value columns
+//     (Args::state_output_columns; 64 where it saves a wave: B = 4, T = 4096, HV = 16, 208 us against 229).
 //   1 warp roles, as described next: 606 us.
 //
 // Variant 1. One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
@@ -879,7 +880,13 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // a base pointer aligned through an integer cast, so generic ld/st) 240.8 us; shared-space pointer, three stages,
 // gates and U pairs read under the products 223.4; o deferred as above 203.8 (the forward 333.9).
 // Blocks of BV = 32 or 64 columns (Args::state_output_columns): 64 halves the blocks (one wave where 32 needs two,
-// B = 4 below) at a longer step (N = 64 products, twice the delta and o work per warpgroup).
+// B = 4 below) at a longer step (N = 64 products, twice the delta and o work per warpgroup). Measured (H200, session
+// 8, tree 53c9d7b, warm, chunk_scores included; stages-H200-53c9d7b.txt): B=4 T=4096 HV=16 (256 blocks of 32 on 132
+// SMs) 208.3 us with 64 columns against 228.6 with 32 (forward 339.9 / 359.3); B=1 HV=32, one wave either way: 297.9
+// against 214.4 at T = 8192, 1135 against 797 at T = 32768 (2.2 against 1.55 us per step). Hence the choice by waves
+// (state_output_block_columns). Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
+// both warpgroups running W h_c, the delta, Q h_c and o on 32 columns each, 1.48 (this version 1.43; B = 4: 0.99
+// against 0.91); W h_c and the delta split by columns with Q h_c and o on warpgroup 1, 1.75.
 template <int BV_>
 struct So4Layout {
   static constexpr int K = 128, BV = BV_;
