@@ -148,8 +148,6 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
   scores = mk(BT * d.HV * kBT, e);
   o = mk(BT * d.HV * d.V, e);
   final_state = mk(d.N * d.HV * d.K * d.V, 4);
-  intra_ready = mk(d.num_chunks * d.H, 4);
-  intra_ready.fill_bytes(0);
   args.d = d;
   args.qkv = qkv, args.g_t = g_t, args.beta_t = beta_t, args.ainv = ainv;
   args.chunks = static_cast<ChunkDesc const*>(chunks.get());
@@ -162,7 +160,6 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
   args.scores = scores.get();
   args.o = o.get();
   args.final_state = static_cast<float*>(final_state.get());
-  args.intra_ready = static_cast<unsigned*>(intra_ready.get());
 }
 
 void Workspace::poison() {
@@ -171,61 +168,8 @@ void Workspace::poison() {
 
 ElemType uv_type(Args const& a) { return a.precise_uv ? ElemType::f32 : a.qkv; }
 
-bool forward_overlaps(Args const& a) {
-  return a.overlap_intra_state && a.intra_ready != nullptr && a.d.num_chunks > 0 && a.d.N > 0 &&
-         a.fusion == Fusion::intra && intra_writes_scores(a) && a.fuse_state_output && state_output_runs_fused(a) &&
-         a.state_output_variant == 4 && a.d.K == 128 && (a.state_output_columns == 0 || a.state_output_columns == 32);
-}
-
-namespace {
-// The second stream of forward()'s overlapped path and the events that fork it from the caller's stream and
-// join it back, one set per device, made on first use (non-blocking: no implicit sync with the legacy stream).
-struct SideStream {
-  cudaStream_t s = nullptr;
-  cudaEvent_t fork = nullptr, join = nullptr;
-};
-SideStream const& side_stream() {
-  constexpr int kMaxDevices = 64;
-  static SideStream side[kMaxDevices];
-  int dev = 0;
-  GDN_CUDA_CHECK(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= kMaxDevices) throw std::runtime_error("forward: device index out of range");
-  SideStream& x = side[dev];
-  if (x.s == nullptr) {
-    int least = 0, greatest = 0;
-    GDN_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    GDN_CUDA_CHECK(cudaStreamCreateWithPriority(&x.s, cudaStreamNonBlocking, greatest));
-    GDN_CUDA_CHECK(cudaEventCreateWithFlags(&x.fork, cudaEventDisableTiming));
-    GDN_CUDA_CHECK(cudaEventCreateWithFlags(&x.join, cudaEventDisableTiming));
-  }
-  return x;
-}
-
-// intra_fused and state_output_fused at the same time (Args::overlap_intra_state). The intra kernel goes first,
-// one block per SM (or per item where there are fewer), so that where the GPU runs kernels one after the other
-// (a sanitizer, CUDA_LAUNCH_BLOCKING) it has finished before the state + output kernel waits for its flags; where
-// they run together, each SM holds one block of either (registers 30K + 21K, shared memory 150 + 65 KB).
-void overlapped_intra_state_output(Args const& a, Stream s) {
-  SideStream const& x = side_stream();
-  int dev = 0, sms = 0;
-  GDN_CUDA_CHECK(cudaGetDevice(&dev));
-  GDN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  int64_t const items = a.d.num_chunks * a.d.H;
-  GDN_CUDA_CHECK(cudaEventRecord(x.fork, s));
-  GDN_CUDA_CHECK(cudaStreamWaitEvent(x.s, x.fork, 0));
-  intra_fused_releasing(a, s, static_cast<int>(std::min<int64_t>(items, std::max(sms, 1))));
-  state_output_fused_waiting(a, x.s);
-  GDN_CUDA_CHECK(cudaEventRecord(x.join, x.s));
-  GDN_CUDA_CHECK(cudaStreamWaitEvent(s, x.join, 0));
-}
-}  // namespace
-
 void forward(Args const& a, Stream s) {
   chunk_cumsum(a, s);
-  if (forward_overlaps(a)) {
-    overlapped_intra_state_output(a, s);
-    return;
-  }
   switch (a.fusion) {
     case Fusion::none:
       kkt(a, s);

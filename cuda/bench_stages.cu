@@ -136,10 +136,6 @@ int main(int argc, char** argv) {
     f3s4c32.state_output_columns = 32, f3s4c64.state_output_columns = 64;
     add("forward intra3+scores + so4 c32", 0, [&] { forward(f3s4c32, nullptr); });
     add("forward intra3+scores + so4 c64", 0, [&] { forward(f3s4c64, nullptr); });
-    Args f3s4ov = f3s4;  // intra and state + output at the same time (forward_overlaps)
-    f3s4ov.overlap_intra_state = true;
-    if (!forward_overlaps(f3s4ov)) throw std::runtime_error("the overlapped forward does not apply");
-    add("forward intra3+scores + so4 overlap", 0, [&] { forward(f3s4ov, nullptr); });
     add("forward intra3 (state, output)", 0, [&] { forward(i3, nullptr); });
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });

@@ -7,7 +7,6 @@
 //   2 (this) one warp per (chunk, value head), 8 per block: lane l holds rows 2l, 2l+1; pair sums, then a
 //     5-step warp inclusive scan (shuffles) of the pair totals (summation order of a parallel scan, as
 //     Triton's tl.cumsum; differs from the sequential sum only by fp32 reassociation).
-// It also clears Args::intra_ready where set (the flags of forward()'s overlapped path, which follows it).
 #include "common.cuh"
 
 namespace gdn_cuda {
@@ -15,11 +14,7 @@ namespace {
 
 __global__ void __launch_bounds__(256) chunk_cumsum_kernel(ChunkDesc const* __restrict__ chunks,
                                                            void const* __restrict__ g, ElemType gt,
-                                                           float* __restrict__ out, int HV,
-                                                           unsigned* __restrict__ ready, int H) {
-  // Args::intra_ready: this chunk's flags cleared for the overlapped forward, which runs after this kernel
-  if (ready != nullptr && blockIdx.y == 0)
-    for (int i = threadIdx.x; i < H; i += blockDim.x) ready[static_cast<int64_t>(blockIdx.x) * H + i] = 0u;
+                                                           float* __restrict__ out, int HV) {
   int const hv = blockIdx.y * 8 + (threadIdx.x >> 5);
   if (hv >= HV) return;
   int const lane = threadIdx.x & 31;
@@ -45,8 +40,7 @@ __global__ void __launch_bounds__(256) chunk_cumsum_kernel(ChunkDesc const* __re
 void chunk_cumsum(Args const& a, Stream s) {
   if (a.d.num_chunks == 0) return;
   dim3 const grid(static_cast<unsigned>(a.d.num_chunks), static_cast<unsigned>(ceil_div(a.d.HV, 8)));
-  chunk_cumsum_kernel<<<grid, 256, 0, s>>>(a.chunks, a.g, a.g_t, a.g_cumsum, static_cast<int>(a.d.HV), a.intra_ready,
-                                             static_cast<int>(a.d.H));
+  chunk_cumsum_kernel<<<grid, 256, 0, s>>>(a.chunks, a.g, a.g_t, a.g_cumsum, static_cast<int>(a.d.HV));
   GDN_LAUNCH_CHECK();
 }
 

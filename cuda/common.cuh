@@ -50,33 +50,6 @@ __device__ __forceinline__ void block_time_end(unsigned long long* bt) {
   }
 }
 
-// ---------------------------------------------------------------- ready flags between concurrent kernels
-// Args::overlap_intra_state: intra_fused releases one flag per (chunk, key head) item once every thread's
-// stores of the item are done (the block barrier before makes them the releasing thread's, and release is
-// cumulative); state_output_fused acquires it before its tile copies of that chunk. The copies are TMA
-// (async-proxy) reads, so both sides also fence between the generic and the async proxy.
-__device__ __forceinline__ void release_ready(unsigned* flag) {
-  asm volatile("fence.proxy.async.global;\n" ::: "memory");
-  asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(flag), "r"(1u) : "memory");
-}
-__device__ __forceinline__ unsigned load_acquire(unsigned const* flag) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(flag) : "memory");
-  return v;
-}
-// Spins (with a short sleep) until *flag is set. A flag not set within 10 s means the producing kernel is not
-// running (a launch order or residency bug): trap, so that the host sees a launch failure instead of a hang.
-__device__ __forceinline__ void wait_ready(unsigned const* flag) {
-  if (load_acquire(flag) == 0u) {
-    unsigned long long const t0 = global_timer_ns();
-    while (load_acquire(flag) == 0u) {
-      __nanosleep(200);
-      if (global_timer_ns() - t0 > 10000000000ull) __trap();
-    }
-  }
-  asm volatile("fence.proxy.async.global;\n" ::: "memory");
-}
-
 // ---------------------------------------------------------------- element conversions
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -512,13 +485,6 @@ void ensure_smem(std::size_t bytes) {
     done = bytes;
   }
 }
-
-// The two halves of forward()'s overlapped path (Args::overlap_intra_state, api.cu): intra_fused 3 with the
-// score rows as `grid` blocks that walk the (chunk, key head) items in order and release Args::intra_ready
-// per item; state_output_fused 4 in 32-column blocks with two tile stages, each chunk's copies issued once its
-// item is ready. Only for Args where forward_overlaps() holds.
-void intra_fused_releasing(Args const& a, Stream s, int grid);
-void state_output_fused_waiting(Args const& a, Stream s);
 
 // Dispatch an ElemType to a C++ type.
 template <class F>

@@ -96,13 +96,6 @@ struct Args {
   // Fusion::intra and intra_writes_scores() holds (the caller ran intra_fused with the same Args first, as
   // forward() does). The same bytes either way.
   bool scores_in_intra = false;
-  // forward() runs intra_fused 3 and state_output_fused 4 at the same time where forward_overlaps() says so:
-  // the intra kernel as one block per SM walking the (chunk, key head) items in order and releasing a ready
-  // flag per item (Args::intra_ready), the state + output kernel on a second stream, 32-column blocks with two
-  // tile stages (so that one intra block fits beside each of them on an SM), its tile copies issued once the
-  // item's flag is set. The same kernels' arithmetic: the bytes of forward() without it.
-  bool overlap_intra_state = false;
-  unsigned* intra_ready = nullptr;  // [num_chunks * H] flags (chunk_cumsum zeroes them), for overlap_intra_state
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
   // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
   // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Any Fusion; needs the
@@ -173,10 +166,6 @@ bool intra_writes_scores(Args const& a);
 // kernels, which need Args::h and Args::v_new.
 void state_output_fused(Args const& a, Stream stream);
 bool state_output_runs_fused(Args const& a);
-// Whether forward() overlaps intra_fused and state_output_fused (Args::overlap_intra_state): asked, a flag
-// buffer, Fusion::intra with intra_writes_scores(), Args::fuse_state_output with variant 4 at K = 128 in
-// 32-column blocks (Args::state_output_columns 0 or 32), and at least one chunk.
-bool forward_overlaps(Args const& a);
 // The value columns per block of the state_output_fused launch these Args make: 64 or 32 for variant 4 (K = 128;
 // Args::state_output_columns, or where 0, 64 when that takes fewer waves of one block per SM on the current
 // device), 32 for the others. Throws std::invalid_argument for an unknown Args::state_output_columns.
@@ -242,8 +231,7 @@ class DeviceBuffer {
 // All inputs, intermediates and outputs of one problem, allocated for `plan`; args() points into them.
 struct Workspace {
   Plan plan;
-  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, A, A_inv, w, u, v_new, h, scores, o, final_state,
-      intra_ready;
+  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, A, A_inv, w, u, v_new, h, scores, o, final_state;
   Args args;
   Workspace(Plan plan, ElemType qkv, ElemType g_t, ElemType beta_t, ElemType ainv, bool with_h0);
   void poison();  // every output/intermediate buffer filled with NaN bytes

@@ -165,11 +165,8 @@ struct IntraTcLayout {
   static constexpr int64_t kMaxScoreHeads = (kInverseTcBytes - tile) / (sizeof(float) * kBT);
 };
 
-// REL (forward()'s overlapped path, with SC): the grid walks the (chunk, key head) items, item = chunk * H + key
-// head, block b taking b, b + gridDim.x, ...; after each item a block barrier and a release of
-// Args::intra_ready[item]. Otherwise one item per block (blockIdx.x).
-template <class E, class UT, int K, bool SC, bool REL = false>
-__global__ void __launch_bounds__(128, REL ? 2 : 3) intra_v3_kernel(Args a) {
+template <class E, class UT, int K, bool SC>
+__global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   using L = IntraTcLayout<E, UT, K>;
   static_assert(!SC || !L::PRE, "the score rows are written by the plain kernel only");
   static_assert(L::kMaxScoreHeads >= 1, "a value head's gates must fit after the q tile (intra_writes_scores)");
@@ -187,11 +184,8 @@ __global__ void __launch_bounds__(128, REL ? 2 : 3) intra_v3_kernel(Args a) {
   block_time_begin(a.block_times);
 
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
-  int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  int64_t const items = a.d.num_chunks * H;
-  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
-  int const hk = static_cast<int>(item % H);
-  ChunkDesc const c = a.chunks[item / H];
+  int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  ChunkDesc const c = a.chunks[blockIdx.x / H];
   int64_t const vstride = static_cast<int64_t>(HV) * V;
   auto load_v = [&](int hv) {
     load_tile_async<E>(vs, LDK, static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V, vstride, kBT, c.rows, V, tid, 128);
@@ -332,10 +326,6 @@ __global__ void __launch_bounds__(128, REL ? 2 : 3) intra_v3_kernel(Args a) {
         store_rows(static_cast<E*>(a.w));
     }
   }
-  if constexpr (!REL) break;  // one item per block
-  __syncthreads();  // every thread's stores of the item are done (and the next item may refill the tiles)
-  if (tid == 0) release_ready(a.intra_ready + item);
-  }
   block_time_end(a.block_times);
 }
 
@@ -344,21 +334,6 @@ void launch_intra_v3(Args const& a, Stream s) {
   constexpr std::size_t bytes = IntraTcLayout<E, UT, K>::bytes;
   ensure_smem<intra_v3_kernel<E, UT, K, SC>>(bytes);
   intra_v3_kernel<E, UT, K, SC><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
-}
-
-template <class E>
-void launch_intra_v3_releasing(Args const& a, Stream s, int grid) {
-  constexpr auto kern = intra_v3_kernel<E, E, 128, true, true>;
-  constexpr std::size_t bytes = IntraTcLayout<E, E, 128>::bytes;
-  ensure_smem<intra_v3_kernel<E, E, 128, true, true>>(bytes);
-  // all of the SM's shared memory as the carveout, as for state_output_fused 4 beside it: an SM configured for
-  // less could not take that kernel's block while this one's stays
-  static bool const carveout_set = [&] {
-    GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    return true;
-  }();
-  (void)carveout_set;
-  kern<<<static_cast<unsigned>(grid), 128, bytes, s>>>(a);
 }
 
 template <class E, class UT, int K>
@@ -378,17 +353,6 @@ bool intra_writes_scores(Args const& a) {
   using E = __nv_bfloat16;
   int64_t const max_heads = a.d.K == 128 ? IntraTcLayout<E, E, 128>::kMaxScoreHeads : IntraTcLayout<E, E, 64>::kMaxScoreHeads;
   return a.d.HV / a.d.H <= max_heads;
-}
-
-void intra_fused_releasing(Args const& a, Stream s, int grid) {
-  if (!forward_overlaps(a)) throw std::logic_error("intra_fused_releasing: forward_overlaps() does not hold");
-  Args b = a;
-  b.block_times = nullptr;  // the grid is not one block per item
-  if (a.qkv == ElemType::f16)
-    launch_intra_v3_releasing<__half>(b, s, grid);
-  else
-    launch_intra_v3_releasing<__nv_bfloat16>(b, s, grid);
-  GDN_LAUNCH_CHECK();
 }
 
 void intra_fused(Args const& a, Stream s) {

@@ -887,9 +887,7 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // (state_output_block_columns). Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
 // both warpgroups running W h_c, the delta, Q h_c and o on 32 columns each, 1.48 (this version 1.43; B = 4: 0.99
 // against 0.91); W h_c and the delta split by columns with Q h_c and o on warpgroup 1, 1.75.
-// STAGES_ 0: the default below; forward()'s overlapped path runs BV = 32 with two stages (148 KB), so that an
-// intra_fused 3 block (64 KB) fits beside the block on its SM.
-template <int BV_, int STAGES_ = 0>
+template <int BV_>
 struct So4Layout {
   static constexpr int K = 128, BV = BV_;
   static_assert(BV == 32 || BV == 64, "32- or 64-column blocks");
@@ -901,7 +899,7 @@ struct So4Layout {
   // Three stages at BV = 32: a chunk's copies are issued two steps ahead (with two, the wait for them took ~2% of
   // the samples at a 1.5 us step: ~60 KB per SM and step from L2 for 128 SMs at once). At BV = 64 three 64 KB
   // stages do not fit beside the rest: two, issued one step ahead.
-  static constexpr int kStages = STAGES_ != 0 ? STAGES_ : BV == 32 ? 3 : 2;
+  static constexpr int kStages = BV == 32 ? 3 : 2;
   static constexpr int kSb = kStages * STAGE;  // [2] snapshot h_c, 8 or 16 KB each (no swizzle, as variant 3)
   static constexpr int kDb = kSb + 2 * K * BV * 2;
   static constexpr int kVs = kDb + kBT * BV * 2;
@@ -915,14 +913,12 @@ struct So4Layout {
   }
 };
 
-// WAIT (forward()'s overlapped path): the chunk's tile copies are issued once Args::intra_ready says that
-// intra_fused has written its w, u and score rows (the flag of the chunk's key-head item); two stages.
-template <class E, int BV, bool WAIT = false>
+template <class E, int BV>
 __global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
                            __grid_constant__ CUtensorMap const tp) {
-  using L = So4Layout<BV, WAIT ? 2 : 0>;
+  using L = So4Layout<BV>;
   constexpr int K = L::K, V = K, NB = BV / 8, NA = BV / 2;  // 8-column groups, accumulator registers
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Aligned by an offset from smem_raw, not through an integer cast: the compiler then still knows the pointer
@@ -946,7 +942,6 @@ __global__ void __launch_bounds__(256, 1)
     unsigned char* const st = stage_at(i);
     uint64_t* const bar = &full[i % L::kStages];
     int const r0 = static_cast<int>(row0);
-    if constexpr (WAIT) wait_ready(a.intra_ready + (c_begin + i) * a.d.H + hk);
     mbar_arrive_expect_tx(bar, L::STAGE);  // every box lands whole (zeros past the tensor's end)
     tma_load_3d(st + L::kW, &tw, bar, 0, hv, r0);
     tma_load_3d(st + L::kW + L::BOX, &tw, bar, 64, hv, r0);
@@ -1128,9 +1123,9 @@ __global__ void __launch_bounds__(256, 1)
   block_time_end(a.block_times);
 }
 
-template <class E, int BV, bool WAIT = false>
+template <class E, int BV>
 void launch_state_output_v4(Args const& a, Stream s) {
-  using L = So4Layout<BV, WAIT ? 2 : 0>;
+  using L = So4Layout<BV>;
   uint64_t const rows = static_cast<uint64_t>(a.d.B * a.d.T), HV = static_cast<uint64_t>(a.d.HV);
   CUtensorMap const tw = tma_map_3d(a.w, L::K, HV, rows, 64, kBT, true);
   CUtensorMap const tq = tma_map_3d(a.q, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
@@ -1139,15 +1134,8 @@ void launch_state_output_v4(Args const& a, Stream s) {
   CUtensorMap const tp = tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / BV));
-  ensure_smem<state_output_v4_kernel<E, BV, WAIT>>(bytes);
-  if constexpr (WAIT) {  // the whole shared memory as carveout, as intra_fused's releasing kernel beside it
-    static bool const carveout_set = [] {
-      GDN_CUDA_CHECK(cudaFuncSetAttribute(state_output_v4_kernel<E, BV, WAIT>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-      return true;
-    }();
-    (void)carveout_set;
-  }
-  state_output_v4_kernel<E, BV, WAIT><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+  ensure_smem<state_output_v4_kernel<E, BV>>(bytes);
+  state_output_v4_kernel<E, BV><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
 }
 
 template <class E, int K>
@@ -1179,17 +1167,6 @@ int state_output_block_columns(Args const& a) {
   int64_t const heads = a.d.N * a.d.HV, sm = std::max(sms, 1);
   auto waves = [&](int64_t blocks) { return (blocks + sm - 1) / sm; };
   return waves(heads * (128 / 64)) < waves(heads * (128 / 32)) ? 64 : 32;
-}
-
-void state_output_fused_waiting(Args const& a, Stream s) {
-  if (!forward_overlaps(a)) throw std::logic_error("state_output_fused_waiting: forward_overlaps() does not hold");
-  Args b = a;
-  b.block_times = nullptr;
-  if (a.qkv == ElemType::f16)
-    launch_state_output_v4<__half, 32, true>(b, s);
-  else
-    launch_state_output_v4<__nv_bfloat16, 32, true>(b, s);
-  GDN_LAUNCH_CHECK();
 }
 
 void state_output_fused(Args const& a, Stream s) {

@@ -143,10 +143,8 @@ class GpuImplementation final : public Implementation {
       case Variant::fused_forward:
         return "fused intra CUDA kernel, variant 3 (as fused-intra-v3, also writing the gated score rows Q K^T "
                "per chunk from the k tile it holds: chunk_scores' bytes), then chunk_state + chunk_output in one "
-               "kernel (state_output_fused variant 4 at K = 128, 2 at K = 64: h and v_new stay in shared memory, the "
-               "same products in the same order, so the bytes of fused-intra-v3); end to end at K = 128 the two "
-               "kernels run at the same time, the state + output kernel waiting per chunk for the intra kernel's "
-               "ready flags (Args::overlap_intra_state); " + common;
+               "kernel (state_output_fused variant 2: h and v_new stay in shared memory, the same products in the "
+               "same order, so the bytes of fused-intra-v3); " + common;
       case Variant::cublas:
         return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
                "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
@@ -229,8 +227,6 @@ class GpuImplementation final : public Implementation {
     a.intra_variant = v_ == Variant::fused_intra_v3 || v_ == Variant::precise_v3 || v_ == Variant::fused_forward ? 3 : 1;
     a.fuse_state_output = v_ == Variant::fused_forward;
     a.scores_in_intra = v_ == Variant::fused_forward;
-    // the intra kernel and the state + output kernel at the same time where forward_overlaps() holds (K = 128)
-    a.overlap_intra_state = v_ == Variant::fused_forward;
     gc::ElemType const uvt = gc::uv_type(a);  // u, v_new
     if (p.qk_l2norm) {
       gc::l2norm(ws.q.get(), ws.q.get(), qkv, d.B * d.T * d.H, d.K, nullptr);
@@ -248,10 +244,7 @@ class GpuImplementation final : public Implementation {
     std::vector<int64_t> const hshape{d.B, d.NT, d.HV, d.K, d.V}, fshape{d.N, d.HV, d.K, d.V};
     StageOutputs out;
     auto sync = [] { gc::synchronize(); };
-    if (!ref && a.overlap_intra_state) {
-      gc::forward(a, nullptr);  // cumsum, then intra + state + output (overlapped where forward_overlaps())
-      sync();
-    } else if (!ref) {
+    if (!ref) {
       gc::chunk_cumsum(a, nullptr);
       if (has_A) {
         run_kkt();

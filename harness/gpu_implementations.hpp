@@ -8,9 +8,8 @@
 //                       heads, merges in 3xTF32 on the tensor cores (not bit-equal to fused; its own bound)
 //   fused-intra-v3      intra variant 3: kkt+solve as fused-v5, beta folded into the A_inv operand of w/u
 //   precise-v3          precise's arithmetic for u, v_new and the scores on top of intra variant 3
-//   fused-forward       fused-intra-v3's intra kernel writing the score rows too, and state + output in one kernel
-//                       (state_output_fused.cu variant 4, 2 at K = 64: the bytes of fused-intra-v3's kernels);
-//                       end to end at K = 128 the two run at the same time (Args::overlap_intra_state)
+//   fused-forward       fused-intra-v3's intra kernel, then state + output in one kernel (state_output_fused.cu
+//                       variant 2, after chunk_scores: the bytes of fused-intra-v3's two kernels): four kernels
 //   cublas              KKT by cublasGemmStridedBatchedEx + mask, inverse by cublasStrsmBatched (fp32),
 //                       A_inv fp32, split state; other stages ours
 //   cublas-fp64         the same with cublasDtrsmBatched (fp64 solve), A_inv fp32

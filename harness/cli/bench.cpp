@@ -477,14 +477,6 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
         "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
         [&, i] { gc::forward(ifwd3sc4c[i], nullptr); }, fwd_unfused16,
         "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
-  // the intra kernel and the state + output kernel at the same time (Args::overlap_intra_state; the same bytes)
-  gc::Args ifwd3ov = ifwd3sc4;
-  ifwd3ov.overlap_intra_state = true;
-  if (gc::forward_overlaps(ifwd3ov))
-    add("forward fused-intra v3 + scores in intra + state_output_fused 4, intra and state + output overlapped",
-        "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
-        [&] { gc::forward(ifwd3ov, nullptr); }, fwd_unfused16, "floor: a fully fused forward; A_inv, h, v_new not stored",
-        "forward unfused");
   add("forward fused-intra v3 + state_output_fused 1", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3so1, nullptr); }, fwd_unfused16,
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");

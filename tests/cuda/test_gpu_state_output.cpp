@@ -9,8 +9,6 @@
 // buffers at their ends), with and without an initial state, and with h / v_new not stored.
 // Problems the kernel does not cover (fp32, split state operand, precise_uv) run the two kernels: the same
 // bytes again. Accuracy against the fp64 reference: test_gpu_stages runs "fused-forward" on every family.
-// The overlapped forward (Args::overlap_intra_state: intra_fused 3 and variant 4 at the same time, ready flags per
-// chunk and key head) against the same kernels one after the other, dense, ragged, many items and waves.
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -252,123 +250,6 @@ BOOST_AUTO_TEST_CASE(chosen_block_columns_follow_waves) {
   BOOST_TEST(gc::state_output_block_columns(a) == 64);
   a.d.K = a.d.V = 64;  // variant 4 covers K = 128 only
   BOOST_TEST(gc::state_output_block_columns(a) == 32);
-}
-
-// ---------------------------------------------------------------- the overlapped forward (Args::overlap_intra_state)
-namespace {
-// forward() through intra_fused 3 (score rows included) and state_output_fused 4 in 32-column blocks, one after the
-// other: the reference bytes for the overlapped path.
-gc::Args overlap_candidate(test::StateRun const& run, bool store_intermediates) {
-  gc::Args f = run.a;
-  f.intra_variant = 3;
-  f.scores_in_intra = true;
-  f.fuse_state_output = true;
-  f.state_output_variant = 4;
-  f.state_output_columns = 32;
-  f.A_inv = nullptr;
-  if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
-  return f;
-}
-
-// The overlapped forward writes the bytes of the same kernels run one after the other: o, the final state and,
-// when stored, h and v_new. It runs twice on poisoned buffers: the second run finds the first run's flags set,
-// so a flag that chunk_cumsum failed to clear would let the state + output kernel read NaN tiles.
-void expect_overlap_equals_serial(test::StateCase const& c, bool store_intermediates = true) {
-  test::StateRun run(c, 53);
-  gc::Workspace& ws = *run.ws;
-  gc::Args const serial = overlap_candidate(run, store_intermediates);
-  gc::Args overlap = serial;
-  overlap.overlap_intra_state = true;
-  BOOST_REQUIRE(!gc::forward_overlaps(serial));
-  BOOST_REQUIRE(gc::forward_overlaps(overlap));
-  struct Out { gc::DeviceBuffer* buf; char const* name; bool intermediate; };
-  Out const outs[] = {{&ws.o, "o", false}, {&ws.final_state, "final_state", false}, {&ws.h, "h", true},
-                      {&ws.v_new, "v_new", true}};
-  ws.poison();
-  gc::forward(serial, nullptr);
-  gc::synchronize();
-  std::vector<std::vector<unsigned char>> ref;
-  for (auto const& o : outs) ref.push_back(test::device_bytes(*o.buf));
-  BOOST_REQUIRE(!test::untouched(ws.o));
-  for (int rep = 0; rep < 2; ++rep) {
-    BOOST_TEST_CONTEXT("overlapped run " << rep) {
-      ws.poison();
-      gc::forward(overlap, nullptr);
-      gc::synchronize();
-      for (size_t i = 0; i < std::size(outs); ++i) {
-        if (outs[i].intermediate && !store_intermediates) {
-          BOOST_TEST(test::untouched(*outs[i].buf), outs[i].name << " written although its pointer was null");
-          continue;
-        }
-        size_t const d = bytes_differing(test::device_bytes(*outs[i].buf), ref[i]);
-        BOOST_TEST(d == 0u, outs[i].name << ": " << d << " of " << ref[i].size() << " bytes differ from the serial run");
-      }
-    }
-  }
-}
-}  // namespace
-
-BOOST_AUTO_TEST_CASE(overlap_equals_serial_bf16_G2) {
-  test::StateCase c;
-  c.T = 1000;
-  expect_overlap_equals_serial(c);
-}
-
-BOOST_AUTO_TEST_CASE(overlap_equals_serial_fp16_G4_not_stored) {
-  test::StateCase c;
-  c.T = 333, c.H = 1, c.HV = 4, c.e = gc::ElemType::f16, c.h0 = false;
-  expect_overlap_equals_serial(c, false);
-}
-
-// Empty, one-token and 63/64/65-token sequences, no GQA.
-BOOST_AUTO_TEST_CASE(overlap_equals_serial_ragged_G1) {
-  test::StateCase c;
-  c.H = 2, c.HV = 2;
-  c.seqlens = {1, 0, 63, 64, 65, 128, 129, 200, 3};
-  expect_overlap_equals_serial(c);
-}
-
-// More (chunk, key head) items than SMs (each intra block walks several) and more state + output blocks than SMs
-// (several waves, the later ones starting where intra has long finished their chunks).
-BOOST_AUTO_TEST_CASE(overlap_equals_serial_many_items_and_waves) {
-  test::StateCase c;
-  c.H = 2, c.HV = 4;
-  c.seqlens.assign(48, 100);  // 48 sequences of two chunks: 96 chunks, 192 items; 768 blocks of 32 columns
-  c.seqlens.push_back(4096);  // and one long sequence
-  expect_overlap_equals_serial(c);
-}
-
-// Where the overlapped path does not apply, forward() runs the kernels one after the other.
-BOOST_AUTO_TEST_CASE(overlap_applies_only_where_it_can) {
-  test::StateCase c;
-  c.T = 200;
-  test::StateRun run(c, 7);
-  gc::Args f = overlap_candidate(run, true);
-  f.overlap_intra_state = true;
-  BOOST_TEST(gc::forward_overlaps(f));
-  f.state_output_columns = 0;  // chosen: the overlapped path runs 32 columns
-  BOOST_TEST(gc::forward_overlaps(f));
-  auto without = [&](auto change, char const* what) {
-    gc::Args x = f;
-    change(x);
-    BOOST_TEST(!gc::forward_overlaps(x), what);
-  };
-  without([](gc::Args& x) { x.overlap_intra_state = false; }, "not asked");
-  without([](gc::Args& x) { x.intra_ready = nullptr; }, "no flag buffer");
-  without([](gc::Args& x) { x.state_output_columns = 64; }, "64-column blocks (no room for an intra block beside)");
-  without([](gc::Args& x) { x.state_output_variant = 2; }, "state_output_fused 2");
-  without([](gc::Args& x) { x.scores_in_intra = false; }, "score rows by chunk_scores");
-  without([](gc::Args& x) { x.intra_variant = 1; }, "intra variant 1");
-  without([](gc::Args& x) { x.fuse_state_output = false; }, "chunk_state + chunk_output");
-  without([](gc::Args& x) { x.fusion = gc::Fusion::kkt_solve; }, "kkt+solve fusion");
-  without([](gc::Args& x) { x.precise_uv = true; }, "precise");
-  without([](gc::Args& x) { x.split_state = true; }, "split state operand");
-  test::StateCase c64 = c;
-  c64.K = 64;
-  test::StateRun run64(c64, 7);
-  gc::Args f64 = overlap_candidate(run64, true);
-  f64.overlap_intra_state = true;
-  BOOST_TEST(!gc::forward_overlaps(f64), "K = 64");
 }
 #endif
 
