@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
     add("solve_tril (fp32 A_inv)", tok_hv * (160 + 256), [&] { solve_tril(a32, nullptr); });
     add("kkt + solve (bf16)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4 + tok_hv * (256 + 128),
         [&] { kkt(a, nullptr); solve_tril(a, nullptr); });
+    Args ak4 = a, ak5 = a;  // the fused kkt+solve, variants 4 (bit-equal to the pair) and 5 (GQA Gram, 3xTF32 merges)
+    ak4.kkt_solve_variant = 4, ak5.kkt_solve_variant = 5;
+    double const kkt_solve_bytes = tok_h * K * e + tok_hv * 8 + tok_hv * 128;  // read k, beta, g_cumsum; write A_inv
+    add("kkt_solve_fused v4", kkt_solve_bytes, [&] { kkt_solve_fused(ak4, nullptr); });
+    add("kkt_solve_fused v5", kkt_solve_bytes, [&] { kkt_solve_fused(ak5, nullptr); });
     add("wu (bf16 A_inv)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 128 + 2 * K * e), [&] { wu(a, nullptr); });
     add("wu (fp32 A_inv split)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 256 + 2 * K * e), [&] { wu(a32, nullptr); });
     double const hbytes = double(B) * plan.d.NT * HV * K * K * e;

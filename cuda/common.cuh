@@ -328,9 +328,11 @@ __device__ __forceinline__ void gate_score_tile(float const (&P)[2][4], float co
       int const j = 16 * tb + 8 * jj + 2 * t;
       float v[2];
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
+      for (int e = 0; e < 2; ++e) {  // straight-line: the load and exp unconditional, the mask a final select
         bool const keep = tb <= ta && rok && (j + e) <= r;
-        v[e] = keep ? P[jj][2 * hh + e] * expf(keep ? gr - gx[j + e] : 0.f) : 0.f;
+        float const gj = gx[j + e];
+        float const val = P[jj][2 * hh + e] * expf(keep ? gr - gj : 0.f);
+        v[e] = keep ? val : 0.f;
       }
       store2<E>(rowbase + (g + 8 * hh) * ld + j, v[0], v[1]);
     }

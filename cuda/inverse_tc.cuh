@@ -24,6 +24,12 @@
 
 #include "common.cuh"
 
+// A hook after every block barrier of the inverse, for cuda/inverse_probe.cu's phase stamps; empty (no code) in
+// the library.
+#ifndef GDNV_PHASE
+#define GDNV_PHASE()
+#endif
+
 namespace gdn_cuda {
 
 constexpr int kLdB = 20;            // fp32 row stride of a 16x16 block slot
@@ -122,10 +128,12 @@ __device__ __forceinline__ void gram_tiles(E const* ks, int lds, float (&G)[3][2
   unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
-    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
+    // warps 2 and 3 have two tiles; their third slot computes block (0, 0) again (gate_tiles stores it where it is
+    // overwritten unread): straight-line code whose three product chains the compiler can interleave
+    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu) & 0x0F;
     float acc[1][2][4];
     zero_acc(acc);
-    if (tile != 0xFF) warp_mma<E, true, true, 1, 2>(acc, ks, lds, 16 * (tile >> 2), ks, lds, 16 * (tile & 3), 0, K);
+    warp_mma<E, true, true, 1, 2>(acc, ks, lds, 16 * (tile >> 2), ks, lds, 16 * (tile & 3), 0, K);
 #pragma unroll
     for (int j = 0; j < 2; ++j)
 #pragma unroll
@@ -146,8 +154,7 @@ __device__ __forceinline__ void gram_and_qk_tiles(E const* ks, E const* qs, int 
     for (int e = 0; e < 8; ++e) G[n][e >> 2][e & 3] = 0.f, P[n][e >> 2][e & 3] = 0.f;
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
-    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
-    if (tile == 0xFF) continue;
+    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu) & 0x0F;  // no tile: block (0, 0), as gram_tiles
     int const mb = 16 * (tile >> 2), nb = 16 * (tile & 3);
 #pragma unroll
     for (int k0 = 0; k0 < K; k0 += 16) {
@@ -167,14 +174,18 @@ __device__ __forceinline__ void gram_and_qk_tiles(E const* ks, E const* qs, int 
 // gs, bs: the head's g_cumsum and beta per chunk row (0 past `rows`). No barrier inside.
 __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,
                                            float* sc) {
-  int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
+  int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  unsigned const tiles = gram_tile_set(warp);
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
+    // Straight-line code over all three tiles and their 8 entries per lane: every load and exp unconditional, the
+    // mask a select at the end. (With the mask as a branch around each entry's load and exp, the compiler emitted
+    // 24 serial basic blocks per warp: ~3100 cycles per head, 40% of the kernel, cuda/inverse_probe.cu.) Warps 2
+    // and 3 have no third tile: they gate block (0, 0) into their own T slot, which invert_diag overwrites.
     int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
-    if (tile == 0xFF) break;
-    int const rb = tile >> 2, cb = tile & 3;
-    float* dst = sc + (rb == cb ? tc_slot::D0 + rb : off_slot(rb, cb)) * kSlotF;
+    bool const real = tile != 0xFF;
+    int const rb = real ? tile >> 2 : 0, cb = real ? tile & 3 : 0;
+    float* dst = sc + (!real ? tc_slot::T0 + warp : rb == cb ? tc_slot::D0 + rb : off_slot(rb, cb)) * kSlotF;
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       int const i = 16 * rb + g + 8 * hh;
@@ -186,9 +197,11 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
         float v[2];
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          bool const keep = row_ok && (j + e) < i;     // strictly lower; i < rows implies j valid
-          float const arg = keep ? gi - gs[j + e] : 0.f;  // select before exp
-          v[e] = keep ? bi * __expf(arg) * G[n][jj][2 * hh + e] : 0.f;
+          float const gj = gs[j + e];
+          bool const keep = row_ok && (j + e) < i;         // strictly lower; i < rows implies j valid
+          float const ex = __expf(keep ? gi - gj : 0.f);   // select before exp
+          float const val = bi * ex * G[n][jj][2 * hh + e];
+          v[e] = keep ? val : 0.f;
         }
         *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(v[0], v[1]);
       }
@@ -274,6 +287,7 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
     store_block16(acc, 1.f, nullptr, S(D0 + 3));
   }
   __syncthreads();
+  GDNV_PHASE();
   zero_acc16(acc);
   zero_acc16(acc2);
   if (warp == 0) {
@@ -296,6 +310,7 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
     store_block16(acc, -1.f, S(C31), nullptr);
   }
   __syncthreads();
+  GDNV_PHASE();
   if (warp == 1) {
     zero_acc16(acc);
     mma16_tf32x3(acc, S(T32), S(D0));
@@ -303,6 +318,7 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
     store_block16(acc, -1.f, S(off_slot(3, 2)), nullptr);  // C30 over A32 (read in phase 1 only)
   }
   __syncthreads();
+  GDNV_PHASE();
 }
 
 // One value head's A_inv into the slots: gate (G, gs, bs) -> barrier -> diagonal blocks -> barrier ->
@@ -311,8 +327,10 @@ __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float cons
                                            float* sc) {
   gate_tiles(G, gs, bs, rows, sc);
   __syncthreads();
+  GDNV_PHASE();
   invert_diag(sc);
   __syncthreads();
+  GDNV_PHASE();
   merge_blocks(sc);
 }
 
@@ -320,19 +338,13 @@ __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float cons
 // for x = 0..3, r = tid / 8, q = tid % 8; entries above the diagonal exactly 0.
 __device__ __forceinline__ void ainv_piece(float const* sc, int x, float (&v)[8]) {
   int const tid = threadIdx.x, r = tid >> 3, q = tid & 7, b = q >> 1, c0 = (q & 1) * 8;
-  if (b > x) {
-#pragma unroll
-    for (int e = 0; e < 8; ++e) v[e] = 0.f;
-    return;
-  }
-  float const* src = sc + ainv_slot(x, b) * kSlotF + r * kLdB + c0;
+  // no branch around the loads: a block above the diagonal (b > x) reads the diagonal block and is zeroed by the
+  // selects, so a caller's four pieces are independent loads
+  float const* src = sc + ainv_slot(x, b > x ? x : b) * kSlotF + r * kLdB + c0;
   float4 const p0 = *reinterpret_cast<float4 const*>(src), p1 = *reinterpret_cast<float4 const*>(src + 4);
-  v[0] = p0.x, v[1] = p0.y, v[2] = p0.z, v[3] = p0.w, v[4] = p1.x, v[5] = p1.y, v[6] = p1.z, v[7] = p1.w;
-  if (b == x) {
+  float const p[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
 #pragma unroll
-    for (int e = 0; e < 8; ++e)
-      if (c0 + e > r) v[e] = 0.f;
-  }
+  for (int e = 0; e < 8; ++e) v[e] = (b > x || (b == x && c0 + e > r)) ? 0.f : p[e];
 }
 
 // Eight floats rounded to a 16-bit E, as one 16-byte store.

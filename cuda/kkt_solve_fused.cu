@@ -111,14 +111,12 @@ __global__ void __launch_bounds__(128, 5) kkt_solve_v5_kernel(Args a) {
     }
     inverse_tc(gram, gs[buf], bs[buf], c.rows, sc);
     E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
+    float v[4][8];  // the four pieces loaded first (independent), then stored
 #pragma unroll
-    for (int x = 0; x < 4; ++x) {
-      int const i = 16 * x + r;
-      if (i >= c.rows) continue;
-      float v[8];
-      ainv_piece(sc, x, v);
-      store8<E>(out + i * rstride, v);
-    }
+    for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
+#pragma unroll
+    for (int x = 0; x < 4; ++x)
+      if (16 * x + r < c.rows) store8<E>(out + (16 * x + r) * rstride, v[x]);
   }
   block_time_end(a.block_times);
 }

@@ -1,0 +1,219 @@
+// gdnv_inverse_probe: where a block of kkt_solve_fused variant 5 (the GQA-shared kkt+solve, cuda/inverse_tc.cuh)
+// spends its time. Not a library kernel: a copy of kkt_solve_v5_kernel with
+//   - clock64() stamps by thread 0 after every block barrier (the GDNV_PHASE hooks of inverse_tc.cuh, empty in the
+//     library) for the first blocks of the grid, so the per-phase latency of one block can be read;
+//   - ablations (SKIP bits: no gate, no diagonal substitution, no merges, no store; the barriers stay), so the
+//     throughput cost of each phase at full occupancy can be read as a difference of kernel times;
+//   - padding of the dynamic shared memory to hold it at 1..5 blocks per SM.
+// Outputs are garbage for the ablations; nothing here is checked against the reference (the library kernel is, in
+// tests/cuda). Usage: gdnv_inverse_probe [--T 8192] [--H 16] [--HV 32] [--reps 20]
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+namespace probe {
+__device__ long long* g_stamps = nullptr;  // [kProbeBlocks][kSlots], null: no stamps
+__shared__ int s_n;                         // this block's next slot
+constexpr int kSlots = 48, kProbeBlocks = 1024;
+__device__ __forceinline__ void stamp() {
+  if (g_stamps != nullptr && threadIdx.x == 0 && blockIdx.x < kProbeBlocks) {
+    int const n = s_n++;
+    if (n < kSlots) g_stamps[blockIdx.x * kSlots + n] = clock64();
+  }
+}
+}  // namespace probe
+#define GDNV_PHASE() ::probe::stamp()
+
+#include "common.cuh"
+#include "inverse_tc.cuh"
+#include "kkt_tile.cuh"
+
+using namespace gdn_cuda;
+
+namespace {
+
+// kkt_solve_v5_kernel (bf16, K = 128) with stamps and ablations. SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store.
+template <int SKIP>
+__global__ void __launch_bounds__(128, 1) probe_v5_kernel(Args a) {
+  using E = __nv_bfloat16;
+  constexpr int K = 128, LDS = K + 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  E* ks = reinterpret_cast<E*>(smem);
+  float* sc = reinterpret_cast<float*>(smem);
+  __shared__ float gs[2][kBT], bs[2][kBT];
+  if (threadIdx.x == 0) probe::s_n = 0;
+  GDNV_PHASE();  // entry
+
+  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
+  int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
+  ChunkDesc const c = a.chunks[blockIdx.x / H];
+  load_tile_async<E>(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  cp_async_commit();
+  float3 nxt = make_float3(0.f, 0.f, 0.f);
+  if (tid < kBT) {
+    float3 const h0 = gate_beta_row(a, c, hk * G);
+    gs[0][tid] = h0.x, bs[0][tid] = h0.y;
+    if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+  GDNV_PHASE();  // k tile and the first head's gates landed
+  float gram[3][2][4];
+  gram_tiles<E, K>(ks, LDS, gram);
+
+  int const r = tid >> 3, q = tid & 7;
+  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
+  for (int gi = 0; gi < G; ++gi) {
+    int const hv = hk * G + gi, buf = gi & 1;
+    __syncthreads();
+    GDNV_PHASE();  // head start (after the Gram, or the last head's store)
+    if (tid < kBT && gi + 1 < G) {
+      gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;
+      if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
+    }
+    if constexpr (!(SKIP & 1)) gate_tiles(gram, gs[buf], bs[buf], c.rows, sc);
+    __syncthreads();
+    GDNV_PHASE();  // gate
+    if constexpr (!(SKIP & 2)) invert_diag(sc);
+    __syncthreads();
+    GDNV_PHASE();  // diagonal blocks
+    if constexpr (!(SKIP & 4)) {
+      merge_blocks(sc);  // three stamps
+    } else {
+      __syncthreads();
+      GDNV_PHASE();
+      GDNV_PHASE();
+      GDNV_PHASE();
+    }
+    if constexpr (!(SKIP & 8)) {
+      E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
+      float v[4][8];
+#pragma unroll
+      for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
+#pragma unroll
+      for (int x = 0; x < 4; ++x)
+        if (16 * x + r < c.rows) store8<E>(out + (16 * x + r) * rstride, v[x]);
+    }
+    GDNV_PHASE();  // thread 0's store issued
+  }
+  __syncthreads();
+  GDNV_PHASE();  // exit
+}
+
+constexpr std::size_t kBaseBytes = kInverseTcBytes > sizeof(__nv_bfloat16) * kBT * 136 ? kInverseTcBytes
+                                                                                        : sizeof(__nv_bfloat16) * kBT * 136;
+
+template <int SKIP>
+float run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
+  auto kern = probe_v5_kernel<SKIP>;
+  // pad the dynamic shared memory so that exactly blocks_per_sm fit (228 KB per SM, 1 KB reserved per block)
+  std::size_t bytes = kBaseBytes;
+  if (blocks_per_sm < 5) bytes = std::max(bytes, static_cast<std::size_t>(233472 / blocks_per_sm - 1024 - 2048));
+  GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+  int occ = 0;
+  GDN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, 128, bytes));
+  if (occ != blocks_per_sm) std::printf("  (asked %d blocks per SM, occupancy says %d)\n", blocks_per_sm, occ);
+  long long* null_ptr = nullptr;
+  GDN_CUDA_CHECK(cudaMemcpyToSymbol(probe::g_stamps, stamps ? &dstamps : &null_ptr, sizeof(long long*)));
+  unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
+  cudaEvent_t e0, e1;
+  GDN_CUDA_CHECK(cudaEventCreate(&e0));
+  GDN_CUDA_CHECK(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int i = 0; i < reps + 3; ++i) {
+    GDN_CUDA_CHECK(cudaEventRecord(e0));
+    kern<<<grid, 128, bytes>>>(a);
+    GDN_CUDA_CHECK(cudaEventRecord(e1));
+    GDN_CUDA_CHECK(cudaEventSynchronize(e1));
+    float t = 0;
+    GDN_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+    if (i >= 3) ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return 1e3f * ms[ms.size() / 2];
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t T = 8192, H = 16, HV = 32;
+  int reps = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string const k = argv[i];
+    long long const v = std::atoll(argv[i + 1]);
+    if (k == "--T") T = v; else if (k == "--H") H = v; else if (k == "--HV") HV = v; else if (k == "--reps") reps = int(v);
+    else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
+  }
+  try {
+    Plan plan = make_plan(1, T, H, HV, 128, 128, {});
+    Workspace ws(plan, ElemType::bf16, ElemType::f32, ElemType::f32, ElemType::bf16, false);
+    fill_random_inputs(ws, 1);
+    Args a = ws.args;
+    chunk_cumsum(a, nullptr);
+    synchronize();
+    cudaDeviceProp prop{};
+    GDN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    int clock_khz = 0;
+    GDN_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
+    std::printf("device %s, %d SMs, max clock %.0f MHz; B=1 T=%lld H=%lld HV=%lld K=128 bf16, %lld blocks\n", prop.name,
+                prop.multiProcessorCount, clock_khz * 1e-3, (long long)T, (long long)H, (long long)HV,
+                (long long)(plan.d.num_chunks * H));
+    int const G = static_cast<int>(HV / H);
+    DeviceBuffer stamps(sizeof(long long) * probe::kProbeBlocks * probe::kSlots);
+    long long* ds = static_cast<long long*>(stamps.get());
+
+    std::printf("\n== kernel time by blocks per SM (no stamps) and per-block phases (stamps, median over %d blocks, cycles)\n",
+                probe::kProbeBlocks);
+    std::vector<std::string> labels = {"load k, gates"};
+    for (int h = 0; h < G; ++h)
+      for (char const* l : {"gram / last store -> head start", "gate", "diagonal", "merge 1", "merge 2", "merge 3", "store"})
+        labels.push_back("h" + std::to_string(h) + " " + l);
+    labels.push_back("-> exit");
+    for (int bps : {5, 4, 3, 2, 1}) {
+      float const us = run_us<0>(a, bps, reps, false, ds);
+      float const us_st = run_us<0>(a, bps, 3, true, ds);
+      std::vector<long long> h(static_cast<std::size_t>(probe::kProbeBlocks) * probe::kSlots);
+      stamps.download(h.data(), h.size() * sizeof(long long));
+      int const n = static_cast<int>(labels.size()) + 1;
+      std::printf("%d blocks/SM: %.1f us (with stamps %.1f)\n", bps, us, us_st);
+      std::vector<double> tot;
+      for (int b = 0; b < probe::kProbeBlocks; ++b) tot.push_back(double(h[b * probe::kSlots + n - 1] - h[b * probe::kSlots]));
+      for (int i = 0; i + 1 < n; ++i) {
+        std::vector<double> d;
+        for (int b = 0; b < probe::kProbeBlocks; ++b) d.push_back(double(h[b * probe::kSlots + i + 1] - h[b * probe::kSlots + i]));
+        std::printf("    %-36s %8.0f\n", labels[static_cast<std::size_t>(i)].c_str(), median(d));
+      }
+      std::printf("    %-36s %8.0f\n", "block total", median(tot));
+    }
+    std::printf("\n== ablations at 5 blocks per SM (kernel us; phases skipped, barriers kept)\n");
+    std::printf("  all phases          %8.1f\n", run_us<0>(a, 5, reps, false, ds));
+    std::printf("  no gate             %8.1f\n", run_us<1>(a, 5, reps, false, ds));
+    std::printf("  no diagonal         %8.1f\n", run_us<2>(a, 5, reps, false, ds));
+    std::printf("  no merges           %8.1f\n", run_us<4>(a, 5, reps, false, ds));
+    std::printf("  no store            %8.1f\n", run_us<8>(a, 5, reps, false, ds));
+    std::printf("  no diagonal, merges %8.1f\n", run_us<6>(a, 5, reps, false, ds));
+    std::printf("  only load + Gram    %8.1f\n", run_us<15>(a, 5, reps, false, ds));
+    Args al = a;
+    al.kkt_solve_variant = 5;
+    EventTimer timer;
+    std::vector<double> lib = timer.time_us([&] { kkt_solve_fused(al, nullptr); }, 3, reps, 0);
+    std::printf("  library kkt_solve_fused v5 %8.1f\n", median(lib));
+  } catch (std::exception const& ex) {
+    std::fprintf(stderr, "error: %s\n", ex.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# A GPU run for changes to the GQA-shared inverse (cuda/inverse_tc.cuh: kkt_solve_fused 5, intra_fused 3) and the
+# gated score tiles: the whole GPU suite first, `gdnv check` of the kernels that use them on the default dataset
+# and the Qwen3-Next layers, the phase probe (cuda/inverse_probe.cu), the stage timings at the three issue-5
+# shapes, `gdnv bench` on them, racecheck + memcheck of a GQA-shared case. Same image notes as device-run.sh
+# (.device/include). Results packed into $OUT/results.tar.gz after each phase. SHA names the tree (also
+# GDNV_GIT_COMMIT in the bench JSON). QUICK=1: test suite, probe and stage timings only.
+set -u
+OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"
+export PATH=/usr/local/cuda/bin:$PATH
+SHA=${SHA:-tree}
+export GDNV_GIT_COMMIT=$SHA
+B=/tmp/gdnv-build; R=/tmp/gdnv-inverse; mkdir -p $R
+pack() { tar -C $R -czf "$OUT/results.tar.gz" . ; }
+t0=$(date +%s)
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee $R/gpu.txt
+cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" \
+  > $R/cmake.log 2>&1 && cmake --build $B -j"$(nproc)" --target gdnv test_cuda gdnv_bench_stages gdnv_inverse_probe > $R/build.log 2>&1 \
+  || { grep -E "error" -A3 $R/build.log | head -30; pack; exit 1; }
+echo "build $(( $(date +%s) - t0 )) s"
+T=$B/tests/test_cuda
+timeout 150 $T --report_level=short > $R/test_cuda-H200-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-H200-$SHA.txt
+grep -E "error" $R/test_cuda-H200-$SHA.txt | head -10; pack
+G=$B/gdnv
+if [[ "${QUICK:-0}" != 1 ]]; then
+for ds in default qwen3-next-layers; do
+  timeout 150 $G check datasets/$ds.h5 --impl fused-v5,fused-intra-v3,precise-v3,fused-forward --json $R/check-$ds-H200-$SHA.json \
+    --top 0 --no-chunk-rows > $R/check-$ds-H200-$SHA.txt 2>&1; echo "check $ds exit $?"
+  grep -E "passed,|failed" $R/check-$ds-H200-$SHA.txt | tail -2
+done
+pack
+fi
+P=$(find $B -name gdnv_inverse_probe -type f | head -1)
+timeout 120 $P --T 8192 > $R/probe-H200-$SHA.txt 2>&1; echo "probe exit $?"; head -24 $R/probe-H200-$SHA.txt; tail -9 $R/probe-H200-$SHA.txt; pack
+S=$(find $B -name gdnv_bench_stages -type f | head -1)
+for shape in "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"; do
+  echo "== stages $shape" | tee -a $R/stages-H200-$SHA.txt
+  timeout 150 $S $shape --reps 20 >> $R/stages-H200-$SHA.txt 2>&1
+done
+grep -E "==|kkt_solve_fused v5|kkt\+solve v5|intra v3|forward intra3\+scores \+ so4 |chunk_scores" $R/stages-H200-$SHA.txt; pack
+[[ "${QUICK:-0}" == 1 ]] && { echo "all $(( $(date +%s) - t0 )) s"; exit 0; }
+timeout 200 $G bench --shape qwen3-next --T 8192,32768 --json $R/bench-H200-qwen3-next-$SHA.json > $R/bench.log 2>&1; echo "bench exit $?"
+timeout 120 $G bench --B 4 --T 4096 --H 16 --HV 16 --json $R/bench-H200-B4-T4096-H16-HV16-$SHA.json >> $R/bench.log 2>&1; echo "bench B4 exit $?"
+pack
+for tool in racecheck memcheck; do
+  timeout 120 compute-sanitizer --tool $tool $T --run_test=gpu_tc/ragged_G2 2>&1 | tail -1 | tee -a $R/sanitizer-H200-$SHA.txt
+done
+echo "all $(( $(date +%s) - t0 )) s"; pack
