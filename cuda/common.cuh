@@ -318,20 +318,27 @@ template <class E>
 __device__ __forceinline__ void gate_score_tile(float const (&P)[2][4], float const* gx, int rows, int ta, int tb,
                                                 E* rowbase, int ld) {
   int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  // straight-line: the gate values loaded before any store (a load cannot move above a store that may alias it),
+  // every exp unconditional, the mask a final select
+  float gr[2], gj[2][2];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) gr[hh] = gx[16 * ta + g + 8 * hh];
+#pragma unroll
+  for (int jj = 0; jj < 2; ++jj)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) gj[jj][e] = gx[16 * tb + 8 * jj + 2 * t + e];
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
     int const r = 16 * ta + g + 8 * hh;
     bool const rok = r < rows;
-    float const gr = gx[r];
 #pragma unroll
     for (int jj = 0; jj < 2; ++jj) {
       int const j = 16 * tb + 8 * jj + 2 * t;
       float v[2];
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {  // straight-line: the load and exp unconditional, the mask a final select
+      for (int e = 0; e < 2; ++e) {
         bool const keep = tb <= ta && rok && (j + e) <= r;
-        float const gj = gx[j + e];
-        float const val = P[jj][2 * hh + e] * expf(keep ? gr - gj : 0.f);
+        float const val = P[jj][2 * hh + e] * expf(keep ? gr[hh] - gj[jj][e] : 0.f);
         v[e] = keep ? val : 0.f;
       }
       store2<E>(rowbase + (g + 8 * hh) * ld + j, v[0], v[1]);

@@ -261,8 +261,9 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     }
     __syncthreads();
     {
-      float const* bq = bs[buf] + 8 * q;
-      float const* eq = es[buf] + 8 * q;
+      float bq[8], eq[8];  // into registers before the stores below (which the compiler cannot move loads across)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) bq[e] = bs[buf][8 * q + e], eq[e] = es[buf][8 * q + e];
 #pragma unroll
       for (int x = 0; x < 4; ++x) {
         int const i = 16 * x + r;

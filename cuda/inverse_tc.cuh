@@ -176,31 +176,42 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
                                            float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   unsigned const tiles = gram_tile_set(warp);
+  // Straight-line code over all three tiles and their 8 entries per lane: every gate value loaded first, then every
+  // exp and store, the mask a select at the end. (With the mask as a branch around each entry, the compiler emitted
+  // 24 serial basic blocks per warp; with the loads among the stores, it could not move a load above an earlier
+  // store to the slots, and every pair of entries waited for its own shared-memory load: ~3100 and ~1800 cycles per
+  // head at one block per SM, cuda/inverse_probe.cu.) Warps 2 and 3 have no third tile: they gate block (0, 0)
+  // into their own T slot, which invert_diag overwrites after the barrier.
+  int rb[3], cb[3];
+  float gi[3][2], bi[3][2];
+  float2 gj[3][2];
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
-    // Straight-line code over all three tiles and their 8 entries per lane: every load and exp unconditional, the
-    // mask a select at the end. (With the mask as a branch around each entry's load and exp, the compiler emitted
-    // 24 serial basic blocks per warp: ~3100 cycles per head, 40% of the kernel, cuda/inverse_probe.cu.) Warps 2
-    // and 3 have no third tile: they gate block (0, 0) into their own T slot, which invert_diag overwrites.
     int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
     bool const real = tile != 0xFF;
-    int const rb = real ? tile >> 2 : 0, cb = real ? tile & 3 : 0;
-    float* dst = sc + (!real ? tc_slot::T0 + warp : rb == cb ? tc_slot::D0 + rb : off_slot(rb, cb)) * kSlotF;
+    rb[n] = real ? tile >> 2 : 0, cb[n] = real ? tile & 3 : 0;
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) gi[n][hh] = gs[16 * rb[n] + g + 8 * hh], bi[n][hh] = bs[16 * rb[n] + g + 8 * hh];
+#pragma unroll
+    for (int jj = 0; jj < 2; ++jj) gj[n][jj] = *reinterpret_cast<float2 const*>(gs + 16 * cb[n] + 8 * jj + 2 * t);
+  }
+#pragma unroll
+  for (int n = 0; n < 3; ++n) {
+    bool const real = ((tiles >> (8 * n)) & 0xFFu) != 0xFFu;
+    float* dst = sc + (!real ? tc_slot::T0 + warp : rb[n] == cb[n] ? tc_slot::D0 + rb[n] : off_slot(rb[n], cb[n])) * kSlotF;
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
-      int const i = 16 * rb + g + 8 * hh;
+      int const i = 16 * rb[n] + g + 8 * hh;
       bool const row_ok = i < rows;
-      float const gi = gs[i], bi = bs[i];
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) {
-        int const j = 16 * cb + 8 * jj + 2 * t;
+        int const j = 16 * cb[n] + 8 * jj + 2 * t;
         float v[2];
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          float const gj = gs[j + e];
-          bool const keep = row_ok && (j + e) < i;         // strictly lower; i < rows implies j valid
-          float const ex = __expf(keep ? gi - gj : 0.f);   // select before exp
-          float const val = bi * ex * G[n][jj][2 * hh + e];
+          bool const keep = row_ok && (j + e) < i;                                   // strictly lower; i < rows implies j valid
+          float const ex = __expf(keep ? gi[n][hh] - (e ? gj[n][jj].y : gj[n][jj].x) : 0.f);  // select before exp
+          float const val = bi[n][hh] * ex * G[n][jj][2 * hh + e];
           v[e] = keep ? val : 0.f;
         }
         *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(v[0], v[1]);
