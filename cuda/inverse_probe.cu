@@ -36,7 +36,8 @@ using namespace gdn_cuda;
 
 namespace {
 
-// kkt_solve_v5_kernel (bf16, K = 128) with stamps and ablations. SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store.
+// kkt_solve_v5_kernel (bf16, K = 128) with stamps and ablations. SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store;
+// 16: the merges with short accumulation chains (mma16_tf32x3<true>), a candidate not used by the library.
 template <int SKIP>
 __global__ void __launch_bounds__(128, 1) probe_v5_kernel(Args a) {
   using E = __nv_bfloat16;
@@ -82,7 +83,7 @@ __global__ void __launch_bounds__(128, 1) probe_v5_kernel(Args a) {
     __syncthreads();
     GDNV_PHASE();  // diagonal blocks
     if constexpr (!(SKIP & 4)) {
-      merge_blocks(sc);  // three stamps
+      merge_blocks<(SKIP & 16) != 0>(sc);  // three stamps
     } else {
       __syncthreads();
       GDNV_PHASE();
@@ -206,6 +207,8 @@ int main(int argc, char** argv) {
     std::printf("  no store            %8.1f\n", run_us<8>(a, 5, reps, false, ds));
     std::printf("  no diagonal, merges %8.1f\n", run_us<6>(a, 5, reps, false, ds));
     std::printf("  only load + Gram    %8.1f\n", run_us<15>(a, 5, reps, false, ds));
+    std::printf("  merges with short chains (candidate) %8.1f at 5 blocks/SM, %8.1f at 1\n", run_us<16>(a, 5, reps, false, ds),
+                run_us<16>(a, 1, reps, false, ds));
     Args al = a;
     al.kkt_solve_variant = 5;
     EventTimer timer;

@@ -76,8 +76,13 @@ __device__ __forceinline__ void mma_tf32(float (&c)[4], uint32_t const (&a)[4], 
 // 16x16 fp32 slots. ldmatrix of 16-byte rows hands each lane one fp32 word: for L, matrices (rows 0-7,
 // k 0-3), (rows 8-15, k 0-3), (rows 0-7, k 4-7), (rows 8-15, k 4-7) are exactly the tf32 A fragment; for Rt,
 // (n 0-7, k 0-3), (n 0-7, k 4-7), (n 8-15, k 0-3), (n 8-15, k 4-7) the B fragments of both n-tiles.
+// kShort (measured by cuda/inverse_probe.cu only, not used by the kernels): the two correction terms in accumulators of
+// their own, added at the end, so that the dependent chain of mma per accumulator is 2 instead of 6 (a different
+// summation order, the same bound).
+template <bool kShort = false>
 __device__ __forceinline__ void mma16_tf32x3(float (&acc)[2][4], float const* L, float const* Rt) {
   int const lane = threadIdx.x & 31, q = lane >> 3, r = lane & 7;
+  float s1[2][4] = {}, s2[2][4] = {};
 #pragma unroll
   for (int k0 = 0; k0 < 16; k0 += 8) {
     uint32_t a[4], b[4], ah[4], al[4], bh[4], bl[4];
@@ -87,10 +92,16 @@ __device__ __forceinline__ void mma16_tf32x3(float (&acc)[2][4], float const* L,
     for (int x = 0; x < 4; ++x) split_tf32(a[x], ah[x], al[x]), split_tf32(b[x], bh[x], bl[x]);
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
-      mma_tf32(acc[nt], al, bh[2 * nt], bh[2 * nt + 1]);  // small terms first
-      mma_tf32(acc[nt], ah, bl[2 * nt], bl[2 * nt + 1]);
+      mma_tf32(kShort ? s1[nt] : acc[nt], al, bh[2 * nt], bh[2 * nt + 1]);  // small terms first
+      mma_tf32(kShort ? s2[nt] : acc[nt], ah, bl[2 * nt], bl[2 * nt + 1]);
       mma_tf32(acc[nt], ah, bh[2 * nt], bh[2 * nt + 1]);
     }
+  }
+  if constexpr (kShort) {
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[nt][e] += s1[nt][e] + s2[nt][e];
   }
 }
 
@@ -183,8 +194,7 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
   // head at one block per SM, cuda/inverse_probe.cu.) Warps 2 and 3 have no third tile: they gate block (0, 0)
   // into their own T slot, which invert_diag overwrites after the barrier.
   int rb[3], cb[3];
-  float gi[3][2], bi[3][2];
-  float2 gj[3][2];
+  float gi[3][2], bi[3][2], gj[3][2][2];  // scalar loads: the __shared__ gate arrays are only 4-byte aligned
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
     int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
@@ -193,7 +203,9 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) gi[n][hh] = gs[16 * rb[n] + g + 8 * hh], bi[n][hh] = bs[16 * rb[n] + g + 8 * hh];
 #pragma unroll
-    for (int jj = 0; jj < 2; ++jj) gj[n][jj] = *reinterpret_cast<float2 const*>(gs + 16 * cb[n] + 8 * jj + 2 * t);
+    for (int jj = 0; jj < 2; ++jj)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) gj[n][jj][e] = gs[16 * cb[n] + 8 * jj + 2 * t + e];
   }
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
@@ -210,7 +222,7 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           bool const keep = row_ok && (j + e) < i;                                   // strictly lower; i < rows implies j valid
-          float const ex = __expf(keep ? gi[n][hh] - (e ? gj[n][jj].y : gj[n][jj].x) : 0.f);  // select before exp
+          float const ex = __expf(keep ? gi[n][hh] - gj[n][jj][e] : 0.f);  // select before exp
           float const val = bi[n][hh] * ex * G[n][jj][2 * hh + e];
           v[e] = keep ? val : 0.f;
         }
@@ -271,6 +283,7 @@ __device__ __forceinline__ void invert_diag(float* sc) {
 //   3  w1: C30 = -(T32 Y20 + T33 Y30)
 // (T_A = [T00 0; T10 T11], T_B = [T22 0; T32 T33], Y = A_BA T_A, C = -T_B Y is A_inv's bottom-left 32x32.)
 // A warp's own intermediate (X10, X32, Y20) goes through its D slot with a __syncwarp between.
+template <bool kShort = false>
 __device__ __forceinline__ void merge_blocks(float* sc) {
   using namespace tc_slot;
   int const warp = threadIdx.x >> 5;
@@ -279,22 +292,22 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   zero_acc16(acc);
   zero_acc16(acc2);
   if (warp == 0) {
-    mma16_tf32x3(acc, S(off_slot(1, 0)), S(Tt0 + 0));
+    mma16_tf32x3<kShort>(acc, S(off_slot(1, 0)), S(Tt0 + 0));
     store_block16(acc, 1.f, nullptr, S(D0));
     __syncwarp();
-    mma16_tf32x3(acc2, S(T0 + 1), S(D0));
+    mma16_tf32x3<kShort>(acc2, S(T0 + 1), S(D0));
     store_block16(acc2, -1.f, S(T10), S(T10t));
   } else if (warp == 1) {
-    mma16_tf32x3(acc, S(off_slot(3, 2)), S(Tt0 + 2));
+    mma16_tf32x3<kShort>(acc, S(off_slot(3, 2)), S(Tt0 + 2));
     store_block16(acc, 1.f, nullptr, S(D0 + 1));
     __syncwarp();
-    mma16_tf32x3(acc2, S(T0 + 3), S(D0 + 1));
+    mma16_tf32x3<kShort>(acc2, S(T0 + 3), S(D0 + 1));
     store_block16(acc2, -1.f, S(T32), nullptr);
   } else if (warp == 2) {
-    mma16_tf32x3(acc, S(off_slot(2, 1)), S(Tt0 + 1));
+    mma16_tf32x3<kShort>(acc, S(off_slot(2, 1)), S(Tt0 + 1));
     store_block16(acc, 1.f, nullptr, S(D0 + 2));
   } else {
-    mma16_tf32x3(acc, S(off_slot(3, 1)), S(Tt0 + 1));
+    mma16_tf32x3<kShort>(acc, S(off_slot(3, 1)), S(Tt0 + 1));
     store_block16(acc, 1.f, nullptr, S(D0 + 3));
   }
   __syncthreads();
@@ -302,30 +315,30 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   zero_acc16(acc);
   zero_acc16(acc2);
   if (warp == 0) {
-    mma16_tf32x3(acc, S(off_slot(2, 0)), S(Tt0 + 0));
-    mma16_tf32x3(acc, S(off_slot(2, 1)), S(T10t));
+    mma16_tf32x3<kShort>(acc, S(off_slot(2, 0)), S(Tt0 + 0));
+    mma16_tf32x3<kShort>(acc, S(off_slot(2, 1)), S(T10t));
     store_block16(acc, 1.f, nullptr, S(D0));  // Y20 (X10 is dead)
     __syncwarp();
-    mma16_tf32x3(acc2, S(T0 + 2), S(D0));
+    mma16_tf32x3<kShort>(acc2, S(T0 + 2), S(D0));
     store_block16(acc2, -1.f, S(off_slot(1, 0)), nullptr);  // C20 over A10 (read in phase 1 only)
   } else if (warp == 1) {
-    mma16_tf32x3(acc, S(off_slot(3, 0)), S(Tt0 + 0));
-    mma16_tf32x3(acc, S(off_slot(3, 1)), S(T10t));
+    mma16_tf32x3<kShort>(acc, S(off_slot(3, 0)), S(Tt0 + 0));
+    mma16_tf32x3<kShort>(acc, S(off_slot(3, 1)), S(T10t));
     store_block16(acc, 1.f, nullptr, S(D0 + 1));  // Y30 (X32 is dead)
   } else if (warp == 2) {
-    mma16_tf32x3(acc, S(T0 + 2), S(D0 + 2));
+    mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0 + 2));
     store_block16(acc, -1.f, S(C21), nullptr);
   } else {
-    mma16_tf32x3(acc, S(T32), S(D0 + 2));
-    mma16_tf32x3(acc, S(T0 + 3), S(D0 + 3));
+    mma16_tf32x3<kShort>(acc, S(T32), S(D0 + 2));
+    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 3));
     store_block16(acc, -1.f, S(C31), nullptr);
   }
   __syncthreads();
   GDNV_PHASE();
   if (warp == 1) {
     zero_acc16(acc);
-    mma16_tf32x3(acc, S(T32), S(D0));
-    mma16_tf32x3(acc, S(T0 + 3), S(D0 + 1));
+    mma16_tf32x3<kShort>(acc, S(T32), S(D0));
+    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 1));
     store_block16(acc, -1.f, S(off_slot(3, 2)), nullptr);  // C30 over A32 (read in phase 1 only)
   }
   __syncthreads();
