@@ -38,8 +38,9 @@ namespace {
 
 // kkt_solve_v5_kernel (bf16, K = 128) with stamps and ablations. SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store;
 // 16: the merges with short accumulation chains (mma16_tf32x3<true>), a candidate not used by the library.
-template <int SKIP>
-__global__ void __launch_bounds__(128, 1) probe_v5_kernel(Args a) {
+// MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 5).
+template <int SKIP, int MINB = 1>
+__global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   using E = __nv_bfloat16;
   constexpr int K = 128, LDS = K + 8;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -108,12 +109,12 @@ __global__ void __launch_bounds__(128, 1) probe_v5_kernel(Args a) {
 constexpr std::size_t kBaseBytes = kInverseTcBytes > sizeof(__nv_bfloat16) * kBT * 136 ? kInverseTcBytes
                                                                                         : sizeof(__nv_bfloat16) * kBT * 136;
 
-template <int SKIP>
+template <int SKIP, int MINB = 1>
 float run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
-  auto kern = probe_v5_kernel<SKIP>;
+  auto kern = probe_v5_kernel<SKIP, MINB>;
   // pad the dynamic shared memory so that exactly blocks_per_sm fit (228 KB per SM, 1 KB reserved per block)
   std::size_t bytes = kBaseBytes;
-  if (blocks_per_sm < 5) bytes = std::max(bytes, static_cast<std::size_t>(233472 / blocks_per_sm - 1024 - 2048));
+  bytes = std::max(bytes, static_cast<std::size_t>(233472 / blocks_per_sm - 3200));  // static 2 KB + reserved 1 KB
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
   int occ = 0;
@@ -209,6 +210,10 @@ int main(int argc, char** argv) {
     std::printf("  only load + Gram    %8.1f\n", run_us<15>(a, 5, reps, false, ds));
     std::printf("  merges with short chains (candidate) %8.1f at 5 blocks/SM, %8.1f at 1\n", run_us<16>(a, 5, reps, false, ds),
                 run_us<16>(a, 1, reps, false, ds));
+    std::printf("\n== register caps (launch bounds 128 threads x MINB blocks per SM; no stamps)\n");
+    std::printf("  MINB 5 (the library's), 5 blocks/SM %8.1f\n", run_us<0, 5>(a, 5, reps, false, ds));
+    std::printf("  MINB 6 (80 registers, 16 B spilled), 6 blocks/SM %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));
+    std::printf("  MINB 6, 5 blocks/SM %8.1f\n", run_us<0, 6>(a, 5, reps, false, ds));
     Args al = a;
     al.kkt_solve_variant = 5;
     EventTimer timer;

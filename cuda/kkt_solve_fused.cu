@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
 }
 
 template <class E, int K>
-__global__ void __launch_bounds__(128, 5) kkt_solve_v5_kernel(Args a) {
+__global__ void __launch_bounds__(128, 6) kkt_solve_v5_kernel(Args a) {
   constexpr int LDS = K + 8;
   extern __shared__ __align__(16) unsigned char smem[];
   E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the Gram
