@@ -32,9 +32,10 @@
 //     the A_inv store as 16-byte pieces from the fp32 blocks. Not bit-identical to 4 (the exp and the merges differ in the last fp32 bits);
 //     `gdnv check` reports the bit-equal fraction and tests/cuda/test_gpu_tc.cpp bounds it. 16-bit inputs
 //     with A_inv in the input dtype only (others run variant 4). Shared memory 29 KB (the inverse's slots
-//     alias the k tile), 96 registers: 5 blocks per SM. H200, B=1 T=8192 H=16 HV=32, cold L2: 66.0 us
-//     (variant 4: 82.6 in the same run; FLA on an H100: 107); T = 32768: 214 us (294). First version, with
-//     cvt.rna.tf32 splits and the substitution on two warps: 90.5 us (cuda/NOTES.md).
+//     alias the k tile), 80 registers (launch bounds for 6 blocks per SM; 96 at 5: 64.4 against 62.9 us warm).
+//     H200, B=1 T=8192 H=16 HV=32, cold L2: 63.2 us (variant 4: 82.6; FLA on an H100: 107); T = 32768: 211 us.
+//     First version, with cvt.rna.tf32 splits and the substitution on two warps: 90.5 us; 66.0 before the gate
+//     and the A_inv store lost their serial chains (cuda/NOTES.md, cuda/inverse_probe.cu).
 #include "inverse_tc.cuh"
 #include "kkt_tile.cuh"
 
