@@ -29,79 +29,22 @@ __device__ __forceinline__ void stamp() {
 #define GDNV_PHASE() ::probe::stamp()
 
 #include "common.cuh"
-#include "inverse_tc.cuh"
-#include "kkt_tile.cuh"
+#include "kkt_solve_v5_block.cuh"
 
 using namespace gdn_cuda;
 
 namespace {
 
-// kkt_solve_v5_kernel (bf16, K = 128) with stamps and ablations. SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store;
-// 16: the merges with short accumulation chains (mma16_tf32x3<true>), a candidate not used by the library.
-// MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 5).
+// kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
+// SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
+// (mma16_tf32x3<true>), a candidate not used by the library. MINB: the launch bounds' blocks per SM (1: no register
+// cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
-  using E = __nv_bfloat16;
-  constexpr int K = 128, LDS = K + 8;
   extern __shared__ __align__(16) unsigned char smem[];
-  E* ks = reinterpret_cast<E*>(smem);
-  float* sc = reinterpret_cast<float*>(smem);
-  __shared__ float gs[2][kBT], bs[2][kBT];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-
-  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
-  int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
-  ChunkDesc const c = a.chunks[blockIdx.x / H];
-  load_tile_async<E>(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
-  cp_async_commit();
-  float3 nxt = make_float3(0.f, 0.f, 0.f);
-  if (tid < kBT) {
-    float3 const h0 = gate_beta_row(a, c, hk * G);
-    gs[0][tid] = h0.x, bs[0][tid] = h0.y;
-    if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
-  }
-  cp_async_wait<0>();
-  __syncthreads();
-  GDNV_PHASE();  // k tile and the first head's gates landed
-  float gram[3][2][4];
-  gram_tiles<E, K>(ks, LDS, gram);
-
-  int const r = tid >> 3, q = tid & 7;
-  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
-  for (int gi = 0; gi < G; ++gi) {
-    int const hv = hk * G + gi, buf = gi & 1;
-    __syncthreads();
-    GDNV_PHASE();  // head start (after the Gram, or the last head's store)
-    if (tid < kBT && gi + 1 < G) {
-      gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;
-      if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
-    }
-    if constexpr (!(SKIP & 1)) gate_tiles(gram, gs[buf], bs[buf], c.rows, sc);
-    __syncthreads();
-    GDNV_PHASE();  // gate
-    if constexpr (!(SKIP & 2)) invert_diag(sc);
-    __syncthreads();
-    GDNV_PHASE();  // diagonal blocks
-    if constexpr (!(SKIP & 4)) {
-      merge_blocks<(SKIP & 16) != 0>(sc);  // three stamps
-    } else {
-      __syncthreads();
-      GDNV_PHASE();
-      GDNV_PHASE();
-      GDNV_PHASE();
-    }
-    if constexpr (!(SKIP & 8)) {
-      E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
-      float v[4][8];
-#pragma unroll
-      for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
-#pragma unroll
-      for (int x = 0; x < 4; ++x)
-        if (16 * x + r < c.rows) store8<E>(out + (16 * x + r) * rstride, v[x]);
-    }
-    GDNV_PHASE();  // thread 0's store issued
-  }
+  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
 }
@@ -211,8 +154,8 @@ int main(int argc, char** argv) {
     std::printf("  merges with short chains (candidate) %8.1f at 5 blocks/SM, %8.1f at 1\n", run_us<16>(a, 5, reps, false, ds),
                 run_us<16>(a, 1, reps, false, ds));
     std::printf("\n== register caps (launch bounds 128 threads x MINB blocks per SM; no stamps)\n");
-    std::printf("  MINB 5 (the library's), 5 blocks/SM %8.1f\n", run_us<0, 5>(a, 5, reps, false, ds));
-    std::printf("  MINB 6 (80 registers, 16 B spilled), 6 blocks/SM %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));
+    std::printf("  MINB 5, 5 blocks/SM %8.1f\n", run_us<0, 5>(a, 5, reps, false, ds));
+    std::printf("  MINB 6 (the library's: 80 registers), 6 blocks/SM %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));
     std::printf("  MINB 6, 5 blocks/SM %8.1f\n", run_us<0, 6>(a, 5, reps, false, ds));
     Args al = a;
     al.kkt_solve_variant = 5;

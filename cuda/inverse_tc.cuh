@@ -347,15 +347,25 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
 
 // One value head's A_inv into the slots: gate (G, gs, bs) -> barrier -> diagonal blocks -> barrier ->
 // merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
+// SKIP and kShort serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves out
+// the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>.
+template <int SKIP = 0, bool kShort = false>
 __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,
                                            float* sc) {
-  gate_tiles(G, gs, bs, rows, sc);
+  if constexpr (!(SKIP & 1)) gate_tiles(G, gs, bs, rows, sc);
   __syncthreads();
   GDNV_PHASE();
-  invert_diag(sc);
+  if constexpr (!(SKIP & 2)) invert_diag(sc);
   __syncthreads();
   GDNV_PHASE();
-  merge_blocks(sc);
+  if constexpr (!(SKIP & 4)) {
+    merge_blocks<kShort>(sc);
+  } else {
+    __syncthreads();
+    GDNV_PHASE();
+    GDNV_PHASE();
+    GDNV_PHASE();
+  }
 }
 
 // This thread's share of A_inv after inverse_tc: 8 consecutive entries (row 16 x + r, columns 8 q ..)

@@ -36,7 +36,7 @@
 //     H200, B=1 T=8192 H=16 HV=32, cold L2: 63.2 us (variant 4: 82.6; FLA on an H100: 107); T = 32768: 211 us.
 //     First version, with cvt.rna.tf32 splits and the substitution on two warps: 90.5 us; 66.0 before the gate
 //     and the A_inv store lost their serial chains (cuda/NOTES.md, cuda/inverse_probe.cu).
-#include "inverse_tc.cuh"
+#include "kkt_solve_v5_block.cuh"
 #include "kkt_tile.cuh"
 
 namespace gdn_cuda {
@@ -78,47 +78,9 @@ __global__ void __launch_bounds__(128) kkt_solve_fused_kernel(Args a) {
 
 template <class E, int K>
 __global__ void __launch_bounds__(128, 6) kkt_solve_v5_kernel(Args a) {
-  constexpr int LDS = K + 8;
   extern __shared__ __align__(16) unsigned char smem[];
-  E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the Gram
-  float* sc = reinterpret_cast<float*>(smem);   // the inverse's slots, over the k tile
-  __shared__ float gs[2][kBT], bs[2][kBT];      // per value head, double-buffered across heads
   block_time_begin(a.block_times);
-
-  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
-  int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
-  ChunkDesc const c = a.chunks[blockIdx.x / H];
-  load_tile_async<E>(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
-  cp_async_commit();
-  float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values, one head ahead
-  if (tid < kBT) {
-    float3 const h0 = gate_beta_row(a, c, hk * G);
-    gs[0][tid] = h0.x, bs[0][tid] = h0.y;
-    if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
-  }
-  cp_async_wait<0>();
-  __syncthreads();
-  float gram[3][2][4];
-  gram_tiles<E, K>(ks, LDS, gram);
-
-  int const r = tid >> 3, q = tid & 7;
-  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
-  for (int gi = 0; gi < G; ++gi) {
-    int const hv = hk * G + gi, buf = gi & 1;
-    __syncthreads();  // the slots' previous readers (the Gram's k tile, the last head's store) are done
-    if (tid < kBT && gi + 1 < G) {
-      gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;  // read from the next head on
-      if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
-    }
-    inverse_tc(gram, gs[buf], bs[buf], c.rows, sc);
-    E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
-    float v[4][8];  // the four pieces loaded first (independent), then stored
-#pragma unroll
-    for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
-#pragma unroll
-    for (int x = 0; x < 4; ++x)
-      if (16 * x + r < c.rows) store8<E>(out + (16 * x + r) * rstride, v[x]);
-  }
+  kkt_solve_v5_block<E, K>(a, smem);
   block_time_end(a.block_times);
 }
 

@@ -1,0 +1,60 @@
+// The work of one block of kkt_solve_fused variant 5 (one chunk and key head, looping over its value heads), shared
+// by the kernel in kkt_solve_fused.cu and the instrumented copy of cuda/inverse_probe.cu (which sets GDNV_PHASE to
+// its cycle stamps and runs the SKIP / kShort ablations of inverse_tc). Needs 128 threads and the dynamic shared
+// memory of launch_kkt_solve_v5 (the k tile, then the inverse's slots over it).
+#pragma once
+
+#include "inverse_tc.cuh"
+
+namespace gdn_cuda {
+
+// SKIP: inverse_tc's bits, plus 8: no A_inv store (the probe's ablations; 0 in the kernel).
+template <class E, int K, int SKIP = 0, bool kShort = false>
+__device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char* smem) {
+  constexpr int LDS = K + 8;
+  E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the Gram
+  float* sc = reinterpret_cast<float*>(smem);   // the inverse's slots, over the k tile
+  __shared__ float gs[2][kBT], bs[2][kBT];      // per value head, double-buffered across heads
+
+  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
+  int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
+  ChunkDesc const c = a.chunks[blockIdx.x / H];
+  load_tile_async<E>(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  cp_async_commit();
+  float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values, one head ahead
+  if (tid < kBT) {
+    float3 const h0 = gate_beta_row(a, c, hk * G);
+    gs[0][tid] = h0.x, bs[0][tid] = h0.y;
+    if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+  GDNV_PHASE();  // the k tile and the first head's gates landed
+  float gram[3][2][4];
+  gram_tiles<E, K>(ks, LDS, gram);
+
+  int const r = tid >> 3, q = tid & 7;
+  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
+  for (int gi = 0; gi < G; ++gi) {
+    int const hv = hk * G + gi, buf = gi & 1;
+    __syncthreads();  // the slots' previous readers (the Gram's k tile, the last head's store) are done
+    GDNV_PHASE();     // a head starts
+    if (tid < kBT && gi + 1 < G) {
+      gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;  // read from the next head on
+      if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
+    }
+    inverse_tc<SKIP & 7, kShort>(gram, gs[buf], bs[buf], c.rows, sc);
+    if constexpr (!(SKIP & 8)) {
+      E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
+      float v[4][8];  // the four pieces loaded first (independent), then stored
+#pragma unroll
+      for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
+#pragma unroll
+      for (int x = 0; x < 4; ++x)
+        if (16 * x + r < c.rows) store8<E>(out + (16 * x + r) * rstride, v[x]);
+    }
+    GDNV_PHASE();  // thread 0's part of the store issued
+  }
+}
+
+}  // namespace gdn_cuda
