@@ -5,20 +5,8 @@
 # shapes, `gdnv bench` on them, racecheck + memcheck of a GQA-shared case. Same image notes as device-run.sh
 # (.device/include). Results packed into $OUT/results.tar.gz after each phase. SHA names the tree (also
 # GDNV_GIT_COMMIT in the bench JSON). QUICK=1: test suite, probe and stage timings only.
-set -u
-OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"
-export PATH=/usr/local/cuda/bin:$PATH
-SHA=${SHA:-tree}
-export GDNV_GIT_COMMIT=$SHA
-B=/tmp/gdnv-build; R=/tmp/gdnv-inverse; mkdir -p $R
-pack() { tar -C $R -czf "$OUT/results.tar.gz" . ; }
-t0=$(date +%s)
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee $R/gpu.txt
-cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" \
-  > $R/cmake.log 2>&1 && cmake --build $B -j"$(nproc)" --target gdnv test_cuda gdnv_bench_stages gdnv_inverse_probe > $R/build.log 2>&1 \
-  || { grep -E "error" -A3 $R/build.log | head -30; pack; exit 1; }
-echo "build $(( $(date +%s) - t0 )) s"
-T=$B/tests/test_cuda
+source "$(dirname "$0")/device-common.sh"
+device_start inverse gdnv test_cuda gdnv_bench_stages gdnv_inverse_probe
 timeout 150 $T --report_level=short > $R/test_cuda-H200-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-H200-$SHA.txt
 grep -E "error" $R/test_cuda-H200-$SHA.txt | head -10; pack
 G=$B/gdnv

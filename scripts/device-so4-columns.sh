@@ -5,20 +5,8 @@
 # bench` on them, racecheck + memcheck of a ragged case (both widths). Same image notes as device-run.sh
 # (.device/include). Results packed into $OUT/results.tar.gz after each phase. SHA names the tree (.git stays here;
 # it also goes into the bench JSON as GDNV_GIT_COMMIT). QUICK=1: the three focused suites and the stage timings only.
-set -u
-OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"
-export PATH=/usr/local/cuda/bin:$PATH
-SHA=${SHA:-tree}
-export GDNV_GIT_COMMIT=$SHA
-B=/tmp/gdnv-build; R=/tmp/gdnv-so4c; mkdir -p $R
-pack() { tar -C $R -czf "$OUT/results.tar.gz" . ; }
-t0=$(date +%s)
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee $R/gpu.txt
-cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" \
-  > $R/cmake.log 2>&1 && cmake --build $B -j"$(nproc)" --target gdnv test_cuda gdnv_bench_stages > $R/build.log 2>&1 \
-  || { grep -E "error" -A3 $R/build.log | head -30; pack; exit 1; }
-echo "build $(( $(date +%s) - t0 )) s"
-T=$B/tests/test_cuda
+source "$(dirname "$0")/device-common.sh"
+device_start so4c gdnv test_cuda gdnv_bench_stages
 for s in gpu_tma gpu_state_output gpu_block_times; do
   timeout 150 $T --run_test=$s --log_level=message --report_level=short > $R/$s.txt 2>&1; echo "$s exit $?"
   grep -E "error|differ|has passed|has failed" $R/$s.txt | head -8
