@@ -24,3 +24,29 @@ device_start() {
   echo "build $(( $(date +%s) - t0 )) s"
   T=$B/tests/test_cuda
 }
+# The phases both focused scripts end with (after device_start):
+#   device_stages REGEX   gdnv_bench_stages at the three issue-5 shapes into $R/stages-H200-$SHA.txt, the rows REGEX
+#                         picks printed
+#   device_bench          `gdnv bench` JSON at T = 8192, 32768 and B=4 T=4096 HV=16 ($R/bench-H200-*-$SHA.json)
+#   device_sanitize TEST  racecheck and memcheck of one test case into $R/sanitizer-H200-$SHA.txt
+device_stages() {
+  local S
+  S=$(find $B -name gdnv_bench_stages -type f | head -1)
+  for shape in "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"; do
+    echo "== stages $shape" | tee -a "$R/stages-H200-$SHA.txt"
+    timeout 150 $S $shape --reps 20 >> "$R/stages-H200-$SHA.txt" 2>&1
+  done
+  grep -E "==|$1" "$R/stages-H200-$SHA.txt"; pack
+}
+device_bench() {
+  timeout 200 $B/gdnv bench --shape qwen3-next --T 8192,32768 --json "$R/bench-H200-qwen3-next-$SHA.json" > "$R/bench.log" 2>&1
+  echo "bench exit $?"
+  timeout 120 $B/gdnv bench --B 4 --T 4096 --H 16 --HV 16 --json "$R/bench-H200-B4-T4096-H16-HV16-$SHA.json" >> "$R/bench.log" 2>&1
+  echo "bench B4 exit $?"; pack
+}
+device_sanitize() {
+  for tool in racecheck memcheck; do
+    timeout 120 compute-sanitizer --tool $tool $T --run_test="$1" 2>&1 | tail -1 | tee -a "$R/sanitizer-H200-$SHA.txt"
+  done
+  pack
+}

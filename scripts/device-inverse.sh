@@ -20,17 +20,8 @@ pack
 fi
 P=$(find $B -name gdnv_inverse_probe -type f | head -1)
 timeout 120 $P --T 8192 > $R/probe-H200-$SHA.txt 2>&1; echo "probe exit $?"; head -24 $R/probe-H200-$SHA.txt; tail -9 $R/probe-H200-$SHA.txt; pack
-S=$(find $B -name gdnv_bench_stages -type f | head -1)
-for shape in "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"; do
-  echo "== stages $shape" | tee -a $R/stages-H200-$SHA.txt
-  timeout 150 $S $shape --reps 20 >> $R/stages-H200-$SHA.txt 2>&1
-done
-grep -E "==|kkt_solve_fused v5|kkt\+solve v5|intra v3|forward intra3\+scores \+ so4 |chunk_scores" $R/stages-H200-$SHA.txt; pack
+device_stages "kkt_solve_fused v5|intra v3|forward intra3\+scores \+ so4 |chunk_scores"
 [[ "${QUICK:-0}" == 1 ]] && { echo "all $(( $(date +%s) - t0 )) s"; exit 0; }
-timeout 200 $G bench --shape qwen3-next --T 8192,32768 --json $R/bench-H200-qwen3-next-$SHA.json > $R/bench.log 2>&1; echo "bench exit $?"
-timeout 120 $G bench --B 4 --T 4096 --H 16 --HV 16 --json $R/bench-H200-B4-T4096-H16-HV16-$SHA.json >> $R/bench.log 2>&1; echo "bench B4 exit $?"
-pack
-for tool in racecheck memcheck; do
-  timeout 120 compute-sanitizer --tool $tool $T --run_test=gpu_tc/ragged_G2 2>&1 | tail -1 | tee -a $R/sanitizer-H200-$SHA.txt
-done
+device_bench
+device_sanitize gpu_tc/ragged_G2
 echo "all $(( $(date +%s) - t0 )) s"; pack

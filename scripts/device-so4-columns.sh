@@ -15,18 +15,9 @@ pack
 if [[ "${QUICK:-0}" != 1 ]]; then
 timeout 150 $T --report_level=short > $R/test_cuda-H200-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-H200-$SHA.txt; pack
 fi
-S=$(find $B -name gdnv_bench_stages -type f | head -1)
-for shape in "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"; do
-  echo "== stages $shape" | tee -a $R/stages-H200-$SHA.txt
-  timeout 150 $S $shape --reps 20 >> $R/stages-H200-$SHA.txt 2>&1
-done
-grep -E "==|state_output_fused 4|so4" $R/stages-H200-$SHA.txt; pack
+device_stages "state_output_fused 4|so4"
 [[ "${QUICK:-0}" == 1 ]] && { echo "all $(( $(date +%s) - t0 )) s"; exit 0; }
-G=$B/gdnv
-timeout 200 $G bench --shape qwen3-next --T 8192,32768 --json $R/bench-H200-qwen3-next-$SHA.json > $R/bench.log 2>&1; echo "bench exit $?"
-timeout 120 $G bench --B 4 --T 4096 --H 16 --HV 16 --json $R/bench-H200-B4-T4096-H16-HV16-$SHA.json >> $R/bench.log 2>&1; echo "bench B4 exit $?"
-grep -E "state_output_fused 4|state_output_fused 4," $R/bench.log | cut -c1-120; pack
-for tool in racecheck memcheck; do
-  timeout 120 compute-sanitizer --tool $tool $T --run_test=gpu_state_output/equals_two_kernels_ragged_G1 2>&1 | tail -1 | tee -a $R/sanitizer-H200-$SHA.txt
-done
+device_bench
+grep -E "state_output_fused 4|state_output_fused 4," $R/bench.log | cut -c1-120
+device_sanitize gpu_state_output/equals_two_kernels_ragged_G1
 echo "all $(( $(date +%s) - t0 )) s"; pack
