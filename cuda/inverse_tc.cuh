@@ -3,12 +3,14 @@
 // called by all 128 threads.
 //
 //   gram_tiles    K K^T of the key head's chunk, once per block: the ten 16x16 tiles on or below the
-//                 diagonal (mma.sync bf16/fp16, fp32 accumulate), dealt 3/3/2/2 to the warps and kept in
-//                 registers for every value head of that key head (GQA: the Gram depends on the key head
+//                 diagonal (mma.sync bf16/fp16, fp32 accumulate), dealt 3/3/2/2 to the warps (warps 2 and 3
+//                 compute a third, unused tile, so that every warp runs the same straight-line code) and kept
+//                 in registers for every value head of that key head (GQA: the Gram depends on the key head
 //                 only; beta and the gate differ per value head).
 //   gate_tiles    A = strictly-lower(beta_i e^{gc_i - gc_j} dot_ij) of one value head into shared memory,
 //                 the fast exp (ex2.approx of the scaled difference, within the bound's argument-
-//                 proportional term, reference/bounds.hpp).
+//                 proportional term, reference/bounds.hpp); straight-line code, the mask a select (a branch
+//                 per entry made it the slowest phase: cuda/NOTES.md, "Where a kkt+solve 5 block spends").
 //   invert_diag   the four 16x16 diagonal blocks by fp32 forward substitution, one block per warp, a
 //                 column per half-warp lane, the row sums split between the half-warps.
 //   merge_blocks  the block merges as a 32x32 recursive inverse: T10 = -T11 A10 T00 and T32 = -T33 A32 T22,
