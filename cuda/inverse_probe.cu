@@ -37,15 +37,14 @@ namespace {
 
 // kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
-// (mma16_tf32x3<true>); 32: the gate's exp as ex2.approx.ftz; 64: the gate's tile sets as constants (candidates
-// not used by the library). MINB: the launch bounds' blocks per SM (1: no register
+// (mma16_tf32x3<true>), a candidate not used by the library. MINB: the launch bounds' blocks per SM (1: no register
 // cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & ~16, (SKIP & 16) != 0>(a, smem);
+  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
 }
@@ -154,12 +153,6 @@ int main(int argc, char** argv) {
     std::printf("  only load + Gram    %8.1f\n", run_us<15>(a, 5, reps, false, ds));
     std::printf("  merges with short chains (candidate) %8.1f at 5 blocks/SM, %8.1f at 1\n", run_us<16>(a, 5, reps, false, ds),
                 run_us<16>(a, 1, reps, false, ds));
-    std::printf("\n== gate variants (probe only; kernel us at 5 and 1 blocks per SM)\n");
-    std::printf("  as the library        %8.1f %8.1f\n", run_us<0>(a, 5, reps, false, ds), run_us<0>(a, 1, reps, false, ds));
-    std::printf("  ex2.approx.ftz        %8.1f %8.1f\n", run_us<32>(a, 5, reps, false, ds), run_us<32>(a, 1, reps, false, ds));
-    std::printf("  tile sets constant    %8.1f %8.1f\n", run_us<64>(a, 5, reps, false, ds), run_us<64>(a, 1, reps, false, ds));
-    std::printf("  both                  %8.1f %8.1f\n", run_us<96>(a, 5, reps, false, ds), run_us<96>(a, 1, reps, false, ds));
-    std::printf("  both, 6 blocks/SM (MINB 6) %8.1f\n", run_us<96, 6>(a, 6, reps, false, ds));
     std::printf("\n== register caps (launch bounds 128 threads x MINB blocks per SM; no stamps)\n");
     std::printf("  MINB 5, 5 blocks/SM %8.1f\n", run_us<0, 5>(a, 5, reps, false, ds));
     std::printf("  MINB 6 (the library's: 80 registers), 6 blocks/SM %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));

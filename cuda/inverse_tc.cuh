@@ -185,14 +185,10 @@ __device__ __forceinline__ void gram_and_qk_tiles(E const* ks, E const* qs, int 
 
 // A of one value head from the Gram: diagonal blocks into D0..D3, the others into their off_slot.
 // gs, bs: the head's g_cumsum and beta per chunk row (0 past `rows`). No barrier inside.
-// kFtz, kFixed: probe-only variants (cuda/inverse_probe.cu; false in the kernels): the exp as ex2.approx.ftz (results
-// below 2^-126 flushed to 0, not inside the declared bound's terms), and the warp's tile set as compile-time
-// constants (a warp-uniform switch) instead of a runtime choice.
-template <bool kFtz = false, bool kFixed = false>
 __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,
-                                           float* sc, unsigned fixed_tiles = 0) {
+                                           float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  unsigned const tiles = kFixed ? fixed_tiles : gram_tile_set(warp);
+  unsigned const tiles = gram_tile_set(warp);
   // Straight-line code over all three tiles and their 8 entries per lane: every gate value loaded first, then every
   // exp and store, the mask a select at the end. (With the mask as a branch around each entry, the compiler emitted
   // 24 serial basic blocks per warp; with the loads among the stores, it could not move a load above an earlier
@@ -228,13 +224,7 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           bool const keep = row_ok && (j + e) < i;                                   // strictly lower; i < rows implies j valid
-          float const arg = keep ? gi[n][hh] - gj[n][jj][e] : 0.f;  // select before exp
-          float ex;
-          if constexpr (kFtz) {
-            asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(ex) : "f"(arg * 1.4426950408889634f));
-          } else {
-            ex = __expf(arg);
-          }
+          float const ex = __expf(keep ? gi[n][hh] - gj[n][jj][e] : 0.f);  // select before exp
           float const val = bi[n][hh] * ex * G[n][jj][2 * hh + e];
           v[e] = keep ? val : 0.f;
         }
@@ -360,24 +350,11 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
 // One value head's A_inv into the slots: gate (G, gs, bs) -> barrier -> diagonal blocks -> barrier ->
 // merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
 // SKIP and kShort serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves out
-// the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay), 32 and 64 select gate_tiles'
-// kFtz and kFixed variants; kShort: merge_blocks<true>.
+// the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>.
 template <int SKIP = 0, bool kShort = false>
 __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,
                                            float* sc) {
-  if constexpr (!(SKIP & 1)) {
-    constexpr bool kFtz = (SKIP & 32) != 0, kFixed = (SKIP & 64) != 0;
-    if constexpr (kFixed) {  // the tile sets of gram_tile_set as constants, one straight-line copy per warp
-      switch (threadIdx.x >> 5) {
-        case 0: gate_tiles<kFtz, true>(G, gs, bs, rows, sc, 0x0C0F00u); break;
-        case 1: gate_tiles<kFtz, true>(G, gs, bs, rows, sc, 0x0D0504u); break;
-        case 2: gate_tiles<kFtz, true>(G, gs, bs, rows, sc, 0xFF0908u); break;
-        default: gate_tiles<kFtz, true>(G, gs, bs, rows, sc, 0xFF0E0Au); break;
-      }
-    } else {
-      gate_tiles<kFtz, false>(G, gs, bs, rows, sc);
-    }
-  }
+  if constexpr (!(SKIP & 1)) gate_tiles(G, gs, bs, rows, sc);
   __syncthreads();
   GDNV_PHASE();
   if constexpr (!(SKIP & 2)) invert_diag(sc);

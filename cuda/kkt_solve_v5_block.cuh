@@ -43,7 +43,7 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
       gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;  // read from the next head on
       if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
     }
-    inverse_tc<SKIP & ~8, kShort>(gram, gs[buf], bs[buf], c.rows, sc);
+    inverse_tc<SKIP & 7, kShort>(gram, gs[buf], bs[buf], c.rows, sc);
     if constexpr (!(SKIP & 8)) {
       E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
       float v[4][8];  // the four pieces loaded first (independent), then stored
