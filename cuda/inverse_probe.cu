@@ -1,5 +1,5 @@
 // gdnv_inverse_probe: where a block of kkt_solve_fused variant 5 (the GQA-shared kkt+solve, cuda/inverse_tc.cuh)
-// spends its time. Not a library kernel: a copy of kkt_solve_v5_kernel with
+// spends its time. Not a library kernel: the block code of kkt_solve_v5_kernel (cuda/kkt_solve_v5_block.cuh) with
 //   - clock64() stamps by thread 0 after every block barrier (the GDNV_PHASE hooks of inverse_tc.cuh, empty in the
 //     library) for the first blocks of the grid, so the per-phase latency of one block can be read;
 //   - ablations (SKIP bits: no gate, no diagonal substitution, no merges, no store; the barriers stay), so the
@@ -49,15 +49,19 @@ __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   GDNV_PHASE();  // exit
 }
 
-constexpr std::size_t kBaseBytes = kInverseTcBytes > sizeof(__nv_bfloat16) * kBT * 136 ? kInverseTcBytes
-                                                                                        : sizeof(__nv_bfloat16) * kBT * 136;
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
+// Median kernel time (us) of `reps` runs (EventTimer: queued behind a spin kernel, warm L2) at blocks_per_sm.
 template <int SKIP, int MINB = 1>
-float run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
+double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
   auto kern = probe_v5_kernel<SKIP, MINB>;
   // pad the dynamic shared memory so that exactly blocks_per_sm fit (228 KB per SM, 1 KB reserved per block)
-  std::size_t bytes = kBaseBytes;
-  bytes = std::max(bytes, static_cast<std::size_t>(233472 / blocks_per_sm - 3200));  // static 2 KB + reserved 1 KB
+  std::size_t const bytes = std::max(kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>(),
+                                     static_cast<std::size_t>(233472 / blocks_per_sm - 3200));  // static 2 KB + reserved 1 KB
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
   int occ = 0;
@@ -66,29 +70,8 @@ float run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long*
   long long* null_ptr = nullptr;
   GDN_CUDA_CHECK(cudaMemcpyToSymbol(probe::g_stamps, stamps ? &dstamps : &null_ptr, sizeof(long long*)));
   unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
-  cudaEvent_t e0, e1;
-  GDN_CUDA_CHECK(cudaEventCreate(&e0));
-  GDN_CUDA_CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int i = 0; i < reps + 3; ++i) {
-    GDN_CUDA_CHECK(cudaEventRecord(e0));
-    kern<<<grid, 128, bytes>>>(a);
-    GDN_CUDA_CHECK(cudaEventRecord(e1));
-    GDN_CUDA_CHECK(cudaEventSynchronize(e1));
-    float t = 0;
-    GDN_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-    if (i >= 3) ms.push_back(t);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  return 1e3f * ms[ms.size() / 2];
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  EventTimer timer;
+  return median(timer.time_us([&] { kern<<<grid, 128, bytes>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, 0));
 }
 
 }  // namespace
@@ -128,8 +111,8 @@ int main(int argc, char** argv) {
         labels.push_back("h" + std::to_string(h) + " " + l);
     labels.push_back("-> exit");
     for (int bps : {5, 4, 3, 2, 1}) {
-      float const us = run_us<0>(a, bps, reps, false, ds);
-      float const us_st = run_us<0>(a, bps, 3, true, ds);
+      double const us = run_us<0>(a, bps, reps, false, ds);
+      double const us_st = run_us<0>(a, bps, 3, true, ds);
       std::vector<long long> h(static_cast<std::size_t>(probe::kProbeBlocks) * probe::kSlots);
       stamps.download(h.data(), h.size() * sizeof(long long));
       int const n = static_cast<int>(labels.size()) + 1;

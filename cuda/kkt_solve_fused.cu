@@ -86,8 +86,7 @@ __global__ void __launch_bounds__(128, 6) kkt_solve_v5_kernel(Args a) {
 
 template <class E, int K>
 void launch_kkt_solve_v5(Args const& a, Stream s) {
-  constexpr std::size_t ktile = sizeof(E) * kBT * (K + 8);
-  constexpr std::size_t bytes = ktile > kInverseTcBytes ? ktile : kInverseTcBytes;
+  constexpr std::size_t bytes = kkt_solve_v5_smem_bytes<E, K>();
   unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
   ensure_smem<kkt_solve_v5_kernel<E, K>>(bytes);
   kkt_solve_v5_kernel<E, K><<<grid, 128, bytes, s>>>(a);

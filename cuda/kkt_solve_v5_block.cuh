@@ -1,12 +1,19 @@
 // The work of one block of kkt_solve_fused variant 5 (one chunk and key head, looping over its value heads), shared
-// by the kernel in kkt_solve_fused.cu and the instrumented copy of cuda/inverse_probe.cu (which sets GDNV_PHASE to
-// its cycle stamps and runs the SKIP / kShort ablations of inverse_tc). Needs 128 threads and the dynamic shared
-// memory of launch_kkt_solve_v5 (the k tile, then the inverse's slots over it).
+// by the kernel in kkt_solve_fused.cu and the probe kernel of cuda/inverse_probe.cu (which sets GDNV_PHASE to its
+// cycle stamps and runs the SKIP / kShort ablations of inverse_tc). Needs 128 threads and
+// kkt_solve_v5_smem_bytes<E, K>() of dynamic shared memory.
 #pragma once
 
 #include "inverse_tc.cuh"
 
 namespace gdn_cuda {
+
+// Dynamic shared memory of a block: the k tile ([64][K + 8]), then the inverse's slots over it.
+template <class E, int K>
+constexpr std::size_t kkt_solve_v5_smem_bytes() {
+  constexpr std::size_t ktile = sizeof(E) * kBT * (K + 8);
+  return ktile > kInverseTcBytes ? ktile : kInverseTcBytes;
+}
 
 // SKIP: inverse_tc's bits, plus 8: no A_inv store (the probe's ablations; 0 in the kernel).
 template <class E, int K, int SKIP = 0, bool kShort = false>

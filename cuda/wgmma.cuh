@@ -126,6 +126,15 @@ __device__ __forceinline__ void wgmma_m64nk16_ss(float (&d)[NACC], uint64_t desc
   else wgmma_m64n64k16_ss<E, TRANS_A, TRANS_B>(d, desc_a, desc_b);
 }
 
+#undef GDN_WGMMA_SS
+#undef GDN_WGMMA_RS
+#undef GDN_WG_DOPS_64
+#undef GDN_WG_DOPS_32
+#undef GDN_WG_DOPS_16
+#undef GDN_WG_REGS_64
+#undef GDN_WG_REGS_32
+#undef GDN_WG_REGS_16
+
 // A descriptor of a 128-byte-swizzled operand (the layout TMA writes with CU_TENSOR_MAP_SWIZZLE_128B, cuda/tma.cuh;
 // atoms of 8 rows x 128 bytes, 1024-byte aligned). K-major: rows are M (or N) and the 128 bytes K; SBO = 1024 steps
 // to the next 8 rows, LBO is unused (16). MN-major: rows are K and the 128 bytes 64 elements of M (or N); SBO = 1024

@@ -3,16 +3,8 @@
 # the TMA self-check (swizzle, zero fill, swizzled descriptors), the state_output byte-equality tests, the stage
 # timings of variants 2-4, racecheck of one variant-4 case. Same image notes as device-run.sh (.device/include).
 # Results are packed into $OUT/results.tar.gz after each phase.
-set -u
-OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"
-export PATH=/usr/local/cuda/bin:$PATH
-B=/tmp/gdnv-build; R=/tmp/gdnv-tma; mkdir -p $R
-pack() { tar -C $R -czf "$OUT/results.tar.gz" . ; }
-t0=$(date +%s)
-cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" \
-  > $R/cmake.log 2>&1 && cmake --build $B -j"$(nproc)" --target gdnv test_cuda gdnv_bench_stages > $R/build.log 2>&1 \
-  || { grep -E "error" -A3 $R/build.log | head -30; exit 1; }
-echo "build $(( $(date +%s) - t0 )) s"
+source "$(dirname "$0")/device-common.sh"
+device_start tma gdnv test_cuda gdnv_bench_stages
 timeout 60 $B/tests/test_cuda --run_test=gpu_tma --log_level=message > $R/tma.txt 2>&1; echo "gpu_tma exit $?"; grep -E "error|passed|failed" $R/tma.txt | head
 timeout 120 $B/tests/test_cuda --run_test=gpu_state_output --log_level=message > $R/so.txt 2>&1; echo "gpu_state_output exit $?"
 grep -E "error|differ" $R/so.txt | head -12; pack
