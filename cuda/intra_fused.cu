@@ -187,14 +187,15 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   ChunkDesc const c = a.chunks[blockIdx.x / H];
   int64_t const vstride = static_cast<int64_t>(HV) * V;
+  TileCopy<E, kBT, K, 128> const copy(tid);  // K = V: one thread-to-piece map for the k, q and v tiles
   auto load_v = [&](int hv) {
-    load_tile_async<E>(vs, LDK, static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V, vstride, kBT, c.rows, V, tid, 128);
+    copy.issue(vs, LDK, static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V, vstride, c.rows);
     cp_async_commit();
   };
   E* Qs = reinterpret_cast<E*>(sc);                          // [64][LDK] q over the slots (SC)
   float* gq = reinterpret_cast<float*>(smem + 3 * L::tile);  // [G][64] every value head's g_cumsum (SC)
-  load_tile_async<E>(ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
-  if constexpr (SC) load_tile_async<E>(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  copy.issue(ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
+  if constexpr (SC) copy.issue(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
   cp_async_commit();
   load_v(hk * G);
   float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values
@@ -239,7 +240,8 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   else
     gram_tiles<E, K>(ks, LDK, gram);
 
-  int const r = tid >> 3, q = tid & 7, g = lane >> 2, t = lane & 3;
+  unsigned const keep = gate_keep_mask(c.rows);
+  int const r = ainv_piece_row(), q = ainv_piece_col8(), g = lane >> 2, t = lane & 3;
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;
   for (int gi = 0; gi < G; ++gi) {
     int const hv = hk * G + gi, buf = gi & 1;
@@ -249,7 +251,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
       gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y, es[buf ^ 1][tid] = nxt.z;
       if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
     }
-    inverse_tc(gram, gs[buf], bs[buf], c.rows, sc);
+    inverse_tc(gram, gs[buf], bs[buf], keep, sc);
 
     // A_inv into registers (and to device memory when asked), then the scaled operands over the slots
     float pv[4][8];
@@ -257,7 +259,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     for (int x = 0; x < 4; ++x) {
       ainv_piece(sc, x, pv[x]);
       if (a.A_inv != nullptr && 16 * x + r < c.rows)
-        store8<E>(static_cast<E*>(a.A_inv) + (c.row0 + 16 * x + r) * rstride + hv * kBT + 8 * q, pv[x]);
+        store8<E, true>(static_cast<E*>(a.A_inv) + (c.row0 + 16 * x + r) * rstride + hv * kBT + 8 * q, pv[x]);
     }
     __syncthreads();
     {

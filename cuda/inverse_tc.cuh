@@ -16,9 +16,9 @@
 //   merge_blocks  the block merges as a 32x32 recursive inverse: T10 = -T11 A10 T00 and T32 = -T33 A32 T22,
 //                 then the bottom-left 32x32 block C = -T_B (A_BA T_A), in three barrier-separated phases
 //                 that keep all four warps busy in the first two. Every product is 3xTF32 on mma.sync
-//                 m16n8k8 (x = hi + lo, hi = tf32(x), lo = tf32(x - hi), nearest; hi*hi + hi*lo + lo*hi,
-//                 fp32 accumulate): relative error per product <= 3 * 2^-22 (1 + 2^-11) < 2^-20, declared as
-//                 Precision::tf32x3 (reference/bounds.hpp). fp32 FMA merges (variant 4) cost 64K FMAs and
+//                 m16n8k8 (x = hi + lo, hi = tf32(x), lo = tf32(x - hi), both truncated; hi*hi + hi*lo +
+//                 lo*hi, fp32 accumulate): relative error per product < 3 * 2^-20 (1 + 2^-10) < 2^-18, declared
+//                 as Precision::tf32x3 (reference/bounds.hpp). fp32 FMA merges (variant 4) cost 64K FMAs and
 //                 ~30% of that kernel's instructions; these are 192 mma per chunk and head.
 // Shared memory: 23 slots of one 16x16 fp32 block each (row stride kLdB = 20 floats: the eight 16-byte
 // rows of an ldmatrix land in distinct banks), 29,440 bytes.
@@ -57,15 +57,15 @@ __device__ __forceinline__ int ainv_slot(int a, int b) {
 }
 
 // ---------------------------------------------------------------- 3xTF32 products on 16x16 blocks
-// x = hi + lo as tf32 operands, each rounded to nearest (ties up) in 2 + 2 integer/float operations: half
-// an ulp of tf32 (0x1000) added to the fp32 bits, the low 13 bits of hi cleared here and those of lo left
-// for the tensor core, which ignores them (CUTLASS's "round_half_ulp_truncate"). cvt.rna.tf32.f32 has no
-// single SASS instruction on sm_90: with it, FSETP/FSEL/SEL/LOP3 chains were 1700 of kkt_solve v5's 4560
-// static instructions, and the kernel took 90.5 us instead of 65.8 (with the substitution change below).
-// |x - hi| <= 2^-11 |x|, |lo - round(lo)| <= 2^-11 |lo|: the bound of Precision::tf32x3 holds as for rna.
-__device__ __forceinline__ void split_tf32(uint32_t x, uint32_t& hi, uint32_t& lo) {
-  hi = (x + 0x1000u) & 0xFFFFE000u;
-  lo = __float_as_uint(__uint_as_float(x) - __uint_as_float(hi)) + 0x1000u;
+// x = hi + lo as tf32 operands by truncation, 2 instructions per register: hi is x itself (the tensor core reads
+// only the upper 19 bits of an operand register, i.e. truncates), lo = x - trunc(x) (exact in fp32: the low 13
+// bits of x's significand), which the tensor core truncates in turn. |x - hi| < 2^-10 |x| and |lo - tf32(lo)| <
+// 2^-10 |lo| < 2^-20 |x|, so hi*hi + hi*lo + lo*hi is within 3 * 2^-20 (1 + 2^-10) < 2^-18 of x*y: the bound of
+// Precision::tf32x3 (reference/bounds.hpp). Rounding both parts to nearest (CUTLASS's "round_half_ulp_truncate",
+// 4 instructions per register, 3 * 2^-22) cost ~30% more merge instructions (cuda/NOTES.md, tenth session);
+// cvt.rna.tf32.f32 has no single SASS instruction on sm_90 (with it, kkt_solve v5 took 90.5 us instead of 65.8).
+__device__ __forceinline__ uint32_t tf32_lo(uint32_t x) {
+  return __float_as_uint(__uint_as_float(x) - __uint_as_float(x & 0xFFFFE000u));
 }
 __device__ __forceinline__ void mma_tf32(float (&c)[4], uint32_t const (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
@@ -87,11 +87,11 @@ __device__ __forceinline__ void mma16_tf32x3(float (&acc)[2][4], float const* L,
   float s1[2][4] = {}, s2[2][4] = {};
 #pragma unroll
   for (int k0 = 0; k0 < 16; k0 += 8) {
-    uint32_t a[4], b[4], ah[4], al[4], bh[4], bl[4];
-    ldsm_x4(a, L + (r + (q & 1) * 8) * kLdB + k0 + (q >> 1) * 4, false);
-    ldsm_x4(b, Rt + (r + (q >> 1) * 8) * kLdB + k0 + (q & 1) * 4, false);
+    uint32_t ah[4], al[4], bh[4], bl[4];  // hi: the fp32 words as loaded
+    ldsm_x4(ah, L + (r + (q & 1) * 8) * kLdB + k0 + (q >> 1) * 4, false);
+    ldsm_x4(bh, Rt + (r + (q >> 1) * 8) * kLdB + k0 + (q & 1) * 4, false);
 #pragma unroll
-    for (int x = 0; x < 4; ++x) split_tf32(a[x], ah[x], al[x]), split_tf32(b[x], bh[x], bl[x]);
+    for (int x = 0; x < 4; ++x) al[x] = tf32_lo(ah[x]), bl[x] = tf32_lo(bh[x]);
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
       mma_tf32(kShort ? s1[nt] : acc[nt], al, bh[2 * nt], bh[2 * nt + 1]);  // small terms first
@@ -183,18 +183,45 @@ __device__ __forceinline__ void gram_and_qk_tiles(E const* ks, E const* qs, int 
   }
 }
 
+// Which of this lane's 24 gate entries are kept (strictly lower and in a row inside the chunk): bit 8n + 4hh + 2jj +
+// e for tile n, row half hh, column half jj, column e of the pair. Fixed for a block (its warps' tiles and the
+// chunk's length), so computed once before the value-head loop; warps 2 and 3 keep nothing of their dummy tile.
+__device__ __forceinline__ unsigned gate_keep_mask(int rows) {
+  int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
+  unsigned keep = 0;
+#pragma unroll
+  for (int n = 0; n < 3; ++n) {
+    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
+    if (tile == 0xFF) continue;
+    int const rb = tile >> 2, cb = tile & 3;
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          int const i = 16 * rb + g + 8 * hh, j = 16 * cb + 8 * jj + 2 * t + e;
+          if (i < rows && j < i) keep |= 1u << (8 * n + 4 * hh + 2 * jj + e);  // i < rows implies j valid
+        }
+  }
+  return keep;
+}
+
 // A of one value head from the Gram: diagonal blocks into D0..D3, the others into their off_slot.
-// gs, bs: the head's g_cumsum and beta per chunk row (0 past `rows`). No barrier inside.
-__device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,
+// gs, bs: the head's g_cumsum and beta per chunk row; keep: gate_keep_mask(rows). No barrier inside.
+__device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
                                            float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   unsigned const tiles = gram_tile_set(warp);
   // Straight-line code over all three tiles and their 8 entries per lane: every gate value loaded first, then every
-  // exp and store, the mask a select at the end. (With the mask as a branch around each entry, the compiler emitted
-  // 24 serial basic blocks per warp; with the loads among the stores, it could not move a load above an earlier
-  // store to the slots, and every pair of entries waited for its own shared-memory load: ~3100 and ~1800 cycles per
-  // head at one block per SM, cuda/inverse_probe.cu.) Warps 2 and 3 have no third tile: they gate block (0, 0)
-  // into their own T slot, which invert_diag overwrites after the barrier.
+  // exp and store, the mask a select by a bit of `keep` at the end (the exp of an entry above the diagonal may
+  // overflow; the select drops it). With the mask as a branch around each entry, the compiler emitted 24 serial
+  // basic blocks per warp; with the loads among the stores, it could not move a load above an earlier store to the
+  // slots, and every pair of entries waited for its own shared-memory load: ~3100 and ~1800 cycles per head at one
+  // block per SM (cuda/inverse_probe.cu); with the mask computed per entry (row and column tests), the gate was
+  // ~20 instructions per entry. Warps 2 and 3 have no third tile: they gate block (0, 0) into their own T slot,
+  // which invert_diag overwrites after the barrier.
   int rb[3], cb[3];
   float gi[3][2], bi[3][2], gj[3][2][2];  // scalar loads: the __shared__ gate arrays are only 4-byte aligned
 #pragma unroll
@@ -214,23 +241,17 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
     bool const real = ((tiles >> (8 * n)) & 0xFFu) != 0xFFu;
     float* dst = sc + (!real ? tc_slot::T0 + warp : rb[n] == cb[n] ? tc_slot::D0 + rb[n] : off_slot(rb[n], cb[n])) * kSlotF;
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      int const i = 16 * rb[n] + g + 8 * hh;
-      bool const row_ok = i < rows;
+    for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) {
-        int const j = 16 * cb[n] + 8 * jj + 2 * t;
         float v[2];
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          bool const keep = row_ok && (j + e) < i;                                   // strictly lower; i < rows implies j valid
-          float const ex = __expf(keep ? gi[n][hh] - gj[n][jj][e] : 0.f);  // select before exp
-          float const val = bi[n][hh] * ex * G[n][jj][2 * hh + e];
-          v[e] = keep ? val : 0.f;
+          float const val = bi[n][hh] * __expf(gi[n][hh] - gj[n][jj][e]) * G[n][jj][2 * hh + e];
+          v[e] = (keep >> (8 * n + 4 * hh + 2 * jj + e)) & 1u ? val : 0.f;
         }
         *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(v[0], v[1]);
       }
-    }
   }
 }
 
@@ -269,7 +290,8 @@ __device__ __forceinline__ void invert_diag(float* sc) {
 #pragma unroll
   for (int t = 0; t < 8; ++t) {
     int const i = 8 * h + t;
-    tv[t] = (h ? n[8 + t] : n[t]) + (i == j ? 1.f : 0.f);  // I + N; -0 + 0 = +0 above the diagonal
+    // I + N, exactly +0 above the diagonal (the A_inv store relies on it) even where a non-finite A made N NaN there
+    tv[t] = j > i ? 0.f : (h ? n[8 + t] : n[t]) + (i == j ? 1.f : 0.f);
     Tr[i * kLdB + j] = tv[t];
   }
   *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h) = make_float4(tv[0], tv[1], tv[2], tv[3]);
@@ -347,14 +369,14 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   GDNV_PHASE();
 }
 
-// One value head's A_inv into the slots: gate (G, gs, bs) -> barrier -> diagonal blocks -> barrier ->
+// One value head's A_inv into the slots: gate (G, gs, bs, keep = gate_keep_mask(rows)) -> barrier -> diagonal blocks -> barrier ->
 // merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
 // SKIP and kShort serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves out
 // the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>.
 template <int SKIP = 0, bool kShort = false>
-__device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, int rows,
+__device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
                                            float* sc) {
-  if constexpr (!(SKIP & 1)) gate_tiles(G, gs, bs, rows, sc);
+  if constexpr (!(SKIP & 1)) gate_tiles(G, gs, bs, keep, sc);
   __syncthreads();
   GDNV_PHASE();
   if constexpr (!(SKIP & 2)) invert_diag(sc);
@@ -370,26 +392,37 @@ __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float cons
   }
 }
 
-// This thread's share of A_inv after inverse_tc: 8 consecutive entries (row 16 x + r, columns 8 q ..)
-// for x = 0..3, r = tid / 8, q = tid % 8; entries above the diagonal exactly 0.
+// This thread's share of A_inv after inverse_tc: 8 consecutive entries (row 16 x + ainv_piece_row(), columns
+// 8 ainv_piece_col8() ..) for x = 0..3; entries above the diagonal exactly 0. The eight threads of a 16-byte
+// shared-memory phase read the same column piece of eight consecutive rows (the row stride kLdB puts them in
+// distinct banks; with the eight pieces of one row instead, four slots at the same bank offsets: 4-way conflicts),
+// and a warp stores eight half rows, 64 bytes each, to device memory.
+__device__ __forceinline__ int ainv_piece_row() { return (threadIdx.x & 7) | ((threadIdx.x >> 6) << 3); }
+__device__ __forceinline__ int ainv_piece_col8() { return (threadIdx.x >> 3) & 7; }
 __device__ __forceinline__ void ainv_piece(float const* sc, int x, float (&v)[8]) {
-  int const tid = threadIdx.x, r = tid >> 3, q = tid & 7, b = q >> 1, c0 = (q & 1) * 8;
-  // no branch around the loads: a block above the diagonal (b > x) reads the diagonal block and is zeroed by the
-  // selects, so a caller's four pieces are independent loads
+  int const r = ainv_piece_row(), q = ainv_piece_col8(), b = q >> 1, c0 = (q & 1) * 8;
+  // no branch around the loads: a block above the diagonal (b > x) reads the diagonal block and is zeroed by one
+  // select per entry (the diagonal blocks are exactly 0 above their diagonal: invert_diag), so a caller's four
+  // pieces are independent loads
   float const* src = sc + ainv_slot(x, b > x ? x : b) * kSlotF + r * kLdB + c0;
   float4 const p0 = *reinterpret_cast<float4 const*>(src), p1 = *reinterpret_cast<float4 const*>(src + 4);
   float const p[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+  bool const zero = b > x;
 #pragma unroll
-  for (int e = 0; e < 8; ++e) v[e] = (b > x || (b == x && c0 + e > r)) ? 0.f : p[e];
+  for (int e = 0; e < 8; ++e) v[e] = zero ? 0.f : p[e];
 }
 
-// Eight floats rounded to a 16-bit E, as one 16-byte store.
-template <class E>
+// Eight floats rounded to a 16-bit E, as one 16-byte store to shared or device memory (kGlobal: `p` is in device
+// memory, stored by st.global.v4: as a uint4 assignment, the A_inv store of kkt_solve 5 compiled to four 4-byte
+// stores, and ncu counted 4x the ideal sectors for them).
+template <class E, bool kGlobal = false>
 __device__ __forceinline__ void store8(E* p, float const (&v)[8]) {
-  alignas(16) E tmp[8];
-#pragma unroll
-  for (int e = 0; e < 8; ++e) tmp[e] = from_f<E>(v[e]);
-  *reinterpret_cast<uint4*>(p) = *reinterpret_cast<uint4 const*>(tmp);
+  uint4 w;
+  w.x = pack2<E>(v[0], v[1]), w.y = pack2<E>(v[2], v[3]), w.z = pack2<E>(v[4], v[5]), w.w = pack2<E>(v[6], v[7]);
+  if constexpr (kGlobal)
+    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(w.x), "r"(w.y), "r"(w.z), "r"(w.w) : "memory");
+  else
+    *reinterpret_cast<uint4*>(p) = w;
 }
 
 }  // namespace gdn_cuda

@@ -26,7 +26,7 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
   int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
   ChunkDesc const c = a.chunks[blockIdx.x / H];
-  load_tile_async<E>(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, kBT, c.rows, K, tid, 128);
+  TileCopy<E, kBT, K, 128>(tid).issue(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
   cp_async_commit();
   float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values, one head ahead
   if (tid < kBT) {
@@ -40,7 +40,8 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
   float gram[3][2][4];
   gram_tiles<E, K>(ks, LDS, gram);
 
-  int const r = tid >> 3, q = tid & 7;
+  unsigned const keep = gate_keep_mask(c.rows);
+  int const r = ainv_piece_row(), q = ainv_piece_col8();
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;
   for (int gi = 0; gi < G; ++gi) {
     int const hv = hk * G + gi, buf = gi & 1;
@@ -50,7 +51,7 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
       gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;  // read from the next head on
       if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
     }
-    inverse_tc<SKIP & 7, kShort>(gram, gs[buf], bs[buf], c.rows, sc);
+    inverse_tc<SKIP & 7, kShort>(gram, gs[buf], bs[buf], keep, sc);
     if constexpr (!(SKIP & 8)) {
       E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
       float v[4][8];  // the four pieces loaded first (independent), then stored
@@ -58,7 +59,7 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
       for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
 #pragma unroll
       for (int x = 0; x < 4; ++x)
-        if (16 * x + r < c.rows) store8<E>(out + (16 * x + r) * rstride, v[x]);
+        if (16 * x + r < c.rows) store8<E, true>(out + (16 * x + r) * rstride, v[x]);
     }
     GDNV_PHASE();  // thread 0's part of the store issued
   }

@@ -126,7 +126,7 @@ double unit_roundoff(Precision p, DType stored) {
     case Precision::bf16: return 0x1p-8;
     case Precision::fp16: return 0x1p-11;
     case Precision::tf32: return 0x1p-11;
-    case Precision::tf32x3: return 0x1p-20;
+    case Precision::tf32x3: return 0x1p-18;
     case Precision::fp32: return 0x1p-24;
     case Precision::fp64: return 0x1p-53;
     case Precision::split: {

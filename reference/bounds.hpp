@@ -41,15 +41,15 @@ namespace gdnv {
 // (k for A_inv, w, h and the state operand; v for u, v_new, the score matrix and o). `split`: an fp32
 // value carried as two input-dtype parts hi + lo (hi = round(x), lo = round(x - hi)), so
 // |x - hi - lo| <= u_in^2 |x| (bf16: 2^-16); with fp32 inputs it is plain fp32. `tf32x3`: a product of
-// fp32 values on tf32 tensor cores as hi*hi + hi*lo + lo*hi (hi = tf32(x), lo = tf32(x - hi), to nearest),
-// fp32 accumulation: each product within 3 * 2^-22 (1 + 2^-11) < 2^-20 of exact, so u = 2^-20 (the
-// accumulation's own rounding, 2^-23 even if it truncates, is below that).
+// fp32 values on tf32 tensor cores as hi*hi + hi*lo + lo*hi (hi = tf32(x), lo = tf32(x - hi), both truncated as
+// the tensor cores read a register), fp32 accumulation: each product within 3 * 2^-20 (1 + 2^-10) < 2^-18 of
+// exact, so u = 2^-18 (the accumulation's own rounding, 2^-23 even if it truncates, is below that).
 enum class Precision { input, bf16, fp16, tf32, fp32, fp64, split, tf32x3 };
 std::string precision_name(Precision p);
 // "bf16", "bfloat16", "fp16", "half", "float16", "tf32", "tf32x3" ("3xtf32"), "fp32", "float", "float32",
 // "fp64", "double", "float64", "input", "split" ("hi+lo"); nullopt otherwise.
 std::optional<Precision> parse_precision(std::string const& name);
-// Unit roundoff of p (tf32: 2^-11, tf32x3: 2^-20); `input` resolves to `stored`; `split` to u(stored)^2 for 16-bit
+// Unit roundoff of p (tf32: 2^-11, tf32x3: 2^-18); `input` resolves to `stored`; `split` to u(stored)^2 for 16-bit
 // `stored`, else to fp32's.
 double unit_roundoff(Precision p, DType stored);
 // Smallest positive normal number of p (`input` resolved against `stored`): the flush-to-zero threshold.

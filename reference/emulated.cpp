@@ -126,11 +126,17 @@ MatF inverse_fp32(MatF const& A, bool tf32_merges) {
   return X;
 }
 
-// fp32 L * R as the tensor cores' 3xTF32 form: hi = tf32(x), lo = tf32(x - hi), lo*hi + hi*lo + hi*hi
-// accumulated in fp32.
+MatF tf32_truncated(MatF m) {
+  float* d = m.data();
+  for (Eigen::Index i = 0; i < m.size(); ++i) d[i] = truncate_to_tf32(d[i]);
+  return m;
+}
+
+// fp32 L * R as cuda/inverse_tc.cuh's 3xTF32 form: hi = tf32(x), lo = tf32(x - hi), both truncated (x - hi is
+// exact), lo*hi + hi*lo + hi*hi accumulated in fp32.
 MatF mul_tf32x3(MatF const& L, MatF const& R) {
-  MatF const Lh = tf32(L), Rh = tf32(R);
-  MatF const Ll = tf32(MatF(L - Lh)), Rl = tf32(MatF(R - Rh));
+  MatF const Lh = tf32_truncated(L), Rh = tf32_truncated(R);
+  MatF const Ll = tf32_truncated(MatF(L - Lh)), Rl = tf32_truncated(MatF(R - Rh));
   MatF out = Ll * Rh;
   out.noalias() += Lh * Rl;
   out.noalias() += Lh * Rh;
@@ -166,6 +172,12 @@ MatF inverse_tc(MatF const& A) {
 bool supported_dtype(DType t) { return t == DType::bf16 || t == DType::f16 || t == DType::f32; }
 
 }  // namespace
+
+float truncate_to_tf32(float x) {
+  uint32_t const b = std::bit_cast<uint32_t>(x);
+  if ((b & 0x7f800000u) == 0x7f800000u) return x;
+  return std::bit_cast<float>(b & ~0x1fffu);
+}
 
 float round_to_tf32(float x) {
   uint32_t b = std::bit_cast<uint32_t>(x);

@@ -93,5 +93,8 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt = {}
 
 // fp32 -> the nearest tf32 value (10 explicit mantissa bits, RNE), as a float.
 float round_to_tf32(float x);
+// fp32 -> tf32 by truncation (the low 13 bits of the significand cleared: how the tensor cores read an fp32
+// register as a tf32 operand), as a float.
+float truncate_to_tf32(float x);
 
 }  // namespace gdnv

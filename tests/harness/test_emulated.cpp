@@ -185,6 +185,24 @@ BOOST_AUTO_TEST_CASE(isolated_stages_pass_and_attribute_the_error) {
   BOOST_TEST(compare_outputs(p, ref, wrong->run_isolated(p, ref)).metrics.at("o").max_chunk_ratio > 8.0);
 }
 
+// The tensor cores' reading of an fp32 register: the low 13 bits dropped (toward zero, either sign), and the
+// remainder x - truncate(x) exact in fp32 and below one tf32 ulp (cuda/inverse_tc.cuh's lo part).
+BOOST_AUTO_TEST_CASE(tf32_truncation_drops_thirteen_bits) {
+  BOOST_TEST(truncate_to_tf32(1.0f + 0x1p-10f + 0x1p-11f) == 1.0f + 0x1p-10f);
+  BOOST_TEST(truncate_to_tf32(-(1.0f + 0x1p-11f + 0x1p-23f)) == -1.0f);
+  BOOST_TEST(truncate_to_tf32(1.0f + 0x1p-10f) == 1.0f + 0x1p-10f);
+  BOOST_TEST(std::isinf(truncate_to_tf32(-INFINITY)));
+  uint64_t x = 777;
+  for (int i = 0; i < 10000; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    float const f = std::ldexp(static_cast<float>(x >> 40) / static_cast<float>(1 << 24) + 0.5f, static_cast<int>(x % 40) - 20);
+    float const hi = truncate_to_tf32(f), lo = f - hi;
+    BOOST_TEST_REQUIRE(static_cast<double>(hi) + static_cast<double>(lo) == static_cast<double>(f), f);
+    BOOST_TEST_REQUIRE(std::fabs(lo) < std::ldexp(std::fabs(f), -10), f);
+    BOOST_TEST_REQUIRE(std::fabs(hi) <= std::fabs(f), f);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(tf32_rounding_keeps_ten_mantissa_bits) {
   BOOST_TEST(round_to_tf32(1.0f + 0x1p-11f) == 1.0f);                  // tie to even
   BOOST_TEST(round_to_tf32(1.0f + 0x1p-10f + 0x1p-11f) == 1.0f + 0x1p-9f);  // tie to even (odd below)
