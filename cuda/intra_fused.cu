@@ -43,6 +43,11 @@
 //     and 44.3 for chunk_scores on its own; the forward 437.5 against 452.5 (tree 0635797). Tried first: each
 //     warp its own 16-row strip (Q K^T tiles 1/2/3/4 per warp, no block barrier per head): 168.7 us warm
 //     against 164.0 for this one in the same run (tree c3f0256).
+//     w/u passes balanced (tenth session): warps 0 and 1 take row blocks 0 and 3 of u and w, warps 2 and 3 blocks
+//     1 and 2, each warp one column half: 10 k steps per warp and head (4 to 16 with warp m on rows 16m..). With
+//     the A_inv pieces read conflict-free and stored 16 bytes at once, the gate mask per block and TileCopy loads
+//     (inverse_tc.cuh): H200, T = 8192, warm, 110.1 us (125.5 cold at tree 3397c3a; ncu: 36.9M warp instructions
+//     against 47.5M); 168 registers, no spills.
 #include "inverse_tc.cuh"
 #include "kkt_tile.cuh"
 
@@ -285,19 +290,21 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     cp_async_wait<0>();  // this head's v
     __syncthreads();
 
-    // u = Mu v (+ Mul v), w = Mw k: warp m computes rows 16m.. in two column halves (32 accumulators: the
-    // Gram stays in registers across heads), k range up to its diagonal block
-    int const kend = 16 * (warp + 1);
+    // u = Mu v (+ Mul v), w = Mw k, a 16-row block m and half of the columns per pass (32 accumulators: the Gram
+    // stays in registers across heads), k range up to the diagonal block (m + 1 steps of 16). Warps 0 and 1 take
+    // row blocks 0 and 3, warps 2 and 3 blocks 1 and 2, even warps the left columns: 10 k steps each (with warp m
+    // on rows 16m.., warp 3 had 16 and warp 0 4, and every warp waited for warp 3 at the next head's barrier).
+    int const mpair = warp >> 1, n0 = (warp & 1) * (V / 2);
 #pragma unroll
-    for (int pass = 0; pass < 4; ++pass) {  // u left, u right, w left, w right
-      int const which = pass >> 1, n0 = (pass & 1) * (V / 2);
+    for (int pass = 0; pass < 4; ++pass) {  // u, w for the pair's first row block, then for its second
+      int const which = pass & 1, m = (pass >> 1) == 0 ? mpair : 3 - mpair, kend = 16 * (m + 1);
       float acc[1][NT / 2][4];
       zero_acc(acc);
       if (which == 0) {
-        if constexpr (PRE) warp_mma<E, true, false, 1, NT / 2>(acc, Mul, LDM, 16 * warp, vs, LDK, n0, 0, kend);
-        warp_mma<E, true, false, 1, NT / 2>(acc, Mu, LDM, 16 * warp, vs, LDK, n0, 0, kend);
+        if constexpr (PRE) warp_mma<E, true, false, 1, NT / 2>(acc, Mul, LDM, 16 * m, vs, LDK, n0, 0, kend);
+        warp_mma<E, true, false, 1, NT / 2>(acc, Mu, LDM, 16 * m, vs, LDK, n0, 0, kend);
       } else {
-        warp_mma<E, true, false, 1, NT / 2>(acc, Mw, LDM, 16 * warp, ks, LDK, n0, 0, kend);
+        warp_mma<E, true, false, 1, NT / 2>(acc, Mw, LDM, 16 * m, ks, LDK, n0, 0, kend);
       }
       auto store_rows = [&](auto* outg) {
         using O = std::remove_pointer_t<decltype(outg)>;
@@ -313,14 +320,14 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
           constexpr int PPR = V / 2 / 8;  // 16-byte pieces per row
 #pragma unroll
           for (int x = 0; x < 16 * PPR / 32; ++x) {
-            int const p = lane + 32 * x, rr = p / PPR, cc = (p % PPR) * 8, i = 16 * warp + rr;
+            int const p = lane + 32 * x, rr = p / PPR, cc = (p % PPR) * 8, i = 16 * m + rr;
             if (i < c.rows)
               *reinterpret_cast<uint4*>(outg + ((c.row0 + i) * HV + hv) * V + n0 + cc) =
                   *reinterpret_cast<uint4 const*>(stg + rr * L::LDG + cc);
           }
           __syncwarp();  // the next pass rewrites the tile
         } else {
-          store_acc_rows<O>(acc, outg + (c.row0 * HV + hv) * V + n0, static_cast<int64_t>(HV) * V, 16 * warp, c.rows);
+          store_acc_rows<O>(acc, outg + (c.row0 * HV + hv) * V + n0, static_cast<int64_t>(HV) * V, 16 * m, c.rows);
         }
       };
       if (which == 0)
