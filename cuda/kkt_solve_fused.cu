@@ -35,7 +35,11 @@
 //     alias the k tile), 80 registers (launch bounds for 6 blocks per SM; 96 at 5: 64.4 against 62.9 us warm).
 //     H200, B=1 T=8192 H=16 HV=32, cold L2: 63.2 us (variant 4: 82.6; FLA on an H100: 107); T = 32768: 211 us.
 //     First version, with cvt.rna.tf32 splits and the substitution on two warps: 90.5 us; 66.0 before the gate
-//     and the A_inv store lost their serial chains (cuda/NOTES.md, cuda/inverse_probe.cu).
+//     and the A_inv store lost their serial chains (cuda/NOTES.md, cuda/inverse_probe.cu). Tenth session (ncu
+//     source page, cuda/NOTES.md): A_inv pieces read without bank conflicts and stored by one 16-byte st.global
+//     (was four 4-byte stores), the gate's keep mask once per block, 3xTF32 splits by truncation (2 instead of 4
+//     instructions per register), TileCopy loads: 56.3 us cold (T = 32768: 183.9), 20.4M warp instructions per
+//     launch against 27.4M; 80 registers, no spills.
 #include "kkt_solve_v5_block.cuh"
 #include "kkt_tile.cuh"
 
