@@ -64,6 +64,10 @@ __device__ __forceinline__ int ainv_slot(int a, int b) {
 // Precision::tf32x3 (reference/bounds.hpp). Rounding both parts to nearest (CUTLASS's "round_half_ulp_truncate",
 // 4 instructions per register, 3 * 2^-22) cost ~30% more merge instructions (cuda/NOTES.md, tenth session);
 // cvt.rna.tf32.f32 has no single SASS instruction on sm_90 (with it, kkt_solve v5 took 90.5 us instead of 65.8).
+// That the tensor core ignores hi's low 13 bits is a property of the sm_90 hardware, not of PTX (which expects tf32
+// values; CUDA's __nv_tf32 leaves the number of mantissa bits to the target): on a target that read more of them,
+// hi + lo would count the low bits twice (error up to 2^-10 |x|), which tests/cuda/test_gpu_tc.cpp's bounds and
+// bit-equality checks would fail; there, clear them (hi = x & 0xFFFFE000, one LOP3 per register).
 __device__ __forceinline__ uint32_t tf32_lo(uint32_t x) {
   return __float_as_uint(__uint_as_float(x) - __uint_as_float(x & 0xFFFFE000u));
 }
