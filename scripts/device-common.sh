@@ -1,8 +1,9 @@
 # Sourced by the focused GPU scripts (scripts/device-*.sh): the common start of a run on the device machine.
 #   device_start NAME TARGET...  sets OUT (what comes back), SHA and GDNV_GIT_COMMIT (the tree's name, also written
-#                                into the bench JSON), B (the build folder), R (/tmp/gdnv-NAME, the results), t0;
-#                                writes the GPU's line to $R/gpu.txt; configures with the image's extra headers
-#                                (.device/include, see device-run.sh) and builds the targets, exiting 1 with the
+#                                into the bench JSON), GPU (H100, H200, ...: in every result file's name), B (the
+#                                build folder), R (/tmp/gdnv-NAME, the results), t0; writes the GPU's line to
+#                                $R/gpu.txt; configures with the image's extra headers (.device/include, see
+#                                device-run.sh) and builds the targets, exiting 1 with the
 #                                compiler's errors on a failed build; T is then the test_cuda binary.
 #   pack                         $R into $OUT/results.tar.gz (call after each phase: a timeout keeps what is there).
 set -u
@@ -17,6 +18,8 @@ device_start() {
   B=/tmp/gdnv-build; R=/tmp/gdnv-$name; mkdir -p "$R"
   t0=$(date +%s)
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$R/gpu.txt"
+  # result files are named after the card (H100 and H200 timings are not comparable)
+  GPU=$(grep -oE 'H100|H200|GH200|B200|A100' "$R/gpu.txt" | head -1); GPU=${GPU:-gpu}
   cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
     -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" > "$R/cmake.log" 2>&1 &&
     cmake --build $B -j"$(nproc)" --target "$@" > "$R/build.log" 2>&1 ||
@@ -25,28 +28,28 @@ device_start() {
   T=$B/tests/test_cuda
 }
 # The phases both focused scripts end with (after device_start):
-#   device_stages REGEX   gdnv_bench_stages at the three issue-5 shapes into $R/stages-H200-$SHA.txt, the rows REGEX
+#   device_stages REGEX   gdnv_bench_stages at the three issue-5 shapes into $R/stages-$GPU-$SHA.txt, the rows REGEX
 #                         picks printed
-#   device_bench          `gdnv bench` JSON at T = 8192, 32768 and B=4 T=4096 HV=16 ($R/bench-H200-*-$SHA.json)
-#   device_sanitize TEST  racecheck and memcheck of one test case into $R/sanitizer-H200-$SHA.txt
+#   device_bench          `gdnv bench` JSON at T = 8192, 32768 and B=4 T=4096 HV=16 ($R/bench-$GPU-*-$SHA.json)
+#   device_sanitize TEST  racecheck and memcheck of one test case into $R/sanitizer-$GPU-$SHA.txt
 device_stages() {
   local S
   S=$(find $B -name gdnv_bench_stages -type f | head -1)
   for shape in "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"; do
-    echo "== stages $shape" | tee -a "$R/stages-H200-$SHA.txt"
-    timeout 150 $S $shape --reps 20 >> "$R/stages-H200-$SHA.txt" 2>&1
+    echo "== stages $shape" | tee -a "$R/stages-$GPU-$SHA.txt"
+    timeout 150 $S $shape --reps 20 >> "$R/stages-$GPU-$SHA.txt" 2>&1
   done
-  grep -E "==|$1" "$R/stages-H200-$SHA.txt"; pack
+  grep -E "==|$1" "$R/stages-$GPU-$SHA.txt"; pack
 }
 device_bench() {
-  timeout 200 $B/gdnv bench --shape qwen3-next --T 8192,32768 --json "$R/bench-H200-qwen3-next-$SHA.json" > "$R/bench.log" 2>&1
+  timeout 200 $B/gdnv bench --shape qwen3-next --T 8192,32768 --json "$R/bench-$GPU-qwen3-next-$SHA.json" > "$R/bench.log" 2>&1
   echo "bench exit $?"
-  timeout 120 $B/gdnv bench --B 4 --T 4096 --H 16 --HV 16 --json "$R/bench-H200-B4-T4096-H16-HV16-$SHA.json" >> "$R/bench.log" 2>&1
+  timeout 120 $B/gdnv bench --B 4 --T 4096 --H 16 --HV 16 --json "$R/bench-$GPU-B4-T4096-H16-HV16-$SHA.json" >> "$R/bench.log" 2>&1
   echo "bench B4 exit $?"; pack
 }
 device_sanitize() {
   for tool in racecheck memcheck; do
-    timeout 120 compute-sanitizer --tool $tool $T --run_test="$1" 2>&1 | tail -1 | tee -a "$R/sanitizer-H200-$SHA.txt"
+    timeout 120 compute-sanitizer --tool $tool $T --run_test="$1" 2>&1 | tail -1 | tee -a "$R/sanitizer-$GPU-$SHA.txt"
   done
   pack
 }

@@ -13,7 +13,7 @@ for s in gpu_tma gpu_state_output gpu_block_times; do
 done
 pack
 if [[ "${QUICK:-0}" != 1 ]]; then
-timeout 150 $T --report_level=short > $R/test_cuda-H200-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-H200-$SHA.txt; pack
+timeout 150 $T --report_level=short > $R/test_cuda-$GPU-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-$GPU-$SHA.txt; pack
 fi
 device_stages "state_output_fused 4|so4"
 [[ "${QUICK:-0}" == 1 ]] && { echo "all $(( $(date +%s) - t0 )) s"; exit 0; }
