@@ -96,6 +96,12 @@ struct Args {
   // Fusion::intra and intra_writes_scores() holds (the caller ran intra_fused with the same Args first, as
   // forward() does). The same bytes either way.
   bool scores_in_intra = false;
+  // state_output_fused 4 computes the score rows itself from the Q and K tiles it loads anyway (warpgroup 1: Q K^T
+  // on the tensor cores while warpgroup 0 runs W h_c, gated and rounded in registers as chunk_scores does, then the
+  // A operand of P v_new): no chunk_scores launch, no score rows through device memory, and intra_fused does not
+  // write them (it skips Args::scores_in_intra when forward() runs this kernel). Where
+  // state_output_computes_scores() says so; elsewhere ignored.
+  bool scores_in_state = false;
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
   // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
   // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Any Fusion; needs the
@@ -156,7 +162,8 @@ void intra_fused(Args const& a, Stream stream);      // k, v, beta, g_cumsum -> 
                                                      // needs Args::ainv == Args::qkv; + q -> scores where
                                                      // intra_writes_scores()
 // Whether intra_fused writes Args::scores too: Args::scores_in_intra, scores set, variant 3 without
-// precise_uv, and the value heads' gates fit beside the q tile (HV / H <= 47 at K = 128).
+// precise_uv, and the value heads' gates fit beside the q tile (HV / H <= 47 at K = 128); not where
+// Args::fuse_state_output and state_output_computes_scores() (forward() would not read them).
 bool intra_writes_scores(Args const& a);
 // Stages 5 + 6 in one kernel (state_output_fused.cu): k, w, u, g_cumsum, h0, q -> o, final_state, and h /
 // v_new where those pointers are set; the bytes of chunk_state 2 + chunk_output 2. Variant 2 (the default,
@@ -166,6 +173,9 @@ bool intra_writes_scores(Args const& a);
 // kernels, which need Args::h and Args::v_new.
 void state_output_fused(Args const& a, Stream stream);
 bool state_output_runs_fused(Args const& a);
+// Whether state_output_fused computes its score rows on chip: Args::scores_in_state with variant 4 running
+// (state_output_runs_fused(), Args::state_output_variant 4, K = 128); Args::scores is then not read.
+bool state_output_computes_scores(Args const& a);
 // The value columns per block of the state_output_fused launch these Args make: 64 or 32 for variant 4 (K = 128;
 // Args::state_output_columns, or where 0, 64 when that takes fewer waves of one block per SM on the current
 // device), 32 for the others. Throws std::invalid_argument for an unknown Args::state_output_columns.

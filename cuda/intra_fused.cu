@@ -359,6 +359,7 @@ bool intra_runs_v3(Args const& a) { return a.intra_variant == 3 && a.qkv != Elem
 
 bool intra_writes_scores(Args const& a) {
   if (!a.scores_in_intra || !a.scores || a.precise_uv || !intra_runs_v3(a) || a.d.H <= 0) return false;
+  if (a.fuse_state_output && state_output_computes_scores(a)) return false;  // forward(): nobody reads them
   // 16-bit inputs (intra_runs_v3): bf16 and fp16 tiles have the same size
   using E = __nv_bfloat16;
   int64_t const max_heads = a.d.K == 128 ? IntraTcLayout<E, E, 128>::kMaxScoreHeads : IntraTcLayout<E, E, 64>::kMaxScoreHeads;

@@ -887,12 +887,14 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // (state_output_block_columns). Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
 // both warpgroups running W h_c, the delta, Q h_c and o on 32 columns each, 1.48 (this version 1.43; B = 4: 0.99
 // against 0.91); W h_c and the delta split by columns with Q h_c and o on warpgroup 1, 1.75.
-template <int BV_>
+template <int BV_, bool SC_ = false>
 struct So4Layout {
   static constexpr int K = 128, BV = BV_;
   static_assert(BV == 32 || BV == 64, "32- or 64-column blocks");
+  static constexpr bool SC = SC_;           // the score rows computed on chip (no P box)
   static constexpr int BOX = kBT * 64 * 2;  // 64 rows x 128 bytes, swizzled
-  static constexpr int kW = 0, kQ = 2 * BOX, kK = 4 * BOX, kP = 6 * BOX, kU = 7 * BOX;
+  static constexpr int kBoxes = SC ? 6 : 7;  // W, Q, K (two each) and the score rows P
+  static constexpr int kW = 0, kQ = 2 * BOX, kK = 4 * BOX, kP = 6 * BOX, kU = kBoxes * BOX;
   // + U, 64 rows x 64 bytes dense (BV = 32) or x 128 bytes swizzled as the boxes (BV = 64: conflict-free pairs)
   static constexpr int STAGE = kU + kBT * BV * 2;
   static constexpr bool kUSwizzled = BV == 64;
@@ -913,12 +915,12 @@ struct So4Layout {
   }
 };
 
-template <class E, int BV>
+template <class E, int BV, bool SC>
 __global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
                            __grid_constant__ CUtensorMap const tp) {
-  using L = So4Layout<BV>;
+  using L = So4Layout<BV, SC>;
   constexpr int K = L::K, V = K, NB = BV / 8, NA = BV / 2;  // 8-column groups, accumulator registers
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Aligned by an offset from smem_raw, not through an integer cast: the compiler then still knows the pointer
@@ -950,7 +952,7 @@ __global__ void __launch_bounds__(256, 1)
     tma_load_3d(st + L::kU, &tu, bar, vt * BV, hv, r0);
     tma_load_3d(st + L::kK, &tk, bar, 0, hk, r0);
     tma_load_3d(st + L::kK + L::BOX, &tk, bar, 64, hk, r0);
-    tma_load_3d(st + L::kP, &tp, bar, 0, hv, r0);
+    if constexpr (!SC) tma_load_3d(st + L::kP, &tp, bar, 0, hv, r0);
   };
   if (producer) {
 #pragma unroll
@@ -971,6 +973,9 @@ __global__ void __launch_bounds__(256, 1)
   }
   float O[NA];         // warpgroup 1: the chunk's o rows (in flight across the step's end, stored in the next)
   ChunkDesc c_prev{};  // the chunk whose o rows are in flight
+  // SC, warpgroup 1: the chunk's score rows round_E(P) as the A fragments of P v_new (k step ks: columns 16 ks..),
+  // read by the wgmma that stays in flight with O, so kept unchanged until the next step's wait
+  uint32_t Pa[4][4];
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
     int const step = static_cast<int>(ci - c_begin), b = step & 1;
@@ -992,12 +997,13 @@ __global__ void __launch_bounds__(256, 1)
     // 1. this chunk's tiles (the stage's (step / kStages)-th use), rows past its end zeroed; the snapshot
     mbar_wait(&full[step % L::kStages], static_cast<uint32_t>(step / L::kStages) & 1u);
     if (c.rows < kBT) {
-      // 16-byte pieces per row: seven swizzled boxes (a row stays in its 128 bytes), then U's row (also whole)
-      constexpr int kPieces = 7 * 8 + BV / 8;
+      // 16-byte pieces per row: the swizzled boxes (a row stays in its 128 bytes), then U's row (also whole)
+      constexpr int kBoxPieces = L::kBoxes * 8, kPieces = kBoxPieces + BV / 8;
       int const nrow = kBT - c.rows;
       for (int i = tid; i < nrow * kPieces; i += 256) {
         int const r = c.rows + i / kPieces, p = i % kPieces;
-        unsigned char* const dst = p < 56 ? st + (p / 8) * L::BOX + 128 * r + 16 * (p % 8) : st + L::kU + 2 * BV * r + 16 * (p - 56);
+        unsigned char* const dst = p < kBoxPieces ? st + (p / 8) * L::BOX + 128 * r + 16 * (p % 8)
+                                                  : st + L::kU + 2 * BV * r + 16 * (p - kBoxPieces);
         *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
       }
     }
@@ -1067,6 +1073,19 @@ __global__ void __launch_bounds__(256, 1)
       for (int i = 0; i < NA; ++i) O[i] = 0.f;
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
       uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
+      float P[32];  // SC: Q K^T of the chunk (64 x 64, this warp's rows 16 (warp - 4)..), in its own group first
+      if constexpr (SC) {
+#pragma unroll
+        for (int i = 0; i < 32; ++i) P[i] = 0.f;
+        wgmma_fence_operands(P);  // the zeros stay put (no copy from a register a product is writing)
+        uint64_t const desc_k0 = wgmma_desc_sw128(st + L::kK, 16, 1024);
+        uint64_t const desc_k1 = wgmma_desc_sw128(st + L::kK + L::BOX, 16, 1024);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < 8; ++ks)
+          wgmma_m64n64k16_ss<E, 0, 0>(P, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), (ks < 4 ? desc_k0 : desc_k1) + 2 * (ks & 3));
+        wgmma_commit();
+      }
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < 8; ++ks)
@@ -1077,6 +1096,32 @@ __global__ void __launch_bounds__(256, 1)
       for (int hh = 0; hh < 2; ++hh) {
         int const r = 16 * (warp - 4) + g + 8 * hh;
         er[hh] = expf(r < c.rows ? gsb[r] : 0.f);
+      }
+      if constexpr (SC) {
+        // gated, masked and rounded as gate_score_tile (common.cuh) does for chunk_scores: the same bytes
+        float gr[2], gj[8][2];
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) gr[hh] = gsb[16 * (warp - 4) + g + 8 * hh];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) gj[j][0] = gsb[8 * j + 2 * t], gj[j][1] = gsb[8 * j + 2 * t + 1];
+        wgmma_wait<1>();  // Q K^T done; O = Q h_c may still run
+        wgmma_fence_operands(P);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            int const r = 16 * (warp - 4) + g + 8 * hh;
+            float v[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              bool const keep = r < c.rows && 8 * j + 2 * t + e <= r;
+              float const val = P[4 * j + 2 * hh + e] * expf(keep ? gr[hh] - gj[j][e] : 0.f);
+              v[e] = keep ? val : 0.f;
+            }
+            // accumulator (row, 8 j + 2 t) -> A fragment of k step j / 2: registers 0/1 (rows g, g + 8) for the
+            // step's first 8 columns, 2/3 for its second
+            Pa[j >> 1][2 * (j & 1) + hh] = pack2<E>(v[0], v[1]);
+          }
       }
     }
     __syncthreads();
@@ -1094,7 +1139,6 @@ __global__ void __launch_bounds__(256, 1)
     }
     uint64_t const desc_k = wgmma_desc_sw128(st + L::kK + L::BOX * wg, L::BOX, 1024);  // a k step: two atoms, 2048 bytes
     uint64_t const desc_d = wgmma_desc(Db, 128, 1024);
-    uint64_t const desc_p = wgmma_desc_sw128(st + L::kP, 16, 1024);
     uint64_t const desc_v = wgmma_desc(Vs, 128, 1024);
     wgmma_fence();
 #pragma unroll
@@ -1103,8 +1147,14 @@ __global__ void __launch_bounds__(256, 1)
     // barrier, and warpgroup 1 stores its o rows in the next step's second part, where it waits for warpgroup 0
     wgmma_commit();
     if (wg == 1) {
+      if constexpr (SC) {
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
+        for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_rs<E, 1>(O, Pa[ks], desc_v + 16 * ks, 1);
+      } else {
+        uint64_t const desc_p = wgmma_desc_sw128(st + L::kP, 16, 1024);
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
+      }
     }
     wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch)
     wgmma_wait<1>();
@@ -1123,19 +1173,19 @@ __global__ void __launch_bounds__(256, 1)
   block_time_end(a.block_times);
 }
 
-template <class E, int BV>
+template <class E, int BV, bool SC>
 void launch_state_output_v4(Args const& a, Stream s) {
-  using L = So4Layout<BV>;
+  using L = So4Layout<BV, SC>;
   uint64_t const rows = static_cast<uint64_t>(a.d.B * a.d.T), HV = static_cast<uint64_t>(a.d.HV);
   CUtensorMap const tw = tma_map_3d(a.w, L::K, HV, rows, 64, kBT, true);
   CUtensorMap const tq = tma_map_3d(a.q, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
   CUtensorMap const tk = tma_map_3d(a.k, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
   CUtensorMap const tu = tma_map_3d(a.u, L::K, HV, rows, BV, kBT, L::kUSwizzled);
-  CUtensorMap const tp = tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);
+  CUtensorMap const tp = SC ? tw : tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);  // SC: unused
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / BV));
-  ensure_smem<state_output_v4_kernel<E, BV>>(bytes);
-  state_output_v4_kernel<E, BV><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+  ensure_smem<state_output_v4_kernel<E, BV, SC>>(bytes);
+  state_output_v4_kernel<E, BV, SC><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
 }
 
 template <class E, int K>
@@ -1150,6 +1200,10 @@ void launch_state_output(Args const& a, Stream s) {
 
 bool state_output_runs_fused(Args const& a) {
   return a.qkv != ElemType::f32 && !a.split_state && !a.precise_uv && a.d.K == a.d.V && (a.d.K == 128 || a.d.K == 64);
+}
+
+bool state_output_computes_scores(Args const& a) {
+  return a.scores_in_state && state_output_runs_fused(a) && a.state_output_variant == 4 && a.d.K == 128;
 }
 
 int state_output_block_columns(Args const& a) {
@@ -1186,7 +1240,8 @@ void state_output_fused(Args const& a, Stream s) {
   }
   // variants 3 and 4 cover K = 128; at K = 64 they run variant 2 (the same bytes)
   int const variant = a.state_output_variant >= 3 && a.d.K != 128 ? 2 : a.state_output_variant;
-  bool const v2 = variant != 1;
+  bool const sc = state_output_computes_scores(a);  // variant 4 with Args::scores_in_state
+  bool const v2 = variant != 1 && !sc;              // reads score rows that chunk_scores or intra_fused wrote
   if (v2 && !a.scores) throw std::invalid_argument("state_output_fused 2-4: Args::scores is null (chunk_scores writes it first)");
   if (a.d.N == 0) return;
   if (v2 && !(a.fusion == Fusion::intra && intra_writes_scores(a))) {  // else intra_fused wrote them
@@ -1197,8 +1252,10 @@ void state_output_fused(Args const& a, Stream s) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (variant == 4) {
-        if (columns == 64) launch_state_output_v4<E, 64>(a, s); else launch_state_output_v4<E, 32>(a, s);
+      if (variant == 4 && sc) {
+        if (columns == 64) launch_state_output_v4<E, 64, true>(a, s); else launch_state_output_v4<E, 32, true>(a, s);
+      } else if (variant == 4) {
+        if (columns == 64) launch_state_output_v4<E, 64, false>(a, s); else launch_state_output_v4<E, 32, false>(a, s);
       } else if (variant == 3) {
         launch_state_output_v3<E>(a, s);
       } else if (v2) {

@@ -71,6 +71,14 @@ __device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.p
                : "l"(desc_a), "l"(desc_b), "n"(TRANS_A), "n"(TRANS_B), "r"(1))
 
 template <int TRANS_B>
+__device__ __forceinline__ void wgmma_m64n32k16_rs_bf16(float (&d)[16], uint32_t const (&a)[4], uint64_t desc_b, int accumulate) {
+  GDN_WGMMA_RS("m64n32k16", "bf16", GDN_WG_REGS_16, GDN_WG_DOPS_16, "21", "16", "17", "18", "19", "20", "22");
+}
+template <int TRANS_B>
+__device__ __forceinline__ void wgmma_m64n32k16_rs_f16(float (&d)[16], uint32_t const (&a)[4], uint64_t desc_b, int accumulate) {
+  GDN_WGMMA_RS("m64n32k16", "f16", GDN_WG_REGS_16, GDN_WG_DOPS_16, "21", "16", "17", "18", "19", "20", "22");
+}
+template <int TRANS_B>
 __device__ __forceinline__ void wgmma_m64n64k16_rs_bf16(float (&d)[32], uint32_t const (&a)[4], uint64_t desc_b, int accumulate) {
   GDN_WGMMA_RS("m64n64k16", "bf16", GDN_WG_REGS_32, GDN_WG_DOPS_32, "37", "32", "33", "34", "35", "36", "38");
 }
@@ -92,6 +100,18 @@ template <class E, int TRANS_B>
 __device__ __forceinline__ void wgmma_m64n64k16_rs(float (&d)[32], uint32_t const (&a)[4], uint64_t desc_b, int acc) {
   if constexpr (std::is_same_v<E, __nv_bfloat16>) wgmma_m64n64k16_rs_bf16<TRANS_B>(d, a, desc_b, acc);
   else wgmma_m64n64k16_rs_f16<TRANS_B>(d, a, desc_b, acc);
+}
+// N = 32 or 64 by the accumulator's size (state_output_fused 4's P v_new with P in registers).
+template <class E, int TRANS_B, int NACC>
+__device__ __forceinline__ void wgmma_m64nk16_rs(float (&d)[NACC], uint32_t const (&a)[4], uint64_t desc_b, int acc) {
+  static_assert(NACC == 16 || NACC == 32, "N = 32 or 64");
+  if constexpr (NACC == 32) {
+    wgmma_m64n64k16_rs<E, TRANS_B>(d, a, desc_b, acc);
+  } else if constexpr (std::is_same_v<E, __nv_bfloat16>) {
+    wgmma_m64n32k16_rs_bf16<TRANS_B>(d, a, desc_b, acc);
+  } else {
+    wgmma_m64n32k16_rs_f16<TRANS_B>(d, a, desc_b, acc);
+  }
 }
 template <class E, int TRANS_B>
 __device__ __forceinline__ void wgmma_m64n128k16_rs(float (&d)[64], uint32_t const (&a)[4], uint64_t desc_b, int acc) {

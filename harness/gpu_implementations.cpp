@@ -141,10 +141,11 @@ class GpuImplementation final : public Implementation {
                "and o as in the other variants, running state fp32, state operand of W*S rounded to the input "
                "dtype, final_state fp32";
       case Variant::fused_forward:
-        return "fused intra CUDA kernel, variant 3 (as fused-intra-v3, also writing the gated score rows Q K^T "
-               "per chunk from the k tile it holds: chunk_scores' bytes), then chunk_state + chunk_output in one "
-               "kernel (state_output_fused variant 2: h and v_new stay in shared memory, the same products in the "
-               "same order, so the bytes of fused-intra-v3); " + common;
+        return "fused intra CUDA kernel, variant 3 (as fused-intra-v3), then chunk_state + chunk_output in one "
+               "kernel (state_output_fused variant 4 at K = 128: TMA tile loads, warpgroup MMAs, the gated score "
+               "rows Q K^T computed on chip; at K = 64 variant 2, reading the score rows that the intra kernel "
+               "wrote from the k tile it holds): h, v_new and the score rows stay on chip, the same products in the "
+               "same order, so the bytes of fused-intra-v3; " + common;
       case Variant::cublas:
         return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
                "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
@@ -226,7 +227,8 @@ class GpuImplementation final : public Implementation {
     a.kkt_solve_variant = v_ == Variant::fused_v5 ? 5 : 4;
     a.intra_variant = v_ == Variant::fused_intra_v3 || v_ == Variant::precise_v3 || v_ == Variant::fused_forward ? 3 : 1;
     a.fuse_state_output = v_ == Variant::fused_forward;
-    a.scores_in_intra = v_ == Variant::fused_forward;
+    a.scores_in_intra = v_ == Variant::fused_forward;  // where state_output_fused does not compute them:
+    a.scores_in_state = v_ == Variant::fused_forward;  // state_output_computes_scores() (K = 128)
     gc::ElemType const uvt = gc::uv_type(a);  // u, v_new
     if (p.qk_l2norm) {
       gc::l2norm(ws.q.get(), ws.q.get(), qkv, d.B * d.T * d.H, d.K, nullptr);

@@ -9,7 +9,8 @@
 //   fused-intra-v3      intra variant 3: kkt+solve as fused-v5, beta folded into the A_inv operand of w/u
 //   precise-v3          precise's arithmetic for u, v_new and the scores on top of intra variant 3
 //   fused-forward       fused-intra-v3's intra kernel, then state + output in one kernel (state_output_fused.cu
-//                       variant 2, after chunk_scores: the bytes of fused-intra-v3's two kernels): four kernels
+//                       variant 4 computing the score rows on chip; K = 64: variant 2 reading the rows the intra
+//                       kernel wrote): the bytes of fused-intra-v3's kernels; three kernels (cumsum, intra, this)
 //   cublas              KKT by cublasGemmStridedBatchedEx + mask, inverse by cublasStrsmBatched (fp32),
 //                       A_inv fp32, split state; other stages ours
 //   cublas-fp64         the same with cublasDtrsmBatched (fp64 solve), A_inv fp32

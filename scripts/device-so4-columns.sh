@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# A focused GPU run of state_output_fused 4's two block widths (Args::state_output_columns 32 / 64), in the order
-# that localizes a failure: the TMA self-check, the state_output byte-equality tests (both widths against the two
-# kernels), the block-time grid test, the whole GPU suite, the stage timings at the three issue-5 shapes, `gdnv
+# A focused GPU run of state_output_fused 4's two block widths (Args::state_output_columns 32 / 64) and its score
+# rows on chip (Args::scores_in_state), in the order that localizes a failure: the TMA self-check, the state_output
+# byte-equality tests (both widths, rows read or on chip, against the two kernels), the score-row tests, the
+# block-time grid test, the whole GPU suite, the stage timings at the three issue-5 shapes, `gdnv
 # bench` on them, racecheck + memcheck of a ragged case (both widths). Same image notes as device-run.sh
 # (.device/include). Results packed into $OUT/results.tar.gz after each phase. SHA names the tree (.git stays here;
 # it also goes into the bench JSON as GDNV_GIT_COMMIT). QUICK=1: the three focused suites and the stage timings only.
 source "$(dirname "$0")/device-common.sh"
 device_start so4c gdnv test_cuda gdnv_bench_stages
-for s in gpu_tma gpu_state_output gpu_block_times; do
+for s in gpu_tma gpu_state_output gpu_scores gpu_block_times; do
   timeout 150 $T --run_test=$s --log_level=message --report_level=short > $R/$s.txt 2>&1; echo "$s exit $?"
   grep -E "error|differ|has passed|has failed" $R/$s.txt | head -8
 done
@@ -15,9 +16,9 @@ pack
 if [[ "${QUICK:-0}" != 1 ]]; then
 timeout 150 $T --report_level=short > $R/test_cuda-$GPU-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-$GPU-$SHA.txt; pack
 fi
-device_stages "state_output_fused 4|so4"
+device_stages "state_output_fused 4|so4|intra v3"
 [[ "${QUICK:-0}" == 1 ]] && { echo "all $(( $(date +%s) - t0 )) s"; exit 0; }
 device_bench
-grep -E "state_output_fused 4|state_output_fused 4," $R/bench.log | cut -c1-120
+grep -E "state_output_fused 4|intra_fused v3 .*on chip|chunk_scores" $R/bench.log | cut -c1-150
 device_sanitize gpu_state_output/equals_two_kernels_ragged_G1
 echo "all $(( $(date +%s) - t0 )) s"; pack

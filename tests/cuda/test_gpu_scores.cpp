@@ -9,7 +9,8 @@
 // GQA G = 1..3 (the key head each value head reads), varlen with 0/1/63/64/65/129-token sequences.
 // That these are the bytes chunk_output 2 multiplies v_new by is test_gpu_state_output's business (o of
 // state_output_fused 2 against chunk_state 2 + chunk_output 2, byte for byte). intra_rows_equal_*: the rows
-// intra_fused 3 writes with Args::scores_in_intra are these bytes, and forward() through them gives the same o.
+// intra_fused 3 writes with Args::scores_in_intra are these bytes, and forward() through them gives the same o, as
+// does forward() with state_output_fused 4 computing the rows on chip (Args::scores_in_state; no rows written).
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -152,6 +153,20 @@ void expect_intra_scores_equal(test::StateCase const& c) {
   BOOST_TEST(!test::untouched(ws.scores));
   BOOST_TEST(bytes_differing(test::device_bytes(ws.o), o0) == 0u, "o differs");
   BOOST_TEST(bytes_differing(test::device_bytes(ws.final_state), f0) == 0u, "final state differs");
+
+  // the score rows computed by state_output_fused 4 itself (Args::scores_in_state, K = 128): intra_fused skips
+  // them and nothing writes Args::scores; elsewhere (K = 64: variant 2) the rows from intra_fused as above
+  gc::Args sc = b;
+  sc.scores_in_state = true;
+  bool const on_chip = gc::state_output_computes_scores(sc);
+  BOOST_TEST(on_chip == (c.K == 128));
+  BOOST_TEST(gc::intra_writes_scores(sc) == !on_chip);
+  ws.poison();
+  gc::forward(sc, nullptr);
+  gc::synchronize();
+  BOOST_TEST(test::untouched(ws.scores) == on_chip, "score rows written: " << !test::untouched(ws.scores));
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.o), o0) == 0u, "o differs (score rows on chip)");
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.final_state), f0) == 0u, "final state differs (score rows on chip)");
 }
 
 
@@ -210,6 +225,15 @@ BOOST_AUTO_TEST_CASE(intra_writes_scores_only_where_it_fits) {
   BOOST_TEST(gc::intra_writes_scores(x));
   x.d.HV = 80;
   BOOST_TEST(!gc::intra_writes_scores(x));
+  // not when forward()'s state_output_fused computes them itself
+  x = a, x.scores_in_state = true;
+  BOOST_TEST(gc::state_output_computes_scores(x));
+  BOOST_TEST(gc::intra_writes_scores(x));  // state_output_fused not fused into forward(): someone may read them
+  x.fuse_state_output = true;
+  BOOST_TEST(!gc::intra_writes_scores(x));
+  x.state_output_variant = 2;  // reads the rows
+  BOOST_TEST(!gc::state_output_computes_scores(x));
+  BOOST_TEST(gc::intra_writes_scores(x));
 }
 
 // fp32 inputs and a missing buffer are refused, not run.

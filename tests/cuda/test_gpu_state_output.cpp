@@ -3,7 +3,8 @@
 // operand values in the same k order (variants 2-4 read the score rows chunk_scores wrote; 3 and 4 run them on
 // warpgroup MMAs, 4 with TMA tile loads, K = 128 only, variant 2 at K = 64), so forward() with
 // Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
-// v_new when their buffers are given. Every case runs every variant (4 with 64- and 32-column blocks).
+// v_new when their buffers are given. Every case runs every variant (4 with 64- and 32-column blocks, reading the
+// score rows or computing them on chip: Args::scores_in_state, the bytes chunk_scores would have written).
 // Cases: bf16 and fp16, K = 128 and 64,
 // GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
 // buffers at their ends), with and without an initial state, and with h / v_new not stored.
@@ -61,8 +62,10 @@ uint64_t max_ulps(std::vector<unsigned char> const& x, std::vector<unsigned char
 // forward() with chunk_state + chunk_output, then with the fused kernel (h, v_new stored, or not when
 // `store_intermediates` is false): every output the fused run writes must match byte for byte, and what it
 // does not store must stay untouched.
-void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_intermediates, int variant, int columns = 0) {
-  BOOST_TEST_CONTEXT("state_output_fused " << variant << ", Args::state_output_columns " << columns) {
+void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_intermediates, int variant, int columns = 0,
+                                       bool scores_in_state = false) {
+  BOOST_TEST_CONTEXT("state_output_fused " << variant << ", Args::state_output_columns " << columns
+                                           << ", Args::scores_in_state " << scores_in_state) {
     test::StateRun run(c, 41);
     gc::Workspace& ws = *run.ws;
     gc::Args a = run.a;
@@ -83,9 +86,12 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
     f.fuse_state_output = true;
     f.state_output_variant = variant;
     f.state_output_columns = columns;
+    f.scores_in_state = scores_in_state;
     if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
     gc::forward(f, nullptr);
     gc::synchronize();
+    // the score rows on chip: no chunk_scores launch, nothing written to Args::scores
+    if (gc::state_output_computes_scores(f)) BOOST_TEST(test::untouched(ws.scores), "score rows written");
     for (size_t i = 0; i < std::size(outs); ++i) {
       if (outs[i].intermediate && !store_intermediates) {
         BOOST_TEST(test::untouched(*outs[i].buf), outs[i].name << " written although its pointer was null");
@@ -102,7 +108,8 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
 }
 
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
-  for (int columns : {64, 32}) expect_variant_equals_two_kernels(c, store_intermediates, 4, columns);  // both widths
+  for (bool sc : {false, true})  // both widths, the score rows read (chunk_scores') or computed on chip
+    for (int columns : {64, 32}) expect_variant_equals_two_kernels(c, store_intermediates, 4, columns, sc);
   for (int variant : {3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
@@ -156,7 +163,8 @@ BOOST_AUTO_TEST_CASE(falls_back_for_split_state_and_precise) {
   BOOST_CHECK_THROW(gc::forward(f, nullptr), std::invalid_argument);
 }
 
-// Variants 2, 3 and 4 read the score rows from Args::scores: without that buffer the call is refused (nothing runs).
+// Variants 2, 3 and 4 read the score rows from Args::scores: without that buffer the call is refused (nothing runs),
+// unless variant 4 computes them itself (Args::scores_in_state).
 BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   test::StateCase c;
   c.T = 200;
@@ -177,6 +185,12 @@ BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   gc::synchronize();
   BOOST_TEST(test::untouched(run.ws->o));
   f.state_output_variant = 1;  // variant 1 computes its scores on chip
+  gc::state_output_fused(f, nullptr);
+  gc::synchronize();
+  BOOST_TEST(!test::untouched(run.ws->o));
+  run.ws->o.fill_bytes(0xFF);
+  f.state_output_variant = 4, f.scores_in_state = true;  // so does variant 4 when asked
+  BOOST_TEST(gc::state_output_computes_scores(f));
   gc::state_output_fused(f, nullptr);
   gc::synchronize();
   BOOST_TEST(!test::untouched(run.ws->o));
