@@ -884,7 +884,15 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // 8, tree 53c9d7b, warm, chunk_scores included; stages-H200-53c9d7b.txt): B=4 T=4096 HV=16 (256 blocks of 32 on 132
 // SMs) 208.3 us with 64 columns against 228.6 with 32 (forward 339.9 / 359.3); B=1 HV=32, one wave either way: 297.9
 // against 214.4 at T = 8192, 1135 against 797 at T = 32768 (2.2 against 1.55 us per step). Hence the choice by waves
-// (state_output_block_columns). Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
+// (state_output_block_columns).
+// SC (Args::scores_in_state, twelfth session; 64-column blocks only): the score rows computed here instead of
+// read: warpgroup 1 runs
+// Q K^T (64 x 64, both operands the Q and K boxes already loaded; its own wgmma group, issued before O = Q h_c)
+// while warpgroup 0 runs W h_c, gates, masks and rounds it in registers with gate_score_tile's expressions, and the
+// accumulator layout is the A fragment layout, so P v_new takes P from registers (wgmma with A in registers). No
+// P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by intra_fused 3: at B = 1,
+// T = 8192, HV = 32 the rows are 33.5 MB written and read again, and intra 3 read q (33.5 MB) only for them. The
+// same bytes: the tests compare it with the two kernels like the other variants. Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
 // both warpgroups running W h_c, the delta, Q h_c and o on 32 columns each, 1.48 (this version 1.43; B = 4: 0.99
 // against 0.91); W h_c and the delta split by columns with Q h_c and o on warpgroup 1, 1.75.
 template <int BV_, bool SC_ = false>
@@ -895,6 +903,7 @@ struct So4Layout {
   static constexpr int BOX = kBT * 64 * 2;  // 64 rows x 128 bytes, swizzled
   static constexpr int kBoxes = SC ? 6 : 7;  // W, Q, K (two each) and the score rows P
   static constexpr int kW = 0, kQ = 2 * BOX, kK = 4 * BOX, kP = 6 * BOX, kU = kBoxes * BOX;
+  static_assert(kU == (SC ? kP : kP + BOX), "U follows the P box, or takes its place (SC)");
   // + U, 64 rows x 64 bytes dense (BV = 32) or x 128 bytes swizzled as the boxes (BV = 64: conflict-free pairs)
   static constexpr int STAGE = kU + kBT * BV * 2;
   static constexpr bool kUSwizzled = BV == 64;
@@ -1203,7 +1212,12 @@ bool state_output_runs_fused(Args const& a) {
 }
 
 bool state_output_computes_scores(Args const& a) {
-  return a.scores_in_state && state_output_runs_fused(a) && a.state_output_variant == 4 && a.d.K == 128;
+  if (!a.scores_in_state || !state_output_runs_fused(a) || a.state_output_variant != 4 || a.d.K != 128) return false;
+  int const cols = a.state_output_columns;
+  if (cols != 0 && cols != 32 && cols != 64) return false;  // refused by state_output_fused anyway
+  // 64-column blocks only: at 32 columns the on-chip rows lengthened the step by more than the rows' traffic
+  // saves (H100, T = 8192: 222 us against 211 with chunk_scores' 44 included; cuda/NOTES.md, twelfth session)
+  return state_output_block_columns(a) == 64;
 }
 
 int state_output_block_columns(Args const& a) {
@@ -1252,8 +1266,8 @@ void state_output_fused(Args const& a, Stream s) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (variant == 4 && sc) {
-        if (columns == 64) launch_state_output_v4<E, 64, true>(a, s); else launch_state_output_v4<E, 32, true>(a, s);
+      if (variant == 4 && sc) {  // 64 columns (state_output_computes_scores)
+        launch_state_output_v4<E, 64, true>(a, s);
       } else if (variant == 4) {
         if (columns == 64) launch_state_output_v4<E, 64, false>(a, s); else launch_state_output_v4<E, 32, false>(a, s);
       } else if (variant == 3) {

@@ -90,7 +90,9 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
     if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
     gc::forward(f, nullptr);
     gc::synchronize();
-    // the score rows on chip: no chunk_scores launch, nothing written to Args::scores
+    // the score rows on chip in 64-column blocks (read at 32): no chunk_scores launch, nothing written to Args::scores
+    if (scores_in_state && c.K == 128 && gc::state_output_runs_fused(f))
+      BOOST_TEST(gc::state_output_computes_scores(f) == (columns == 64));
     if (gc::state_output_computes_scores(f)) BOOST_TEST(test::untouched(ws.scores), "score rows written");
     for (size_t i = 0; i < std::size(outs); ++i) {
       if (outs[i].intermediate && !store_intermediates) {
@@ -189,7 +191,7 @@ BOOST_AUTO_TEST_CASE(variant_2_refuses_null_scores) {
   gc::synchronize();
   BOOST_TEST(!test::untouched(run.ws->o));
   run.ws->o.fill_bytes(0xFF);
-  f.state_output_variant = 4, f.scores_in_state = true;  // so does variant 4 when asked
+  f.state_output_variant = 4, f.scores_in_state = true, f.state_output_columns = 64;  // so does variant 4 when asked
   BOOST_TEST(gc::state_output_computes_scores(f));
   gc::state_output_fused(f, nullptr);
   gc::synchronize();
