@@ -16,9 +16,9 @@ pack
 if [[ "${QUICK:-0}" != 1 ]]; then
 timeout 150 $T --report_level=short > $R/test_cuda-$GPU-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-$GPU-$SHA.txt; pack
 fi
-device_stages "state_output_fused 4|so4|intra v3"
+device_stages "state_output_fused 4|so4|intra v3|fused-forward"
 [[ "${QUICK:-0}" == 1 ]] && { echo "all $(( $(date +%s) - t0 )) s"; exit 0; }
 device_bench
-grep -E "state_output_fused 4|intra_fused v3 .*on chip|chunk_scores" $R/bench.log | cut -c1-150
+grep -E "state_output_fused 4|intra_fused v3 .*on chip|chunk_scores|fused-forward" $R/bench.log | cut -c1-150
 device_sanitize gpu_state_output/equals_two_kernels_ragged_G1
 echo "all $(( $(date +%s) - t0 )) s"; pack
