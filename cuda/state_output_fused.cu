@@ -884,17 +884,16 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // 8, tree 53c9d7b, warm, chunk_scores included; stages-H200-53c9d7b.txt): B=4 T=4096 HV=16 (256 blocks of 32 on 132
 // SMs) 208.3 us with 64 columns against 228.6 with 32 (forward 339.9 / 359.3); B=1 HV=32, one wave either way: 297.9
 // against 214.4 at T = 8192, 1135 against 797 at T = 32768 (2.2 against 1.55 us per step). Hence the choice by waves
-// (state_output_block_columns).
-// SC (Args::scores_in_state, twelfth session; 64-column blocks only): the score rows computed here instead of
-// read: warpgroup 1 runs
-// Q K^T (64 x 64, both operands the Q and K boxes already loaded; its own wgmma group, issued before O = Q h_c)
-// while warpgroup 0 runs W h_c, gates, masks and rounds it in registers with gate_score_tile's expressions, and the
-// accumulator layout is the A fragment layout, so P v_new takes P from registers (wgmma with A in registers). No
-// P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by intra_fused 3: at B = 1,
-// T = 8192, HV = 32 the rows are 33.5 MB written and read again, and intra 3 read q (33.5 MB) only for them. The
-// same bytes: the tests compare it with the two kernels like the other variants. Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
+// (state_output_block_columns). Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
 // both warpgroups running W h_c, the delta, Q h_c and o on 32 columns each, 1.48 (this version 1.43; B = 4: 0.99
 // against 0.91); W h_c and the delta split by columns with Q h_c and o on warpgroup 1, 1.75.
+// SC (Args::scores_in_state, twelfth session; 64-column blocks only): the score rows computed here instead of read:
+// warpgroup 1 runs Q K^T (64 x 64, both operands the Q and K boxes already loaded; its own wgmma group, issued
+// before O = Q h_c) while warpgroup 0 runs W h_c, gates, masks and rounds it in registers with gate_score_tile's
+// expressions, and the accumulator layout is the A fragment layout, so P v_new takes P from registers (wgmma with A
+// in registers). No P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by
+// intra_fused 3: at B = 1, T = 8192, HV = 32 the rows are 33.5 MB written and read again, and intra 3 read q (33.5
+// MB) only for them. The same bytes: the tests compare it with the two kernels like the other variants.
 template <int BV_, bool SC_ = false>
 struct So4Layout {
   static constexpr int K = 128, BV = BV_;
@@ -1211,17 +1210,21 @@ bool state_output_runs_fused(Args const& a) {
   return a.qkv != ElemType::f32 && !a.split_state && !a.precise_uv && a.d.K == a.d.V && (a.d.K == 128 || a.d.K == 64);
 }
 
+namespace {
+bool known_block_columns(int columns) { return columns == 0 || columns == 32 || columns == 64; }
+// 64-column blocks only (state_output_block_columns() gives 64 only to variant 4 running at K = 128): at 32 columns
+// the on-chip rows lengthened the step by more than the rows' traffic saves (H100, T = 8192: 222 us against 211
+// with chunk_scores' 44 included; cuda/NOTES.md, twelfth session)
+bool scores_on_chip(Args const& a, int block_columns) { return a.scores_in_state && block_columns == 64; }
+}  // namespace
+
 bool state_output_computes_scores(Args const& a) {
-  if (!a.scores_in_state || !state_output_runs_fused(a) || a.state_output_variant != 4 || a.d.K != 128) return false;
-  int const cols = a.state_output_columns;
-  if (cols != 0 && cols != 32 && cols != 64) return false;  // refused by state_output_fused anyway
-  // 64-column blocks only: at 32 columns the on-chip rows lengthened the step by more than the rows' traffic
-  // saves (H100, T = 8192: 222 us against 211 with chunk_scores' 44 included; cuda/NOTES.md, twelfth session)
-  return state_output_block_columns(a) == 64;
+  // an unknown width is refused by state_output_fused; here it is simply not on chip (intra_writes_scores asks too)
+  return a.scores_in_state && known_block_columns(a.state_output_columns) && scores_on_chip(a, state_output_block_columns(a));
 }
 
 int state_output_block_columns(Args const& a) {
-  if (a.state_output_columns != 0 && a.state_output_columns != 32 && a.state_output_columns != 64)
+  if (!known_block_columns(a.state_output_columns))
     throw std::invalid_argument("state_output_fused: Args::state_output_columns " + std::to_string(a.state_output_columns) +
                                 " is not 0 (chosen), 32 or 64");
   bool const v4 = state_output_runs_fused(a) && a.state_output_variant == 4 && a.d.K == 128;
@@ -1254,7 +1257,7 @@ void state_output_fused(Args const& a, Stream s) {
   }
   // variants 3 and 4 cover K = 128; at K = 64 they run variant 2 (the same bytes)
   int const variant = a.state_output_variant >= 3 && a.d.K != 128 ? 2 : a.state_output_variant;
-  bool const sc = state_output_computes_scores(a);  // variant 4 with Args::scores_in_state
+  bool const sc = scores_on_chip(a, columns);  // state_output_computes_scores(a), the width already known
   bool const v2 = variant != 1 && !sc;              // reads score rows that chunk_scores or intra_fused wrote
   if (v2 && !a.scores) throw std::invalid_argument("state_output_fused 2-4: Args::scores is null (chunk_scores writes it first)");
   if (a.d.N == 0) return;

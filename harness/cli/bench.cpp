@@ -456,10 +456,8 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
         t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   // variant 4 computing the score rows itself (no chunk_scores; 64-column blocks only), and the forward as
   // `--impl fused-forward` runs it (the rows on chip where the chosen width is 64, else from intra_fused 3)
-  gc::Args aso4sc = aso4, ifwd3so4sc = ifwd3so, ffwd_impl = ifwd3sc4;
-  aso4sc.state_output_variant = ifwd3so4sc.state_output_variant = 4;
+  gc::Args aso4sc = aso4c[1], ifwd3so4sc = ifwd3sc4c[1], ffwd_impl = ifwd3sc4;  // [1]: 64-column blocks
   aso4sc.scores_in_state = ifwd3so4sc.scores_in_state = ffwd_impl.scores_in_state = true;
-  aso4sc.state_output_columns = ifwd3so4sc.state_output_columns = 64;
   add("state_output_fused 4, 64-column blocks (wgmma, TMA; score rows on chip; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso4sc, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("state_output_fused 1 (warp roles; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
