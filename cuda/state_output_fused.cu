@@ -887,11 +887,12 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // (state_output_block_columns). Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
 // both warpgroups running W h_c, the delta, Q h_c and o on 32 columns each, 1.48 (this version 1.43; B = 4: 0.99
 // against 0.91); W h_c and the delta split by columns with Q h_c and o on warpgroup 1, 1.75.
-// SC (Args::scores_in_state, twelfth session; 64-column blocks only): the score rows computed here instead of read:
-// warpgroup 1 runs Q K^T (64 x 64, both operands the Q and K boxes already loaded; its own wgmma group, issued
-// before O = Q h_c) while warpgroup 0 runs W h_c, gates, masks and rounds it in registers with gate_score_tile's
-// expressions, and the accumulator layout is the A fragment layout, so P v_new takes P from registers (wgmma with A
-// in registers). No P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by
+// SC (Args::scores_in_state, twelfth session): the score rows computed here instead of read: warpgroup 1 runs
+// Q K^T (64 x 64, both operands the Q and K boxes already loaded), gates, masks and rounds it in registers with
+// gate_score_tile's expressions while warpgroup 0 runs W h_c, and the accumulator layout is the A fragment layout,
+// so P v_new takes P from registers (wgmma with A in registers). Q K^T of chunk c + 1 is issued at the end of step
+// c, behind P v_new in group B, so it runs while the tensor cores would idle (o and h stores, the snapshot, the
+// barrier); issued in step 2 beside W h_c (twelfth session) it lengthened a 32-column step by ~0.4 us on the H100. No P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by
 // intra_fused 3: at B = 1, T = 8192, HV = 32 the rows are 33.5 MB written and read again, and intra 3 read q (33.5
 // MB) only for them. The same bytes: the tests compare it with the two kernels like the other variants.
 template <int BV_, bool SC_ = false>
