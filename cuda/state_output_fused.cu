@@ -887,12 +887,11 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // (state_output_block_columns). Tried at 64 columns and reverted (same-run ratios to 32 columns at T = 32768):
 // both warpgroups running W h_c, the delta, Q h_c and o on 32 columns each, 1.48 (this version 1.43; B = 4: 0.99
 // against 0.91); W h_c and the delta split by columns with Q h_c and o on warpgroup 1, 1.75.
-// SC (Args::scores_in_state, twelfth session): the score rows computed here instead of read: warpgroup 1 runs
-// Q K^T (64 x 64, both operands the Q and K boxes already loaded), gates, masks and rounds it in registers with
-// gate_score_tile's expressions while warpgroup 0 runs W h_c, and the accumulator layout is the A fragment layout,
-// so P v_new takes P from registers (wgmma with A in registers). Q K^T of chunk c + 1 is issued at the end of step
-// c, behind P v_new in group B, so it runs while the tensor cores would idle (o and h stores, the snapshot, the
-// barrier); issued in step 2 beside W h_c (twelfth session) it lengthened a 32-column step by ~0.4 us on the H100. No P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by
+// SC (Args::scores_in_state, twelfth session; 64-column blocks only): the score rows computed here instead of read:
+// warpgroup 1 runs Q K^T (64 x 64, both operands the Q and K boxes already loaded; its own wgmma group, issued
+// before O = Q h_c) while warpgroup 0 runs W h_c, gates, masks and rounds it in registers with gate_score_tile's
+// expressions, and the accumulator layout is the A fragment layout, so P v_new takes P from registers (wgmma with A
+// in registers). No P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by
 // intra_fused 3: at B = 1, T = 8192, HV = 32 the rows are 33.5 MB written and read again, and intra 3 read q (33.5
 // MB) only for them. The same bytes: the tests compare it with the two kernels like the other variants.
 template <int BV_, bool SC_ = false>
@@ -985,28 +984,6 @@ __global__ void __launch_bounds__(256, 1)
   // SC, warpgroup 1: the chunk's score rows round_E(P) as the A fragments of P v_new (k step ks: columns 16 ks..),
   // read by the wgmma that stays in flight with O, so kept unchanged until the next step's wait
   uint32_t Pa[4][4];
-  // SC, warpgroup 1: Q K^T of the next chunk (64 x 64, this warp's rows 16 (warp - 4)..), issued at the end of a
-  // step in group B, behind P v_new: the tensor cores are idle from the state update's end to the next W h_c, and
-  // a product issued in step 2 (beside W h_c) lengthened the step (NOTES.md, thirteenth session)
-  float P[32];
-  auto issue_scores = [&](unsigned char* st_) {  // the chunk's tiles in stage st_ have landed
-#pragma unroll
-    for (int i = 0; i < 32; ++i) P[i] = 0.f;
-    wgmma_fence_operands(P);  // the zeros stay put (no copy from a register a product is writing)
-    uint64_t const dq0 = wgmma_desc_sw128(st_ + L::kQ, 16, 1024), dq1 = wgmma_desc_sw128(st_ + L::kQ + L::BOX, 16, 1024);
-    uint64_t const dk0 = wgmma_desc_sw128(st_ + L::kK, 16, 1024), dk1 = wgmma_desc_sw128(st_ + L::kK + L::BOX, 16, 1024);
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < 8; ++ks)
-      wgmma_m64n64k16_ss<E, 0, 0>(P, (ks < 4 ? dq0 : dq1) + 2 * (ks & 3), (ks < 4 ? dk0 : dk1) + 2 * (ks & 3));
-  };
-  if constexpr (SC) {
-    if (wg == 1 && c_begin < c_end) {  // the first chunk's Q K^T, alone in group B
-      mbar_wait(&full[0], 0u);
-      issue_scores(stage_at(0));
-      wgmma_commit();
-    }
-  }
 
   for (int64_t ci = c_begin; ci < c_end; ++ci) {
     int const step = static_cast<int>(ci - c_begin), b = step & 1;
@@ -1028,10 +1005,6 @@ __global__ void __launch_bounds__(256, 1)
     // 1. this chunk's tiles (the stage's (step / kStages)-th use), rows past its end zeroed; the snapshot
     mbar_wait(&full[step % L::kStages], static_cast<uint32_t>(step / L::kStages) & 1u);
     if (c.rows < kBT) {
-      if constexpr (SC) {  // this chunk's Q K^T (in flight since the last step) reads the rows zeroed below
-        if (wg == 1) wgmma_wait<0>();
-        __syncthreads();
-      }
       // 16-byte pieces per row: the swizzled boxes (a row stays in its 128 bytes), then U's row (also whole)
       constexpr int kBoxPieces = L::kBoxes * 8, kPieces = kBoxPieces + BV / 8;
       int const nrow = kBT - c.rows;
@@ -1096,11 +1069,10 @@ __global__ void __launch_bounds__(256, 1)
       }
       fence_proxy_async_smem();  // v_new and the gated delta, before wgmma reads them
     } else {
-      if (SC || step > 0) {  // group B: the last chunk's P v_new and its o rows; SC: this chunk's Q K^T
+      if (step > 0) {  // the last chunk's P v_new (its group B) and its o rows
         wgmma_wait<0>();
         wgmma_fence_operands(O);
-        if constexpr (SC) wgmma_fence_operands(P);
-        if (step > 0) store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
+        store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
       }
       // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
       // group B read that stage's P
@@ -1109,6 +1081,19 @@ __global__ void __launch_bounds__(256, 1)
       for (int i = 0; i < NA; ++i) O[i] = 0.f;
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
       uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
+      float P[32];  // SC: Q K^T of the chunk (64 x 64, this warp's rows 16 (warp - 4)..), in its own group first
+      if constexpr (SC) {
+#pragma unroll
+        for (int i = 0; i < 32; ++i) P[i] = 0.f;
+        wgmma_fence_operands(P);  // the zeros stay put (no copy from a register a product is writing)
+        uint64_t const desc_k0 = wgmma_desc_sw128(st + L::kK, 16, 1024);
+        uint64_t const desc_k1 = wgmma_desc_sw128(st + L::kK + L::BOX, 16, 1024);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < 8; ++ks)
+          wgmma_m64n64k16_ss<E, 0, 0>(P, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), (ks < 4 ? desc_k0 : desc_k1) + 2 * (ks & 3));
+        wgmma_commit();
+      }
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < 8; ++ks)
@@ -1127,7 +1112,8 @@ __global__ void __launch_bounds__(256, 1)
         for (int hh = 0; hh < 2; ++hh) gr[hh] = gsb[16 * (warp - 4) + g + 8 * hh];
 #pragma unroll
         for (int j = 0; j < 8; ++j) gj[j][0] = gsb[8 * j + 2 * t], gj[j][1] = gsb[8 * j + 2 * t + 1];
-        // (Q K^T waited with group B above; O = Q h_c runs under this)
+        wgmma_wait<1>();  // Q K^T done; O = Q h_c may still run
+        wgmma_fence_operands(P);
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -1172,17 +1158,13 @@ __global__ void __launch_bounds__(256, 1)
       if constexpr (SC) {
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_rs<E, 1>(O, Pa[ks], desc_v + 16 * ks, 1);
-        if (has_next) {  // the next chunk's Q K^T (its copies were issued a step or two ago)
-          mbar_wait(&full[(step + 1) % L::kStages], static_cast<uint32_t>((step + 1) / L::kStages) & 1u);
-          issue_scores(stage_at(step + 1));
-        }
       } else {
         uint64_t const desc_p = wgmma_desc_sw128(st + L::kP, 16, 1024);
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
       }
     }
-    wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch; SC: + next Q K^T)
+    wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch)
     wgmma_wait<1>();
     wgmma_fence_operands(Sf);
     if (wg == 1) wgmma_fence_operands(O);
@@ -1233,7 +1215,7 @@ bool known_block_columns(int columns) { return columns == 0 || columns == 32 || 
 // 64-column blocks only (state_output_block_columns() gives 64 only to variant 4 running at K = 128): at 32 columns
 // the on-chip rows lengthened the step by more than the rows' traffic saves (H100, T = 8192: 222 us against 211
 // with chunk_scores' 44 included; cuda/NOTES.md, twelfth session)
-bool scores_on_chip(Args const& a, int block_columns) { return a.scores_in_state && (block_columns == 64 || block_columns == 32); }
+bool scores_on_chip(Args const& a, int block_columns) { return a.scores_in_state && block_columns == 64; }
 }  // namespace
 
 bool state_output_computes_scores(Args const& a) {
@@ -1287,8 +1269,8 @@ void state_output_fused(Args const& a, Stream s) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (variant == 4 && sc) {
-        if (columns == 64) launch_state_output_v4<E, 64, true>(a, s); else launch_state_output_v4<E, 32, true>(a, s);
+      if (variant == 4 && sc) {  // 64 columns (state_output_computes_scores)
+        launch_state_output_v4<E, 64, true>(a, s);
       } else if (variant == 4) {
         if (columns == 64) launch_state_output_v4<E, 64, false>(a, s); else launch_state_output_v4<E, 32, false>(a, s);
       } else if (variant == 3) {
