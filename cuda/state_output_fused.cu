@@ -901,6 +901,22 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // (swizzled). Warpgroups 0 and 1 step with named barrier 1 instead of __syncthreads; FULL[b] / EMPTY[b] (named
 // barriers 2-5, 256 threads) hand the tiles over; a chunk shorter than 64 rows waits for its tile before its Q and
 // K rows are zeroed. Run only where Args::state_output_columns = 32 asks for it (not yet timed).
+// SC: one lane's pair (row r, columns 8 j + 2 t and + 1) of a warp's Q K^T accumulator (m64n64: P[4 j + 2 hh + e]),
+// gated, masked and rounded with gate_score_tile's expressions (common.cuh), so the bytes chunk_scores writes; gr the
+// row's gate, gjj the two columns'.
+template <class E>
+__device__ __forceinline__ uint32_t gated_score_pair(float const (&P)[32], int j, int hh, int r, int t, int rows, float gr,
+                                                     float const (&gjj)[2]) {
+  float v[2];
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    bool const keep = r < rows && 8 * j + 2 * t + e <= r;
+    float const val = P[4 * j + 2 * hh + e] * expf(keep ? gr - gjj[e] : 0.f);
+    v[e] = keep ? val : 0.f;
+  }
+  return pack2<E>(v[0], v[1]);
+}
+
 template <int BV_, bool SC_ = false>
 struct So4Layout {
   static constexpr int K = 128, BV = BV_;
@@ -1037,14 +1053,8 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
             int const r = 16 * w2 + g + 8 * hh;
-            float v[2];
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              bool const keep = r < c.rows && 8 * j + 2 * t + e <= r;
-              float const val = P[4 * j + 2 * hh + e] * expf(keep ? gr[hh] - gj[j][e] : 0.f);
-              v[e] = keep ? val : 0.f;
-            }
-            *reinterpret_cast<uint32_t*>(pt + 128 * r + 16 * (j ^ (r & 7)) + 4 * t) = pack2<E>(v[0], v[1]);
+            *reinterpret_cast<uint32_t*>(pt + 128 * r + 16 * (j ^ (r & 7)) + 4 * t) =
+                gated_score_pair<E>(P, j, hh, r, t, c.rows, gr[hh], gj[j]);
           }
         fence_proxy_async_smem();  // before warpgroup 1's wgmma reads the tile
         named_barrier_arrive(kBarFull + b, 256);
@@ -1199,16 +1209,9 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
             int const r = 16 * (warp - 4) + g + 8 * hh;
-            float v[2];
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              bool const keep = r < c.rows && 8 * j + 2 * t + e <= r;
-              float const val = P[4 * j + 2 * hh + e] * expf(keep ? gr[hh] - gj[j][e] : 0.f);
-              v[e] = keep ? val : 0.f;
-            }
             // accumulator (row, 8 j + 2 t) -> A fragment of k step j / 2: registers 0/1 (rows g, g + 8) for the
             // step's first 8 columns, 2/3 for its second
-            Pa[j >> 1][2 * (j & 1) + hh] = pack2<E>(v[0], v[1]);
+            Pa[j >> 1][2 * (j & 1) + hh] = gated_score_pair<E>(P, j, hh, r, t, c.rows, gr[hh], gj[j]);
           }
       }
     }
