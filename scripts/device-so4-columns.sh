@@ -10,8 +10,10 @@
 source "$(dirname "$0")/device-common.sh"
 device_start so4c gdnv test_cuda gdnv_bench_stages
 for s in gpu_tma gpu_state_output gpu_scores gpu_block_times; do
-  timeout 150 $T --run_test=$s --log_level=message --report_level=short > $R/$s.txt 2>&1; echo "$s exit $?"
+  timeout 150 $T --run_test=$s --log_level=message --report_level=short > $R/$s.txt 2>&1; rc=$?; echo "$s exit $rc"
   grep -E "error|differ|has passed|has failed" $R/$s.txt | head -8
+  # a hung kernel (a barrier protocol's deadlock) would hang every later phase too: stop here
+  [[ $rc == 124 ]] && { echo "$s timed out: stopping"; tail -5 $R/$s.txt; pack; exit 1; }
 done
 pack
 if [[ "${QUICK:-0}" != 1 ]]; then
