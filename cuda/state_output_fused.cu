@@ -866,6 +866,22 @@ void launch_state_output_v3(Args const& a, Stream s) {
   state_output_v3_kernel<E><<<grid, 256, bytes, s>>>(a);
 }
 
+// SC: one lane's pair (row r, columns 8 j + 2 t and + 1) of a warp's Q K^T accumulator (m64n64: P[4 j + 2 hh + e]),
+// gated, masked and rounded with gate_score_tile's expressions (common.cuh), so the bytes chunk_scores writes; gr the
+// row's gate, gjj the two columns'.
+template <class E>
+__device__ __forceinline__ uint32_t gated_score_pair(float const (&P)[32], int j, int hh, int r, int t, int rows, float gr,
+                                                     float const (&gjj)[2]) {
+  float v[2];
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    bool const keep = r < rows && 8 * j + 2 * t + e <= r;
+    float const val = P[4 * j + 2 * hh + e] * expf(keep ? gr - gjj[e] : 0.f);
+    v[e] = keep ? val : 0.f;
+  }
+  return pack2<E>(v[0], v[1]);
+}
+
 // ---------------------------------------------------------------- variant 4: variant 3 with TMA tile loads
 // Variant 3 without its copies runs in 220 us (chunk_scores included) against 512 with them (no-copy experiment,
 // NOTES.md): its step is set by 120 warp-instructions of 16-byte cp.async per SM. Variant 4 (K = V = 128, 16-bit)
@@ -901,22 +917,6 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // (swizzled). Warpgroups 0 and 1 step with named barrier 1 instead of __syncthreads; FULL[b] / EMPTY[b] (named
 // barriers 2-5, 256 threads) hand the tiles over; a chunk shorter than 64 rows waits for its tile before its Q and
 // K rows are zeroed. Run only where Args::state_output_columns = 32 asks for it (not yet timed).
-// SC: one lane's pair (row r, columns 8 j + 2 t and + 1) of a warp's Q K^T accumulator (m64n64: P[4 j + 2 hh + e]),
-// gated, masked and rounded with gate_score_tile's expressions (common.cuh), so the bytes chunk_scores writes; gr the
-// row's gate, gjj the two columns'.
-template <class E>
-__device__ __forceinline__ uint32_t gated_score_pair(float const (&P)[32], int j, int hh, int r, int t, int rows, float gr,
-                                                     float const (&gjj)[2]) {
-  float v[2];
-#pragma unroll
-  for (int e = 0; e < 2; ++e) {
-    bool const keep = r < rows && 8 * j + 2 * t + e <= r;
-    float const val = P[4 * j + 2 * hh + e] * expf(keep ? gr - gjj[e] : 0.f);
-    v[e] = keep ? val : 0.f;
-  }
-  return pack2<E>(v[0], v[1]);
-}
-
 template <int BV_, bool SC_ = false>
 struct So4Layout {
   static constexpr int K = 128, BV = BV_;
@@ -1242,7 +1242,7 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_rs<E, 1>(O, Pa[ks], desc_v + 16 * ks, 1);
       } else if constexpr (kScWg2) {
-        if (c.rows == kBT) named_barrier(kBarFull + b, 256);  // warpgroup 2 wrote this chunk's tile (else: step 1)
+        if (c.rows == kBT) named_barrier(kBarFull + b, 256);  // warpgroup 2 wrote this tile (else waited in part 1)
         uint64_t const desc_p = wgmma_desc_sw128(smem + L::kPt + b * L::BOX, 16, 1024);
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
