@@ -882,6 +882,30 @@ __device__ __forceinline__ uint32_t gated_score_pair(float const (&P)[32], int j
   return pack2<E>(v[0], v[1]);
 }
 
+// SC: Q K^T of a stage's chunk (64 x 64; Q and K as two 64-feature swizzled boxes each at byte offsets QOFF and
+// KOFF of the stage, BOX bytes apart) into P, zeroed first, as this warpgroup's wgmma products; the caller commits.
+template <class E, int QOFF, int KOFF, int BOX>
+__device__ __forceinline__ void issue_scores_qkT(float (&P)[32], unsigned char const* st) {
+#pragma unroll
+  for (int i = 0; i < 32; ++i) P[i] = 0.f;
+  wgmma_fence_operands(P);  // the zeros stay put (no copy from a register a product is writing)
+  uint64_t const dq0 = wgmma_desc_sw128(st + QOFF, 16, 1024), dq1 = wgmma_desc_sw128(st + QOFF + BOX, 16, 1024);
+  uint64_t const dk0 = wgmma_desc_sw128(st + KOFF, 16, 1024), dk1 = wgmma_desc_sw128(st + KOFF + BOX, 16, 1024);
+  wgmma_fence();
+#pragma unroll
+  for (int ks = 0; ks < 8; ++ks)
+    wgmma_m64n64k16_ss<E, 0, 0>(P, (ks < 4 ? dq0 : dq1) + 2 * (ks & 3), (ks < 4 ? dk0 : dk1) + 2 * (ks & 3));
+}
+
+// SC: the gates gated_score_pair needs from a chunk's 64 (gsrc): a lane's two rows (16 wr + g, + 8) and its sixteen
+// columns (8 j + 2 t, + 1).
+__device__ __forceinline__ void load_score_gates(float const* gsrc, int wr, int g, int t, float (&gr)[2], float (&gj)[8][2]) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) gr[hh] = gsrc[16 * wr + g + 8 * hh];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) gj[j][0] = gsrc[8 * j + 2 * t], gj[j][1] = gsrc[8 * j + 2 * t + 1];
+}
+
 // ---------------------------------------------------------------- variant 4: variant 3 with TMA tile loads
 // Variant 3 without its copies runs in 220 us (chunk_scores included) against 512 with them (no-copy experiment,
 // NOTES.md): its step is set by 120 warp-instructions of 16-byte cp.async per SM. Variant 4 (K = V = 128, 16-bit)
@@ -1026,23 +1050,12 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
         mbar_wait(&full[i % L::kStages], static_cast<uint32_t>(i / L::kStages) & 1u);
         unsigned char* const st = stage_at(i);
         float P[32];  // Q K^T, this warp's rows 16 w2..
-#pragma unroll
-        for (int x = 0; x < 32; ++x) P[x] = 0.f;
-        wgmma_fence_operands(P);
-        uint64_t const dq0 = wgmma_desc_sw128(st + L::kQ, 16, 1024), dq1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
-        uint64_t const dk0 = wgmma_desc_sw128(st + L::kK, 16, 1024), dk1 = wgmma_desc_sw128(st + L::kK + L::BOX, 16, 1024);
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < 8; ++ks)
-          wgmma_m64n64k16_ss<E, 0, 0>(P, (ks < 4 ? dq0 : dq1) + 2 * (ks & 3), (ks < 4 ? dk0 : dk1) + 2 * (ks & 3));
+        issue_scores_qkT<E, L::kQ, L::kK, L::BOX>(P, st);
         wgmma_commit();
         if (lt < kBT) gw[b][lt] = lt < c.rows ? a.g_cumsum[(c.row0 + lt) * HV + hv] : 0.f;  // under the product
         named_barrier(kBarGates, 128);
         float gr[2], gj[8][2];
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) gr[hh] = gw[b][16 * w2 + g + 8 * hh];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) gj[j][0] = gw[b][8 * j + 2 * t], gj[j][1] = gw[b][8 * j + 2 * t + 1];
+        load_score_gates(gw[b], w2, g, t, gr, gj);
         wgmma_wait<0>();
         wgmma_fence_operands(P);
         // gated, masked and rounded as gate_score_tile (common.cuh) does for chunk_scores: the same bytes; stored
@@ -1173,15 +1186,7 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
       uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
       float P[32];  // SC: Q K^T of the chunk (64 x 64, this warp's rows 16 (warp - 4)..), in its own group first
       if constexpr (kScWg1) {
-#pragma unroll
-        for (int i = 0; i < 32; ++i) P[i] = 0.f;
-        wgmma_fence_operands(P);  // the zeros stay put (no copy from a register a product is writing)
-        uint64_t const desc_k0 = wgmma_desc_sw128(st + L::kK, 16, 1024);
-        uint64_t const desc_k1 = wgmma_desc_sw128(st + L::kK + L::BOX, 16, 1024);
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < 8; ++ks)
-          wgmma_m64n64k16_ss<E, 0, 0>(P, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), (ks < 4 ? desc_k0 : desc_k1) + 2 * (ks & 3));
+        issue_scores_qkT<E, L::kQ, L::kK, L::BOX>(P, st);
         wgmma_commit();
       }
       wgmma_fence();
@@ -1198,10 +1203,7 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
       if constexpr (kScWg1) {
         // gated, masked and rounded as gate_score_tile (common.cuh) does for chunk_scores: the same bytes
         float gr[2], gj[8][2];
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) gr[hh] = gsb[16 * (warp - 4) + g + 8 * hh];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) gj[j][0] = gsb[8 * j + 2 * t], gj[j][1] = gsb[8 * j + 2 * t + 1];
+        load_score_gates(gsb, warp - 4, g, t, gr, gj);
         wgmma_wait<1>();  // Q K^T done; O = Q h_c may still run
         wgmma_fence_operands(P);
 #pragma unroll
@@ -1362,7 +1364,7 @@ void state_output_fused(Args const& a, Stream s) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (variant == 4 && sc) {  // 32 columns: the rows on a third warpgroup
+      if (variant == 4 && sc) {  // 64 columns: warpgroup 1 computes the rows; 32: a third warpgroup
         if (columns == 64) launch_state_output_v4<E, 64, true>(a, s); else launch_state_output_v4<E, 32, true>(a, s);
       } else if (variant == 4) {
         if (columns == 64) launch_state_output_v4<E, 64, false>(a, s); else launch_state_output_v4<E, 32, false>(a, s);
