@@ -115,9 +115,8 @@ int main(int argc, char** argv) {
     so4c32.state_output_columns = 32, so4c64.state_output_columns = 64;
     add("state_output_fused 4 c32", 0, [&] { state_output_fused(so4c32, nullptr); });
     add("state_output_fused 4 c64", 0, [&] { state_output_fused(so4c64, nullptr); });
-    Args so4sc32 = so4c32, so4sc = so4c64;  // the score rows computed on chip (no chunk_scores launch)
-    so4sc32.scores_in_state = so4sc.scores_in_state = true;
-    add("state_output_fused 4 c32 sc", 0, [&] { state_output_fused(so4sc32, nullptr); });
+    Args so4sc = so4c64;  // the score rows computed on chip (no chunk_scores launch; 64-column blocks only)
+    so4sc.scores_in_state = true;
     add("state_output_fused 4 c64 sc", 0, [&] { state_output_fused(so4sc, nullptr); });
     add("state_output_fused 1", 0, [&] { state_output_fused(so1, nullptr); });
     add("chunk_state+output", 0, [&] { chunk_state(an, nullptr); chunk_output(an, nullptr); });
@@ -145,9 +144,8 @@ int main(int argc, char** argv) {
     f3s4c32.state_output_columns = 32, f3s4c64.state_output_columns = 64;
     add("forward intra3+scores + so4 c32", 0, [&] { forward(f3s4c32, nullptr); });
     add("forward intra3+scores + so4 c64", 0, [&] { forward(f3s4c64, nullptr); });
-    Args f3s4sc32 = f3s4c32, f3s4sc = f3s4c64, ffwd = f3s4;  // intra 3 without score rows, so4 computing them; fused-forward
-    f3s4sc32.scores_in_state = f3s4sc.scores_in_state = ffwd.scores_in_state = true;
-    add("forward intra3 + so4 c32 sc", 0, [&] { forward(f3s4sc32, nullptr); });
+    Args f3s4sc = f3s4c64, ffwd = f3s4;  // intra 3 without score rows, so4 computing them on chip; fused-forward
+    f3s4sc.scores_in_state = ffwd.scores_in_state = true;
     add("forward intra3 + so4 c64 sc", 0, [&] { forward(f3s4sc, nullptr); });
     add("forward fused-forward", 0, [&] { forward(ffwd, nullptr); });
     add("forward intra3 (state, output)", 0, [&] { forward(i3, nullptr); });

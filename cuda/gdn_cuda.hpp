@@ -96,12 +96,11 @@ struct Args {
   // Fusion::intra and intra_writes_scores() holds (the caller ran intra_fused with the same Args first, as
   // forward() does). The same bytes either way.
   bool scores_in_intra = false;
-  // state_output_fused 4 computes the score rows itself from the Q and K tiles it loads anyway (64-column blocks:
-  // warpgroup 1, Q K^T on the tensor cores while warpgroup 0 runs W h_c, gated and rounded in registers as
-  // chunk_scores does, then the A operand of P v_new; 32-column blocks: a third warpgroup a chunk ahead, into a
-  // shared-memory tile): no chunk_scores launch, no score rows through device memory, and intra_fused does not
+  // state_output_fused 4 computes the score rows itself from the Q and K tiles it loads anyway (warpgroup 1: Q K^T
+  // on the tensor cores while warpgroup 0 runs W h_c, gated and rounded in registers as chunk_scores does, then the
+  // A operand of P v_new): no chunk_scores launch, no score rows through device memory, and intra_fused does not
   // write them (it skips Args::scores_in_intra when forward() runs this kernel). Where
-  // state_output_computes_scores() says so; elsewhere ignored.
+  // state_output_computes_scores() says so (64-column blocks); elsewhere ignored.
   bool scores_in_state = false;
   // "precise" arithmetic for o (16-bit inputs only; fp32 inputs are fp32 throughout anyway): u and
   // v_new stored fp32, and the two operands whose bf16 rounding dominates o's error (beta*v in w/u,
@@ -176,9 +175,8 @@ void state_output_fused(Args const& a, Stream stream);
 bool state_output_runs_fused(Args const& a);
 // Whether state_output_fused computes its score rows on chip: Args::scores_in_state with variant 4 running
 // (state_output_runs_fused(), Args::state_output_variant 4, K = 128) in 64-column blocks
-// (state_output_block_columns(): asked, or chosen where 32 would take more waves), or in 32-column blocks asked for
-// by Args::state_output_columns = 32 (the third-warpgroup kernel, not yet timed; a chosen width of 32 reads the
-// rows, since warpgroup 1 computing them there was slower: cuda/NOTES.md); Args::scores is then not read.
+// (state_output_block_columns(): asked, or chosen where 32 would take more waves); Args::scores is then not read.
+// At 32 columns the on-chip rows were slower than reading them (cuda/NOTES.md), so they are read there.
 bool state_output_computes_scores(Args const& a);
 // The value columns per block of the state_output_fused launch these Args make: 64 or 32 for variant 4 (K = 128;
 // Args::state_output_columns, or where 0, 64 when that takes fewer waves of one block per SM on the current

@@ -866,46 +866,6 @@ void launch_state_output_v3(Args const& a, Stream s) {
   state_output_v3_kernel<E><<<grid, 256, bytes, s>>>(a);
 }
 
-// SC: one lane's pair (row r, columns 8 j + 2 t and + 1) of a warp's Q K^T accumulator (m64n64: P[4 j + 2 hh + e]),
-// gated, masked and rounded with gate_score_tile's expressions (common.cuh), so the bytes chunk_scores writes; gr the
-// row's gate, gjj the two columns'.
-template <class E>
-__device__ __forceinline__ uint32_t gated_score_pair(float const (&P)[32], int j, int hh, int r, int t, int rows, float gr,
-                                                     float const (&gjj)[2]) {
-  float v[2];
-#pragma unroll
-  for (int e = 0; e < 2; ++e) {
-    bool const keep = r < rows && 8 * j + 2 * t + e <= r;
-    float const val = P[4 * j + 2 * hh + e] * expf(keep ? gr - gjj[e] : 0.f);
-    v[e] = keep ? val : 0.f;
-  }
-  return pack2<E>(v[0], v[1]);
-}
-
-// SC: Q K^T of a stage's chunk (64 x 64; Q and K as two 64-feature swizzled boxes each at byte offsets QOFF and
-// KOFF of the stage, BOX bytes apart) into P, zeroed first, as this warpgroup's wgmma products; the caller commits.
-template <class E, int QOFF, int KOFF, int BOX>
-__device__ __forceinline__ void issue_scores_qkT(float (&P)[32], unsigned char const* st) {
-#pragma unroll
-  for (int i = 0; i < 32; ++i) P[i] = 0.f;
-  wgmma_fence_operands(P);  // the zeros stay put (no copy from a register a product is writing)
-  uint64_t const dq0 = wgmma_desc_sw128(st + QOFF, 16, 1024), dq1 = wgmma_desc_sw128(st + QOFF + BOX, 16, 1024);
-  uint64_t const dk0 = wgmma_desc_sw128(st + KOFF, 16, 1024), dk1 = wgmma_desc_sw128(st + KOFF + BOX, 16, 1024);
-  wgmma_fence();
-#pragma unroll
-  for (int ks = 0; ks < 8; ++ks)
-    wgmma_m64n64k16_ss<E, 0, 0>(P, (ks < 4 ? dq0 : dq1) + 2 * (ks & 3), (ks < 4 ? dk0 : dk1) + 2 * (ks & 3));
-}
-
-// SC: the gates gated_score_pair needs from a chunk's 64 (gsrc): a lane's two rows (16 wr + g, + 8) and its sixteen
-// columns (8 j + 2 t, + 1).
-__device__ __forceinline__ void load_score_gates(float const* gsrc, int wr, int g, int t, float (&gr)[2], float (&gj)[8][2]) {
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) gr[hh] = gsrc[16 * wr + g + 8 * hh];
-#pragma unroll
-  for (int j = 0; j < 8; ++j) gj[j][0] = gsrc[8 * j + 2 * t], gj[j][1] = gsrc[8 * j + 2 * t + 1];
-}
-
 // ---------------------------------------------------------------- variant 4: variant 3 with TMA tile loads
 // Variant 3 without its copies runs in 220 us (chunk_scores included) against 512 with them (no-copy experiment,
 // NOTES.md): its step is set by 120 warp-instructions of 16-byte cp.async per SM. Variant 4 (K = V = 128, 16-bit)
@@ -934,13 +894,6 @@ __device__ __forceinline__ void load_score_gates(float const* gsrc, int wr, int 
 // in registers). No P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by
 // intra_fused 3: at B = 1, T = 8192, HV = 32 the rows are 33.5 MB written and read again, and intra 3 read q (33.5
 // MB) only for them. The same bytes: the tests compare it with the two kernels like the other variants.
-// At 32 columns that placement lengthened the step (warpgroup 0's part is half as long, the 64 x 64 gating is not),
-// and so did Q K^T issued a step ahead (thirteenth session, NOTES.md). There a third warpgroup (384 threads,
-// L::kScoreWarps) computes each chunk's rows a chunk ahead, in its own loop: Q K^T from the stage's Q and K boxes,
-// its own copy of the gates, gated and rounded as above, stored into P tile (walk index & 1) as the P box would land
-// (swizzled). Warpgroups 0 and 1 step with named barrier 1 instead of __syncthreads; FULL[b] / EMPTY[b] (named
-// barriers 2-5, 256 threads) hand the tiles over; a chunk shorter than 64 rows waits for its tile before its Q and
-// K rows are zeroed. Run only where Args::state_output_columns = 32 asks for it (not yet timed).
 template <int BV_, bool SC_ = false>
 struct So4Layout {
   static constexpr int K = 128, BV = BV_;
@@ -960,11 +913,7 @@ struct So4Layout {
   static constexpr int kSb = kStages * STAGE;  // [2] snapshot h_c, 8 or 16 KB each (no swizzle, as variant 3)
   static constexpr int kDb = kSb + 2 * K * BV * 2;
   static constexpr int kVs = kDb + kBT * BV * 2;
-  // SC at BV = 32: the score rows on a third warpgroup, into two P tiles laid out as the P box (swizzled)
-  static constexpr bool kScoreWarps = SC && BV == 32;
-  static constexpr int kThreads = kScoreWarps ? 384 : 256;
-  static constexpr int kPt = kVs + 2 * kBT * BV * 2;
-  static constexpr int kBytes = kPt + (kScoreWarps ? 2 * BOX : 0);
+  static constexpr int kBytes = kVs + 2 * kBT * BV * 2;
   static constexpr int kAlign = 1024;  // swizzle atoms
   static_assert(STAGE % kAlign == 0 && BOX % kAlign == 0, "1024-byte aligned boxes");
   static_assert(kBytes + kAlign <= 227 * 1024, "fits an SM's shared memory");
@@ -975,26 +924,17 @@ struct So4Layout {
 };
 
 template <class E, int BV, bool SC>
-__global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
+__global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
                            __grid_constant__ CUtensorMap const tp) {
   using L = So4Layout<BV, SC>;
   constexpr int K = L::K, V = K, NB = BV / 8, NA = BV / 2;  // 8-column groups, accumulator registers
-  // SC: the score rows computed by warpgroup 1 beside O = Q h_c (64 columns), or by warpgroup 2 a chunk ahead
-  constexpr bool kScWg1 = SC && !L::kScoreWarps, kScWg2 = L::kScoreWarps;
-  // named barriers (kScWg2): warpgroups 0 and 1 between the steps' parts (warpgroup 2 runs its own loop); P tile b
-  // full (warpgroup 2 arrives, warpgroup 1 syncs) and empty (the reverse); warpgroup 2's gate copies
-  constexpr int kBarSteps = 1, kBarFull = 2, kBarEmpty = 4, kBarGates = 6;
-  auto sync_steps = [] {
-    if constexpr (kScWg2) named_barrier(kBarSteps, 256); else __syncthreads();
-  };
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Aligned by an offset from smem_raw, not through an integer cast: the compiler then still knows the pointer
   // is shared (ld/st.shared; through a cast it emitted generic loads and stores, ~15% of the stall samples).
   unsigned char* const smem = smem_raw + ((L::kAlign - (smem_addr(smem_raw) & (L::kAlign - 1))) & (L::kAlign - 1));
   __shared__ float gs[2][kBT];
-  __shared__ float gw[kScWg2 ? 2 : 1][kBT];  // kScWg2: warpgroup 2's copy of a chunk's gates
   __shared__ uint64_t full[L::kStages];  // stage s holds its chunk's tiles
   block_time_begin(a.block_times);
 
@@ -1004,9 +944,8 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
   int64_t const c_begin = blk.c_begin, c_end = blk.c_end;
   bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
 
-  float S[1][NB][4];  // warpgroups 0 and 1: 16 features per warp (warpgroup 2 holds no state)
-  if (!kScWg2 || wg < 2)
-    load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
+  float S[1][NB][4];
+  load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
   float(&Sf)[NA] = reinterpret_cast<float(&)[NA]>(S);
   auto stage_at = [&](int i) { return smem + (i % L::kStages) * L::STAGE; };
   auto issue = [&](int64_t row0, int i) {  // the chunk starting at row0, the walk's i-th
@@ -1040,42 +979,6 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
     nxt = a.chunks[c_begin + 1];
     if (producer && L::kStages > 2) issue(nxt.row0, 1);
   }
-  if constexpr (kScWg2) {
-    if (wg == 2) {  // the score rows of each chunk into P tile (walk index & 1), ahead of warpgroup 1's P v_new
-      int const lt = tid - 256, w2 = warp - 8;
-      for (int64_t ci = c_begin; ci < c_end; ++ci) {
-        int const i = static_cast<int>(ci - c_begin), b = i & 1;
-        ChunkDesc const c = a.chunks[ci];
-        if (i >= 2) named_barrier(kBarEmpty + b, 256);  // tile b was read by chunk i - 2's P v_new
-        mbar_wait(&full[i % L::kStages], static_cast<uint32_t>(i / L::kStages) & 1u);
-        unsigned char* const st = stage_at(i);
-        float P[32];  // Q K^T, this warp's rows 16 w2..
-        issue_scores_qkT<E, L::kQ, L::kK, L::BOX>(P, st);
-        wgmma_commit();
-        if (lt < kBT) gw[b][lt] = lt < c.rows ? a.g_cumsum[(c.row0 + lt) * HV + hv] : 0.f;  // under the product
-        named_barrier(kBarGates, 128);
-        float gr[2], gj[8][2];
-        load_score_gates(gw[b], w2, g, t, gr, gj);
-        wgmma_wait<0>();
-        wgmma_fence_operands(P);
-        // gated, masked and rounded as gate_score_tile (common.cuh) does for chunk_scores: the same bytes; stored
-        // as the P box lands (128-byte swizzle: 16-byte piece j of row r at j ^ (r % 8))
-        unsigned char* const pt = smem + L::kPt + b * L::BOX;
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            int const r = 16 * w2 + g + 8 * hh;
-            *reinterpret_cast<uint32_t*>(pt + 128 * r + 16 * (j ^ (r & 7)) + 4 * t) =
-                gated_score_pair<E>(P, j, hh, r, t, c.rows, gr[hh], gj[j]);
-          }
-        fence_proxy_async_smem();  // before warpgroup 1's wgmma reads the tile
-        named_barrier_arrive(kBarFull + b, 256);
-      }
-      block_time_end(a.block_times);
-      return;
-    }
-  }
   float O[NA];         // warpgroup 1: the chunk's o rows (in flight across the step's end, stored in the next)
   ChunkDesc c_prev{};  // the chunk whose o rows are in flight
   // SC, warpgroup 1: the chunk's score rows round_E(P) as the A fragments of P v_new (k step ks: columns 16 ks..),
@@ -1102,10 +1005,6 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
     // 1. this chunk's tiles (the stage's (step / kStages)-th use), rows past its end zeroed; the snapshot
     mbar_wait(&full[step % L::kStages], static_cast<uint32_t>(step / L::kStages) & 1u);
     if (c.rows < kBT) {
-      if constexpr (kScWg2) {  // warpgroup 2 is done reading this stage's Q and K rows (they are zeroed below)
-        if (wg == 1) named_barrier(kBarFull + b, 256);
-        sync_steps();
-      }
       // 16-byte pieces per row: the swizzled boxes (a row stays in its 128 bytes), then U's row (also whole)
       constexpr int kBoxPieces = L::kBoxes * 8, kPieces = kBoxPieces + BV / 8;
       int const nrow = kBT - c.rows;
@@ -1118,7 +1017,7 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
     }
     snapshot_core<E>(Sb, S, warp, g, t);
     fence_proxy_async_smem();  // the snapshot and the zeroed rows, before wgmma reads them
-    sync_steps();              // every warp is past the last step: its stage is free for the chunk issued next
+    __syncthreads();           // every warp is past the last step: its stage is free for the chunk issued next
 
     // this chunk's gates (gsb is complete after the barrier), read before the products' waits
     float const gl = gsb[c.rows - 1];
@@ -1174,8 +1073,6 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
         wgmma_wait<0>();
         wgmma_fence_operands(O);
         store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
-        // kScWg2: the last chunk's P tile is free for the chunk after next (warpgroup 2 waits only where one comes)
-        if constexpr (kScWg2) if (has_next) named_barrier_arrive(kBarEmpty + ((step - 1) & 1), 256);
       }
       // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
       // group B read that stage's P
@@ -1185,8 +1082,16 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
       uint64_t const desc_q1 = wgmma_desc_sw128(st + L::kQ + L::BOX, 16, 1024);
       float P[32];  // SC: Q K^T of the chunk (64 x 64, this warp's rows 16 (warp - 4)..), in its own group first
-      if constexpr (kScWg1) {
-        issue_scores_qkT<E, L::kQ, L::kK, L::BOX>(P, st);
+      if constexpr (SC) {
+#pragma unroll
+        for (int i = 0; i < 32; ++i) P[i] = 0.f;
+        wgmma_fence_operands(P);  // the zeros stay put (no copy from a register a product is writing)
+        uint64_t const desc_k0 = wgmma_desc_sw128(st + L::kK, 16, 1024);
+        uint64_t const desc_k1 = wgmma_desc_sw128(st + L::kK + L::BOX, 16, 1024);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < 8; ++ks)
+          wgmma_m64n64k16_ss<E, 0, 0>(P, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), (ks < 4 ? desc_k0 : desc_k1) + 2 * (ks & 3));
         wgmma_commit();
       }
       wgmma_fence();
@@ -1200,10 +1105,13 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
         int const r = 16 * (warp - 4) + g + 8 * hh;
         er[hh] = expf(r < c.rows ? gsb[r] : 0.f);
       }
-      if constexpr (kScWg1) {
+      if constexpr (SC) {
         // gated, masked and rounded as gate_score_tile (common.cuh) does for chunk_scores: the same bytes
         float gr[2], gj[8][2];
-        load_score_gates(gsb, warp - 4, g, t, gr, gj);
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) gr[hh] = gsb[16 * (warp - 4) + g + 8 * hh];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) gj[j][0] = gsb[8 * j + 2 * t], gj[j][1] = gsb[8 * j + 2 * t + 1];
         wgmma_wait<1>();  // Q K^T done; O = Q h_c may still run
         wgmma_fence_operands(P);
 #pragma unroll
@@ -1211,13 +1119,20 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
             int const r = 16 * (warp - 4) + g + 8 * hh;
+            float v[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              bool const keep = r < c.rows && 8 * j + 2 * t + e <= r;
+              float const val = P[4 * j + 2 * hh + e] * expf(keep ? gr[hh] - gj[j][e] : 0.f);
+              v[e] = keep ? val : 0.f;
+            }
             // accumulator (row, 8 j + 2 t) -> A fragment of k step j / 2: registers 0/1 (rows g, g + 8) for the
             // step's first 8 columns, 2/3 for its second
-            Pa[j >> 1][2 * (j & 1) + hh] = gated_score_pair<E>(P, j, hh, r, t, c.rows, gr[hh], gj[j]);
+            Pa[j >> 1][2 * (j & 1) + hh] = pack2<E>(v[0], v[1]);
           }
       }
     }
-    sync_steps();
+    __syncthreads();
 
     // 3. S <- e^{gl} S + K^T Db (this warpgroup's 64 features: one K box, MN-major); warpgroup 1: O <- diag(e^{gc}) O + P v_new
 #pragma unroll
@@ -1240,14 +1155,9 @@ __global__ void __launch_bounds__(So4Layout<BV, SC>::kThreads, 1)
     // barrier, and warpgroup 1 stores its o rows in the next step's second part, where it waits for warpgroup 0
     wgmma_commit();
     if (wg == 1) {
-      if constexpr (kScWg1) {
+      if constexpr (SC) {
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_rs<E, 1>(O, Pa[ks], desc_v + 16 * ks, 1);
-      } else if constexpr (kScWg2) {
-        if (c.rows == kBT) named_barrier(kBarFull + b, 256);  // warpgroup 2 wrote this tile (else waited in part 1)
-        uint64_t const desc_p = wgmma_desc_sw128(smem + L::kPt + b * L::BOX, 16, 1024);
-#pragma unroll
-        for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(O, desc_p + 2 * ks, desc_v + 16 * ks);
       } else {
         uint64_t const desc_p = wgmma_desc_sw128(st + L::kP, 16, 1024);
 #pragma unroll
@@ -1283,7 +1193,7 @@ void launch_state_output_v4(Args const& a, Stream s) {
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / BV));
   ensure_smem<state_output_v4_kernel<E, BV, SC>>(bytes);
-  state_output_v4_kernel<E, BV, SC><<<grid, L::kThreads, bytes, s>>>(a, tw, tq, tk, tu, tp);
+  state_output_v4_kernel<E, BV, SC><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
 }
 
 template <class E, int K>
@@ -1302,16 +1212,10 @@ bool state_output_runs_fused(Args const& a) {
 
 namespace {
 bool known_block_columns(int columns) { return columns == 0 || columns == 32 || columns == 64; }
-bool runs_variant4(Args const& a) {  // variant 4 covers K = 128 (the 32- and 64-column blocks)
-  return state_output_runs_fused(a) && a.state_output_variant == 4 && a.d.K == 128;
-}
-// In 64-column blocks, and in 32-column ones only where asked for by width (Args::state_output_columns = 32): there
-// warpgroup 1 computing the rows lengthened the step by more than the rows' traffic saves (H100, T = 8192: 222 us
-// against 211 with chunk_scores' 44 included; cuda/NOTES.md, twelfth session), and the third warpgroup that computes
-// them now (thirteenth session) has not yet been timed, so the chosen width still reads them at 32.
-bool scores_on_chip(Args const& a, int block_columns) {
-  return a.scores_in_state && runs_variant4(a) && (block_columns == 64 || a.state_output_columns == 32);
-}
+// 64-column blocks only (state_output_block_columns() gives 64 only to variant 4 running at K = 128): at 32 columns
+// the on-chip rows lengthened the step by more than the rows' traffic saves (H100, T = 8192: 222 us against 211
+// with chunk_scores' 44 included; cuda/NOTES.md, twelfth session)
+bool scores_on_chip(Args const& a, int block_columns) { return a.scores_in_state && block_columns == 64; }
 }  // namespace
 
 bool state_output_computes_scores(Args const& a) {
@@ -1323,7 +1227,8 @@ int state_output_block_columns(Args const& a) {
   if (!known_block_columns(a.state_output_columns))
     throw std::invalid_argument("state_output_fused: Args::state_output_columns " + std::to_string(a.state_output_columns) +
                                 " is not 0 (chosen), 32 or 64");
-  if (!runs_variant4(a)) return 32;
+  bool const v4 = state_output_runs_fused(a) && a.state_output_variant == 4 && a.d.K == 128;
+  if (!v4) return 32;
   if (a.state_output_columns != 0) return a.state_output_columns;
   // Chosen: 64 where it takes fewer waves of one block per SM than 32 (B = 4, T = 4096, HV = 16: two waves of
   // 32-column blocks on 132 SMs, one of 64-column ones); otherwise 32, whose step is shorter.
@@ -1364,8 +1269,8 @@ void state_output_fused(Args const& a, Stream s) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (variant == 4 && sc) {  // 64 columns: warpgroup 1 computes the rows; 32: a third warpgroup
-        if (columns == 64) launch_state_output_v4<E, 64, true>(a, s); else launch_state_output_v4<E, 32, true>(a, s);
+      if (variant == 4 && sc) {  // 64 columns (state_output_computes_scores)
+        launch_state_output_v4<E, 64, true>(a, s);
       } else if (variant == 4) {
         if (columns == 64) launch_state_output_v4<E, 64, false>(a, s); else launch_state_output_v4<E, 32, false>(a, s);
       } else if (variant == 3) {

@@ -454,16 +454,12 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
     add(fmt::format("state_output_fused 4, {}-column blocks (wgmma, TMA; chunk_scores + kernel; h, v_new on chip)", 32 << i),
         "fused", "", t_so, f_state + f_out, [&, i] { gc::state_output_fused(aso4c[i], nullptr); },
         t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
-  // variant 4 computing the score rows itself (no chunk_scores) at both widths, and the forward as
-  // `--impl fused-forward` runs it (state_output_computes_scores() decides where the rows come from)
-  gc::Args aso4sc[2] = {aso4c[0], aso4c[1]}, ifwd3so4sc[2] = {ifwd3sc4c[0], ifwd3sc4c[1]}, ffwd_impl = ifwd3sc4;
-  ffwd_impl.scores_in_state = true;
-  for (int i = 0; i < 2; ++i) {
-    aso4sc[i].scores_in_state = ifwd3so4sc[i].scores_in_state = true;
-    add(fmt::format("state_output_fused 4, {}-column blocks (wgmma, TMA; score rows on chip; h, v_new on chip)", 32 << i),
-        "fused", "", t_so, f_state + f_out, [&, i] { gc::state_output_fused(aso4sc[i], nullptr); },
-        t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
-  }
+  // variant 4 computing the score rows itself (no chunk_scores; 64-column blocks only), and the forward as
+  // `--impl fused-forward` runs it (the rows on chip where the chosen width is 64, else from intra_fused 3)
+  gc::Args aso4sc = aso4c[1], ifwd3so4sc = ifwd3sc4c[1], ffwd_impl = ifwd3sc4;  // [1]: 64-column blocks
+  aso4sc.scores_in_state = ifwd3so4sc.scores_in_state = ffwd_impl.scores_in_state = true;
+  add("state_output_fused 4, 64-column blocks (wgmma, TMA; score rows on chip; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
+      [&] { gc::state_output_fused(aso4sc, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("state_output_fused 1 (warp roles; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso1, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("forward fused-intra v3 + state_output_fused 2", "pipeline", "forward", t_fwd,
@@ -487,11 +483,9 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
         "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
         [&, i] { gc::forward(ifwd3sc4c[i], nullptr); }, fwd_unfused16,
         "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
-  for (int i = 0; i < 2; ++i)
-    add(fmt::format("forward fused-intra v3 + state_output_fused 4, {}-column blocks, score rows on chip", 32 << i),
-        "pipeline", "forward", t_fwd, f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out,
-        [&, i] { gc::forward(ifwd3so4sc[i], nullptr); }, fwd_unfused16,
-        "floor: a fully fused forward; A_inv, h, v_new, score rows not stored", "forward unfused");
+  add("forward fused-intra v3 + state_output_fused 4, 64-column blocks, score rows on chip", "pipeline", "forward", t_fwd,
+      f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ifwd3so4sc, nullptr); }, fwd_unfused16,
+      "floor: a fully fused forward; A_inv, h, v_new, score rows not stored", "forward unfused");
   add("forward fused-forward (as --impl fused-forward)", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ffwd_impl, nullptr); }, fwd_unfused16,
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");

@@ -10,8 +10,8 @@
 // That these are the bytes chunk_output 2 multiplies v_new by is test_gpu_state_output's business (o of
 // state_output_fused 2 against chunk_state 2 + chunk_output 2, byte for byte). intra_rows_equal_*: the rows
 // intra_fused 3 writes with Args::scores_in_intra are these bytes, and forward() through them gives the same o, as
-// does forward() with state_output_fused 4 computing the rows on chip (Args::scores_in_state; 64-column blocks, and
-// 32-column ones asked for by width, where a third warpgroup computes them; no rows written).
+// does forward() with state_output_fused 4 computing the rows on chip (Args::scores_in_state, 64-column blocks; no
+// rows written).
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
@@ -157,22 +157,18 @@ void expect_intra_scores_equal(test::StateCase const& c) {
 
   // the score rows computed by state_output_fused 4 itself (Args::scores_in_state, K = 128): intra_fused skips
   // them and nothing writes Args::scores; elsewhere (K = 64: variant 2) the rows from intra_fused as above
-  for (int columns : {32, 64}) {  // both block widths (32: the rows on warpgroup 2, asked for by width)
-    BOOST_TEST_CONTEXT("Args::state_output_columns " << columns) {
-      gc::Args sc = b;
-      sc.scores_in_state = true;
-      sc.state_output_columns = columns;
-      bool const on_chip = gc::state_output_computes_scores(sc);
-      BOOST_TEST(on_chip == (c.K == 128));
-      BOOST_TEST(gc::intra_writes_scores(sc) == !on_chip);
-      ws.poison();
-      gc::forward(sc, nullptr);
-      gc::synchronize();
-      BOOST_TEST(test::untouched(ws.scores) == on_chip, "score rows written: " << !test::untouched(ws.scores));
-      BOOST_TEST(bytes_differing(test::device_bytes(ws.o), o0) == 0u, "o differs (score rows on chip)");
-      BOOST_TEST(bytes_differing(test::device_bytes(ws.final_state), f0) == 0u, "final state differs (score rows on chip)");
-    }
-  }
+  gc::Args sc = b;
+  sc.scores_in_state = true;
+  sc.state_output_columns = 64;  // computed on chip in 64-column blocks only
+  bool const on_chip = gc::state_output_computes_scores(sc);
+  BOOST_TEST(on_chip == (c.K == 128));
+  BOOST_TEST(gc::intra_writes_scores(sc) == !on_chip);
+  ws.poison();
+  gc::forward(sc, nullptr);
+  gc::synchronize();
+  BOOST_TEST(test::untouched(ws.scores) == on_chip, "score rows written: " << !test::untouched(ws.scores));
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.o), o0) == 0u, "o differs (score rows on chip)");
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.final_state), f0) == 0u, "final state differs (score rows on chip)");
 }
 
 
@@ -232,14 +228,9 @@ BOOST_AUTO_TEST_CASE(intra_writes_scores_only_where_it_fits) {
   x.d.HV = 80;
   BOOST_TEST(!gc::intra_writes_scores(x));
   // not when forward()'s state_output_fused computes them itself
-  x = a, x.scores_in_state = true, x.state_output_columns = 0;
-  // the chosen width: on chip in 64-column blocks; 32-column ones read the rows unless that width is asked for
-  BOOST_TEST(gc::state_output_computes_scores(x) == (gc::state_output_block_columns(x) == 64));
-  x.state_output_columns = 32;  // warpgroup 2 computes them
-  BOOST_TEST(gc::state_output_computes_scores(x));
-  x.d.K = 64;  // variant 2 (32 columns too): reads them
-  BOOST_TEST(!gc::state_output_computes_scores(x));
-  x.d.K = 128, x.state_output_columns = 64;
+  x = a, x.scores_in_state = true, x.state_output_columns = 32;
+  BOOST_TEST(!gc::state_output_computes_scores(x));  // 32-column blocks read the rows
+  x.state_output_columns = 64;
   BOOST_TEST(gc::state_output_computes_scores(x));
   BOOST_TEST(gc::intra_writes_scores(x));  // state_output_fused not fused into forward(): someone may read them
   x.fuse_state_output = true;
