@@ -162,12 +162,10 @@ struct IntraTcLayout {
   static constexpr int LDG = K / 2 + 8;
   static_assert(PRE || 2 * mtile + sizeof(E) * 4 * 16 * LDG <= kInverseTcBytes, "staging must fit in the slots");
   static constexpr std::size_t bytes = 2 * tile + kInverseTcBytes;
-  // Args::scores_in_intra: the q tile and every value head's gates over the slots before the first inverse; the
-  // gated score rows then go through a [16][LDS] staging tile per warp over the q tile (a row: the warp's three
-  // 16-column tiles; 28 words = 4 mod 8, so the gate's 4-byte stores and the 16-byte row-piece reads are
-  // conflict-free)
-  static constexpr int LDS = 3 * 16 + 8;
-  static_assert(4 * 16 * LDS <= kBT * LDK, "the staging tiles must fit in the q tile");
+  // Args::scores_in_intra: the q tile and every value head's gates over the slots before the first inverse;
+  // the gated score rows then go through a [64][LDP] buffer over the q tile
+  static constexpr int LDP = kBT + 8;
+  static_assert(LDP <= LDK, "the score row buffer must fit in the q tile");
   // value heads per key head whose gates fit after the q tile (the kernel puts them at 3 * tile)
   static constexpr int64_t kMaxScoreHeads = (kInverseTcBytes - tile) / (sizeof(float) * kBT);
 };
@@ -221,64 +219,27 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   float gram[3][2][4];
   if constexpr (SC) {
     // the score rows of every value head: Q K^T on the Gram's tiles (3/3/2/2 per warp, sharing its B fragments),
-    // then per head each warp on its own: its tiles gated into a staging tile of its own over the q tile and stored
-    // as 16-byte row pieces (a lane per row piece of a tile), and the six tiles above the diagonal (1/1/2/2 per
-    // warp) stored as zeros. No block barrier per head (a block-wide row buffer took two per head and a zero fill).
+    // gated per head into a block-wide row buffer over the q tile, then 128-byte row pieces
     float P[3][2][4];
     gram_and_qk_tiles<E, K>(ks, Qs, LDK, gram, P);
     __syncthreads();  // every warp's q reads are done
-    E* const stg = Qs + warp * 16 * L::LDS;  // [16][LDS]: this warp's three tiles side by side
-    unsigned const tiles = gram_tile_set(warp), keep = gate_keep_mask<true>(c.rows);
-    unsigned const zeros = warp == 0 ? 0xFF01u : warp == 1 ? 0xFF02u : warp == 2 ? 0x0603u : 0x0B07u;
-    int const g = lane >> 2, t = lane & 3, pr = lane & 15, ph = lane >> 4;  // (pr, ph): row pr, columns 8 ph.. of a tile
-    int64_t const rstride = static_cast<int64_t>(HV) * kBT;
+    E* const St = Qs;  // [64][LDP]
+    for (int idx = tid; idx < kBT * kBT / 2; idx += 128) {  // the tiles above the diagonal, never gated: 0
+      int const rr = idx / (kBT / 2), j = 2 * (idx % (kBT / 2));
+      if ((j >> 4) > (rr >> 4)) store2<E>(St + rr * L::LDP + j, 0.f, 0.f);
+    }
+    unsigned const tiles = gram_tile_set(warp);
     for (int x = 0; x < G; ++x) {
-      float const* gx = gq + x * kBT;
-      // gate_score_tile's expressions (chunk_scores' bytes), the mask a bit of `keep`; every gate value loaded
-      // before the first store (a load cannot move above a store that may alias it), warps 2 and 3 gating block
-      // (0, 0) into their third staging tile, which is not stored
-      float gr[3][2], gj[3][2][2];
 #pragma unroll
       for (int n = 0; n < 3; ++n) {
-        int const tl = static_cast<int>((tiles >> (8 * n)) & 0xFFu) & 0x0F;
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) gr[n][hh] = gx[16 * (tl >> 2) + g + 8 * hh];
-#pragma unroll
-        for (int jj = 0; jj < 2; ++jj)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) gj[n][jj][e] = gx[16 * (tl & 3) + 8 * jj + 2 * t + e];
+        int const tl = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
+        if (tl != 0xFF) gate_score_tile<E>(P[n], gq + x * kBT, c.rows, tl >> 2, tl & 3, St + 16 * (tl >> 2) * L::LDP, L::LDP);
       }
-#pragma unroll
-      for (int n = 0; n < 3; ++n)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh)
-#pragma unroll
-          for (int jj = 0; jj < 2; ++jj) {
-            float v[2];
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              bool const kept = (keep >> (8 * n + 4 * hh + 2 * jj + e)) & 1u;
-              float const val = P[n][jj][2 * hh + e] * expf(kept ? gr[n][hh] - gj[n][jj][e] : 0.f);
-              v[e] = kept ? val : 0.f;
-            }
-            store2<E>(stg + (g + 8 * hh) * L::LDS + 16 * n + 8 * jj + 2 * t, v[0], v[1]);
-          }
-      __syncwarp();
-      E* const out = static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT;
-#pragma unroll
-      for (int n = 0; n < 3; ++n) {
-        int const tl = static_cast<int>((tiles >> (8 * n)) & 0xFFu), i = 16 * (tl >> 2) + pr;
-        if (tl != 0xFF && i < c.rows)
-          *reinterpret_cast<uint4*>(out + i * rstride + 16 * (tl & 3) + 8 * ph) =
-              *reinterpret_cast<uint4 const*>(stg + pr * L::LDS + 16 * n + 8 * ph);
-      }
-#pragma unroll
-      for (int n = 0; n < 2; ++n) {
-        int const tl = static_cast<int>((zeros >> (8 * n)) & 0xFFu), i = 16 * (tl >> 2) + pr;
-        if (tl != 0xFF && i < c.rows)
-          *reinterpret_cast<uint4*>(out + i * rstride + 16 * (tl & 3) + 8 * ph) = make_uint4(0u, 0u, 0u, 0u);
-      }
-      __syncwarp();  // the next head's gating rewrites the staging tile
+      __syncthreads();
+      store_score_rows<E, kBT, 128>(St, L::LDP, static_cast<E*>(a.scores) + (c.row0 * HV + hk * G + x) * kBT,
+                                    static_cast<int64_t>(HV) * kBT, 0, c.rows, tid);
+      if (x + 1 < G) __syncthreads();  // the rows are out before the next head's gating (the loop's first
+                                       // barrier guards the last head's)
     }
   }
   else

@@ -190,8 +190,6 @@ __device__ __forceinline__ void gram_and_qk_tiles(E const* ks, E const* qs, int 
 // Which of this lane's 24 gate entries are kept (strictly lower and in a row inside the chunk): bit 8n + 4hh + 2jj +
 // e for tile n, row half hh, column half jj, column e of the pair. Fixed for a block (its warps' tiles and the
 // chunk's length), so computed once before the value-head loop; warps 2 and 3 keep nothing of their dummy tile.
-// kWithDiagonal: the score rows' mask (j <= i: Q K^T keeps its diagonal) instead of A's.
-template <bool kWithDiagonal = false>
 __device__ __forceinline__ unsigned gate_keep_mask(int rows) {
   int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
@@ -208,7 +206,7 @@ __device__ __forceinline__ unsigned gate_keep_mask(int rows) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           int const i = 16 * rb + g + 8 * hh, j = 16 * cb + 8 * jj + 2 * t + e;
-          if (i < rows && (kWithDiagonal ? j <= i : j < i)) keep |= 1u << (8 * n + 4 * hh + 2 * jj + e);  // i < rows: j valid
+          if (i < rows && j < i) keep |= 1u << (8 * n + 4 * hh + 2 * jj + e);  // i < rows implies j valid
         }
   }
   return keep;
@@ -298,13 +296,7 @@ __device__ __forceinline__ void invert_diag(float* sc) {
     int const i = 8 * h + t;
     // I + N, exactly +0 above the diagonal (the A_inv store relies on it) even where a non-finite A made N NaN there
     tv[t] = j > i ? 0.f : (h ? n[8 + t] : n[t]) + (i == j ? 1.f : 0.f);
-  }
-  // row-major: the upper half stores its rows in the order t ^ 4, since rows t and 8 + t are 160 words apart (the
-  // same bank for lanes j and 16 + j) and rows t and 8 + (t ^ 4) 16 banks apart
-#pragma unroll
-  for (int t = 0; t < 8; ++t) {
-    int const tt = h ? t ^ 4 : t;
-    Tr[(8 * h + tt) * kLdB + j] = h ? tv[t ^ 4] : tv[t];
+    Tr[i * kLdB + j] = tv[t];
   }
   *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h) = make_float4(tv[0], tv[1], tv[2], tv[3]);
   *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h + 4) = make_float4(tv[4], tv[5], tv[6], tv[7]);
