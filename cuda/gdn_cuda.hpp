@@ -90,6 +90,12 @@ struct Args {
   // Variant 4's block width: 32 or 64 value columns per block, or 0 (default) to choose by the grid:
   // state_output_block_columns(). Other values are refused (std::invalid_argument); other variants use 32.
   int state_output_columns = 0;
+  // Variant 4's tile copies: 2 puts the V-tile blocks of a head (4 at 32 columns, 2 at 64) in one cluster whose
+  // blocks share the W, Q, K and score-row boxes (each block copies its share into every block of the cluster by TMA
+  // multicast: a quarter / half of the L2 reads); 1 gives every block its own copies; 0 (default) chooses the
+  // cluster where the device runs the clusters in no more waves than single blocks. The same bytes either way;
+  // other values are refused (std::invalid_argument).
+  int state_output_cluster = 0;
   // The score rows of state_output_fused 2 computed by intra_fused 3 (which holds the chunk's k tile already)
   // instead of a chunk_scores launch: intra_fused then reads q and writes Args::scores where
   // intra_writes_scores() says so, and state_output_fused 2 skips chunk_scores when Args::fusion is

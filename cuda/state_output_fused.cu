@@ -923,7 +923,7 @@ struct So4Layout {
   }
 };
 
-template <class E, int BV, bool SC>
+template <class E, int BV, bool SC, bool MC>
 __global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
@@ -936,6 +936,10 @@ __global__ void __launch_bounds__(256, 1)
   unsigned char* const smem = smem_raw + ((L::kAlign - (smem_addr(smem_raw) & (L::kAlign - 1))) & (L::kAlign - 1));
   __shared__ float gs[2][kBT];
   __shared__ uint64_t full[L::kStages];  // stage s holds its chunk's tiles
+  // MC: stage s is free in every block of the cluster (one arrival per block) -- a block's W, Q, K and P boxes land
+  // in all of them
+  __shared__ uint64_t empty[MC ? L::kStages : 1];
+  constexpr int CS = MC ? K / BV : 1;  // blocks per cluster: the head's V-tile blocks (cluster rank = vt)
   block_time_begin(a.block_times);
 
   WgBlock const blk = wg_block<V / BV>(a);
@@ -953,21 +957,36 @@ __global__ void __launch_bounds__(256, 1)
     uint64_t* const bar = &full[i % L::kStages];
     int const r0 = static_cast<int>(row0);
     mbar_arrive_expect_tx(bar, L::STAGE);  // every box lands whole (zeros past the tensor's end)
-    tma_load_3d(st + L::kW, &tw, bar, 0, hv, r0);
-    tma_load_3d(st + L::kW + L::BOX, &tw, bar, 64, hv, r0);
-    tma_load_3d(st + L::kQ, &tq, bar, 0, hk, r0);
-    tma_load_3d(st + L::kQ + L::BOX, &tq, bar, 64, hk, r0);
-    tma_load_3d(st + L::kU, &tu, bar, vt * BV, hv, r0);
-    tma_load_3d(st + L::kK, &tk, bar, 0, hk, r0);
-    tma_load_3d(st + L::kK + L::BOX, &tk, bar, 64, hk, r0);
-    if constexpr (!SC) tma_load_3d(st + L::kP, &tp, bar, 0, hv, r0);
+    if constexpr (MC) {
+      // the boxes the head's blocks share: box x (W, W, Q, Q, K, K, P) issued by rank x % CS into every block
+      // (each block's own barrier counts the whole stage); U is this block's own
+#pragma unroll
+      for (int x = 0; x < L::kBoxes; ++x)
+        if (x % CS == vt)
+          tma_load_3d_multicast(st + x * L::BOX, x < 2 ? &tw : x < 4 ? &tq : x < 6 ? &tk : &tp, bar, 64 * (x & 1),
+                                x < 2 || x == 6 ? hv : hk, r0, static_cast<uint16_t>((1u << CS) - 1u));
+      tma_load_3d(st + L::kU, &tu, bar, vt * BV, hv, r0);
+    } else {
+      tma_load_3d(st + L::kW, &tw, bar, 0, hv, r0);
+      tma_load_3d(st + L::kW + L::BOX, &tw, bar, 64, hv, r0);
+      tma_load_3d(st + L::kQ, &tq, bar, 0, hk, r0);
+      tma_load_3d(st + L::kQ + L::BOX, &tq, bar, 64, hk, r0);
+      tma_load_3d(st + L::kU, &tu, bar, vt * BV, hv, r0);
+      tma_load_3d(st + L::kK, &tk, bar, 0, hk, r0);
+      tma_load_3d(st + L::kK + L::BOX, &tk, bar, 64, hk, r0);
+      if constexpr (!SC) tma_load_3d(st + L::kP, &tp, bar, 0, hv, r0);
+    }
   };
   if (producer) {
 #pragma unroll
-    for (int i = 0; i < L::kStages; ++i) mbar_init(&full[i], 1);
+    for (int i = 0; i < L::kStages; ++i) {
+      mbar_init(&full[i], 1);
+      if constexpr (MC) mbar_init(&empty[i], CS);
+    }
     mbar_init_fence();
   }
   __syncthreads();
+  if constexpr (MC) cluster_sync();  // every block's barriers initialized before a copy or an arrival reaches them
   ChunkDesc cur{}, nxt{};
   float g_next = 0.f;
   if (c_begin < c_end) {
@@ -1076,7 +1095,18 @@ __global__ void __launch_bounds__(256, 1)
       }
       // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
       // group B read that stage's P
-      if (producer && has_ahead) issue(ahead.row0, step + L::kStages - 1);
+      if (producer && has_ahead) {
+        int const i = step + L::kStages - 1;
+        if constexpr (MC) {
+          if (i >= L::kStages) {  // a refill: the stage's last chunk must be done in every block of the cluster
+            uint64_t* const e = &empty[i % L::kStages];
+#pragma unroll
+            for (int r = 0; r < CS; ++r) mbar_arrive_cluster(e, static_cast<uint32_t>(r));
+            mbar_wait_cluster(e, static_cast<uint32_t>(i / L::kStages - 1) & 1u);
+          }
+        }
+        issue(ahead.row0, i);
+      }
 #pragma unroll
       for (int i = 0; i < NA; ++i) O[i] = 0.f;
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
@@ -1178,8 +1208,23 @@ __global__ void __launch_bounds__(256, 1)
   }
 
   store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
+  if constexpr (MC) cluster_sync();  // no block leaves while another may still arrive on its barriers
   block_time_end(a.block_times);
 }
+
+// A launch configuration of `grid` blocks in clusters of `cs` consecutive blocks (not copyable: cfg points at attr).
+struct ClusterLaunch {
+  cudaLaunchAttribute attr{};
+  cudaLaunchConfig_t cfg{};
+  ClusterLaunch(unsigned grid, unsigned threads, std::size_t bytes, unsigned cs, Stream s) {
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = cs, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(grid), cfg.blockDim = dim3(threads), cfg.dynamicSmemBytes = bytes, cfg.stream = s;
+    cfg.attrs = &attr, cfg.numAttrs = 1;
+  }
+  ClusterLaunch(ClusterLaunch const&) = delete;
+  ClusterLaunch& operator=(ClusterLaunch const&) = delete;
+};
 
 template <class E, int BV, bool SC>
 void launch_state_output_v4(Args const& a, Stream s) {
@@ -1192,8 +1237,29 @@ void launch_state_output_v4(Args const& a, Stream s) {
   CUtensorMap const tp = SC ? tw : tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);  // SC: unused
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / BV));
-  ensure_smem<state_output_v4_kernel<E, BV, SC>>(bytes);
-  state_output_v4_kernel<E, BV, SC><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+  constexpr unsigned CS = L::K / BV;
+  ensure_smem<state_output_v4_kernel<E, BV, SC, false>>(bytes);
+  ensure_smem<state_output_v4_kernel<E, BV, SC, true>>(bytes);
+  ClusterLaunch cl(grid, 256, bytes, CS, s);
+  bool cluster = a.state_output_cluster == 2;
+  if (a.state_output_cluster == 0) {
+    // chosen: the cluster where it takes no more waves than single blocks (one block per SM either way); the
+    // device's count of co-resident clusters asked once (one device assumed, as ensure_smem)
+    static int const clusters = [&] {
+      int n = 0;
+      GDN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, state_output_v4_kernel<E, BV, SC, true>, &cl.cfg));
+      return n;
+    }();
+    int dev = 0, sms = 0;
+    GDN_CUDA_CHECK(cudaGetDevice(&dev));
+    GDN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    int64_t const waves_single = (grid + sms - 1) / std::max(sms, 1), n_clusters = grid / CS;
+    cluster = clusters > 0 && (n_clusters + clusters - 1) / clusters <= waves_single;
+  }
+  if (cluster)
+    GDN_CUDA_CHECK(cudaLaunchKernelEx(&cl.cfg, state_output_v4_kernel<E, BV, SC, true>, a, tw, tq, tk, tu, tp));
+  else
+    state_output_v4_kernel<E, BV, SC, false><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
 }
 
 template <class E, int K>
@@ -1245,6 +1311,9 @@ void state_output_fused(Args const& a, Stream s) {
     throw std::invalid_argument("state_output_fused: Args::state_output_variant " + std::to_string(a.state_output_variant) +
                                 " is not 1, 2, 3 or 4");
   int const columns = state_output_block_columns(a);  // refuses a columns value it does not know
+  if (a.state_output_cluster < 0 || a.state_output_cluster > 2)
+    throw std::invalid_argument("state_output_fused: Args::state_output_cluster " + std::to_string(a.state_output_cluster) +
+                                " is not 0 (chosen), 1 (no cluster) or 2 (clusters)");
   if (!state_output_runs_fused(a)) {
     // the two kernels, h and v_new through device memory (block times not recorded: timed_blocks says 0)
     if (!a.h || !a.v_new)

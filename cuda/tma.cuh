@@ -50,6 +50,49 @@ __device__ __forceinline__ void tma_load_3d(void* smem, CUtensorMap const* map, 
       : "memory");
 }
 
+// ---- clusters (the V-tile blocks of a head sharing their tile copies)
+// This block's rank in its cluster.
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+// Every thread of every block of the cluster arrives and waits (release / acquire at cluster scope): after it, the
+// other blocks' mbarriers are initialized (start) or no block touches this block's shared memory any more (end).
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+// One arrival on the mbarrier at the same shared-memory offset in block `cta` of the cluster (release at cluster
+// scope: this thread's earlier reads of the stage the barrier guards are ordered before it).
+__device__ __forceinline__ void mbar_arrive_cluster(uint64_t* bar, uint32_t cta) {
+  asm volatile(
+      "{\n.reg .b32 remote;\n"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(smem_addr(bar)),
+      "r"(cta)
+      : "memory");
+}
+// mbar_wait with acquire at cluster scope (the arrivals came from other blocks of the cluster).
+__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+// tma_load_3d into the same shared-memory offset of every block in `mask` (bit r: cluster rank r), each copy
+// completing on the mbarrier at `bar`'s offset in its own block.
+__device__ __forceinline__ void tma_load_3d_multicast(void* smem, CUtensorMap const* map, uint64_t* bar, int c0, int c1,
+                                                      int c2, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(smem_addr(smem)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar)), "h"(mask)
+      : "memory");
+}
+
 // Host: a tensor map over a row-major [d2][d1][d0] array of 16-bit elements (d0 contiguous), boxes of
 // box0 x 1 x box2 elements, 128-byte swizzle when `swizzle` (box0 * 2 must then be 128), zeros past the ends.
 // Throws std::runtime_error when the driver refuses the map.

@@ -4,7 +4,8 @@
 // warpgroup MMAs, 4 with TMA tile loads, K = 128 only, variant 2 at K = 64), so forward() with
 // Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
 // v_new when their buffers are given. Every case runs every variant (4 with 64- and 32-column blocks, reading the
-// score rows or computing them on chip: Args::scores_in_state, the bytes chunk_scores would have written).
+// score rows or computing them on chip: Args::scores_in_state, the bytes chunk_scores would have written; each
+// with its own tile copies or in clusters sharing them: Args::state_output_cluster).
 // Cases: bf16 and fp16, K = 128 and 64,
 // GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
 // buffers at their ends), with and without an initial state, and with h / v_new not stored.
@@ -63,9 +64,10 @@ uint64_t max_ulps(std::vector<unsigned char> const& x, std::vector<unsigned char
 // `store_intermediates` is false): every output the fused run writes must match byte for byte, and what it
 // does not store must stay untouched.
 void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_intermediates, int variant, int columns = 0,
-                                       bool scores_in_state = false) {
+                                       bool scores_in_state = false, int cluster = 0) {
   BOOST_TEST_CONTEXT("state_output_fused " << variant << ", Args::state_output_columns " << columns
-                                           << ", Args::scores_in_state " << scores_in_state) {
+                                           << ", Args::scores_in_state " << scores_in_state
+                                           << ", Args::state_output_cluster " << cluster) {
     test::StateRun run(c, 41);
     gc::Workspace& ws = *run.ws;
     gc::Args a = run.a;
@@ -87,6 +89,7 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
     f.state_output_variant = variant;
     f.state_output_columns = columns;
     f.scores_in_state = scores_in_state;
+    f.state_output_cluster = cluster;
     if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
     gc::forward(f, nullptr);
     gc::synchronize();
@@ -110,8 +113,11 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
 }
 
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
-  for (bool sc : {false, true})  // both widths, the score rows read (chunk_scores') or computed on chip
-    for (int columns : {64, 32}) expect_variant_equals_two_kernels(c, store_intermediates, 4, columns, sc);
+  // both widths, the score rows read (chunk_scores') or computed on chip, each block copying its tiles or the
+  // head's blocks in one cluster sharing them (TMA multicast)
+  for (bool sc : {false, true})
+    for (int columns : {64, 32})
+      for (int cluster : {1, 2}) expect_variant_equals_two_kernels(c, store_intermediates, 4, columns, sc, cluster);
   for (int variant : {3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
@@ -217,6 +223,12 @@ BOOST_AUTO_TEST_CASE(refuses_unknown_variant) {
     BOOST_TEST(!gc::state_output_runs_fused(fb));
     BOOST_CHECK_THROW(gc::state_output_fused(fb, nullptr), std::invalid_argument);
   }
+  f.state_output_variant = 4;
+  for (int cl : {3, -1}) {  // no such copy mode
+    f.state_output_cluster = cl;
+    BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
+  }
+  f.state_output_cluster = 0;
   gc::synchronize();
   BOOST_TEST(test::untouched(run.ws->o));
   f.state_output_variant = 4;  // the default runs and writes o (so the untouched check above can fail)
