@@ -120,6 +120,9 @@ int main(int argc, char** argv) {
     add("state_output_fused 4 c64 sc", 0, [&] { state_output_fused(so4sc, nullptr); });
     // the rows above copy their tiles as chosen (Args::state_output_cluster 0); each mode asked for: 1 every block
     // its own copies, 2 the head's blocks in a cluster sharing them by TMA multicast
+    std::printf("state_output_fused 4 clusters held at once: %d of %lld (32 columns), %d of %lld (64 columns)\n",
+                state_output_max_clusters(so4c32), static_cast<long long>(so4c32.d.N * so4c32.d.HV),
+                state_output_max_clusters(so4c64), static_cast<long long>(so4c64.d.N * so4c64.d.HV));
     Args so4m[3][2];
     char const* const so4m_name[3] = {"state_output_fused 4 c32", "state_output_fused 4 c64", "state_output_fused 4 c64 sc"};
     for (int i = 0; i < 3; ++i)

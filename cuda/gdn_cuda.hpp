@@ -92,9 +92,9 @@ struct Args {
   int state_output_columns = 0;
   // Variant 4's tile copies: 2 puts the V-tile blocks of a head (4 at 32 columns, 2 at 64) in one cluster whose
   // blocks share the W, Q, K and score-row boxes (each block copies its share into every block of the cluster by TMA
-  // multicast: a quarter / half of the L2 reads); 1 gives every block its own copies; 0 (default) chooses the
-  // cluster where the device runs the clusters in no more waves than single blocks. The same bytes either way;
-  // other values are refused (std::invalid_argument).
+  // multicast: a quarter / half of the L2 reads); 1 gives every block its own copies; 0 (default) chooses: own
+  // copies, since the clusters were slower at every shape measured (cuda/NOTES.md). The same bytes either way;
+  // other values are refused (std::invalid_argument). state_output_max_clusters() tells how many fit at once.
   int state_output_cluster = 0;
   // The score rows of state_output_fused 2 computed by intra_fused 3 (which holds the chunk's k tile already)
   // instead of a chunk_scores launch: intra_fused then reads q and writes Args::scores where
@@ -184,6 +184,9 @@ bool state_output_runs_fused(Args const& a);
 // (state_output_block_columns(): asked, or chosen where 32 would take more waves); Args::scores is then not read.
 // At 32 columns the on-chip rows were slower than reading them (cuda/NOTES.md), so they are read there.
 bool state_output_computes_scores(Args const& a);
+// How many clusters (Args::state_output_cluster 2) of the state_output_fused 4 launch these Args make the current
+// device holds at once (cudaOccupancyMaxActiveClusters); 0 where variant 4 does not run.
+int state_output_max_clusters(Args const& a);
 // The value columns per block of the state_output_fused launch these Args make: 64 or 32 for variant 4 (K = 128;
 // Args::state_output_columns, or where 0, 64 when that takes fewer waves of one block per SM on the current
 // device), 32 for the others. Throws std::invalid_argument for an unknown Args::state_output_columns.

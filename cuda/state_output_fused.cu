@@ -1226,6 +1226,18 @@ struct ClusterLaunch {
   ClusterLaunch& operator=(ClusterLaunch const&) = delete;
 };
 
+// How many clusters of variant 4's launch (E, BV, SC in clusters of K / BV blocks) the device holds at once.
+template <class E, int BV, bool SC>
+int so4_max_clusters(unsigned grid) {
+  using L = So4Layout<BV, SC>;
+  std::size_t const bytes = L::kBytes + L::kAlign;
+  ensure_smem<state_output_v4_kernel<E, BV, SC, true>>(bytes);
+  ClusterLaunch cl(grid, 256, bytes, L::K / BV, nullptr);
+  int n = 0;
+  GDN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, state_output_v4_kernel<E, BV, SC, true>, &cl.cfg));
+  return n;
+}
+
 template <class E, int BV, bool SC>
 void launch_state_output_v4(Args const& a, Stream s) {
   using L = So4Layout<BV, SC>;
@@ -1241,21 +1253,9 @@ void launch_state_output_v4(Args const& a, Stream s) {
   ensure_smem<state_output_v4_kernel<E, BV, SC, false>>(bytes);
   ensure_smem<state_output_v4_kernel<E, BV, SC, true>>(bytes);
   ClusterLaunch cl(grid, 256, bytes, CS, s);
-  bool cluster = a.state_output_cluster == 2;
-  if (a.state_output_cluster == 0) {
-    // chosen: the cluster where it takes no more waves than single blocks (one block per SM either way); the
-    // device's count of co-resident clusters asked once (one device assumed, as ensure_smem)
-    static int const clusters = [&] {
-      int n = 0;
-      GDN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, state_output_v4_kernel<E, BV, SC, true>, &cl.cfg));
-      return n;
-    }();
-    int dev = 0, sms = 0;
-    GDN_CUDA_CHECK(cudaGetDevice(&dev));
-    GDN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    int64_t const waves_single = (grid + sms - 1) / std::max(sms, 1), n_clusters = grid / CS;
-    cluster = clusters > 0 && (n_clusters + clusters - 1) / clusters <= waves_single;
-  }
+  // chosen (0): every block its own copies -- the clusters were slower at every shape measured (H100, cuda/NOTES.md:
+  // at 64 columns in one wave 390 against 314 us at T = 8192; at 32 columns the clusters of four do not fit one wave)
+  bool const cluster = a.state_output_cluster == 2;
   if (cluster)
     GDN_CUDA_CHECK(cudaLaunchKernelEx(&cl.cfg, state_output_v4_kernel<E, BV, SC, true>, a, tw, tq, tk, tu, tp));
   else
@@ -1304,6 +1304,22 @@ int state_output_block_columns(Args const& a) {
   int64_t const heads = a.d.N * a.d.HV, sm = std::max(sms, 1);
   auto waves = [&](int64_t blocks) { return (blocks + sm - 1) / sm; };
   return waves(heads * (128 / 64)) < waves(heads * (128 / 32)) ? 64 : 32;
+}
+
+int state_output_max_clusters(Args const& a) {
+  int const columns = state_output_block_columns(a);
+  if (!state_output_runs_fused(a) || a.state_output_variant != 4 || a.d.K != 128 || a.qkv == ElemType::f32) return 0;
+  bool const sc = scores_on_chip(a, columns);
+  unsigned const grid = static_cast<unsigned>(std::max<int64_t>(a.d.N, 1) * a.d.HV * (128 / columns));
+  int n = 0;
+  dispatch_elem(a.qkv, [&](auto e) {
+    using E = decltype(e);
+    if constexpr (!std::is_same_v<E, float>) {
+      if (sc) n = so4_max_clusters<E, 64, true>(grid);
+      else n = columns == 64 ? so4_max_clusters<E, 64, false>(grid) : so4_max_clusters<E, 32, false>(grid);
+    }
+  });
+  return n;
 }
 
 void state_output_fused(Args const& a, Stream s) {

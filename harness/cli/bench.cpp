@@ -460,6 +460,15 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   aso4sc.scores_in_state = ifwd3so4sc.scores_in_state = ffwd_impl.scores_in_state = true;
   add("state_output_fused 4, 64-column blocks (wgmma, TMA; score rows on chip; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso4sc, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
+  // the head's V-tile blocks in one cluster sharing their tile copies (TMA multicast; Args::state_output_cluster 2,
+  // slower where measured, so not chosen)
+  gc::Args aso4cl[2] = {aso4c[0], aso4c[1]};
+  for (int i = 0; i < 2; ++i) {
+    aso4cl[i].state_output_cluster = 2;
+    add(fmt::format("state_output_fused 4, {}-column blocks in clusters (TMA multicast; chunk_scores + kernel)", 32 << i),
+        "fused", "", t_so, f_state + f_out, [&, i] { gc::state_output_fused(aso4cl[i], nullptr); },
+        t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
+  }
   add("state_output_fused 1 (warp roles; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso1, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("forward fused-intra v3 + state_output_fused 2", "pipeline", "forward", t_fwd,
