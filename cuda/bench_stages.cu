@@ -118,19 +118,22 @@ int main(int argc, char** argv) {
     Args so4sc = so4c64;  // the score rows computed on chip (no chunk_scores launch; 64-column blocks only)
     so4sc.scores_in_state = true;
     add("state_output_fused 4 c64 sc", 0, [&] { state_output_fused(so4sc, nullptr); });
-    // the rows above copy their tiles as chosen (Args::state_output_cluster 0); each mode asked for: 1 every block
-    // its own copies, 2 the head's blocks in a cluster sharing them by TMA multicast
+    // a row per copy mode asked for (Args::state_output_cluster 1: every block its own tile copies, 2: the head's
+    // blocks in a cluster sharing them by TMA multicast); the rows without a suffix copy as chosen (0)
+    auto add_copy_modes = [&](std::string const& name, Args const& base, bool whole_forward) {
+      for (int m = 1; m <= 2; ++m) {
+        Args x = base;
+        x.state_output_cluster = m;
+        add(name + (m == 2 ? " cl" : " nocl"), 0,
+            [&] { whole_forward ? forward(x, nullptr) : state_output_fused(x, nullptr); });
+      }
+    };
     std::printf("state_output_fused 4 clusters held at once: %d of %lld (32 columns), %d of %lld (64 columns)\n",
                 state_output_max_clusters(so4c32), static_cast<long long>(so4c32.d.N * so4c32.d.HV),
                 state_output_max_clusters(so4c64), static_cast<long long>(so4c64.d.N * so4c64.d.HV));
-    Args so4m[3][2];
-    char const* const so4m_name[3] = {"state_output_fused 4 c32", "state_output_fused 4 c64", "state_output_fused 4 c64 sc"};
-    for (int i = 0; i < 3; ++i)
-      for (int m = 0; m < 2; ++m) {
-        so4m[i][m] = i == 0 ? so4c32 : i == 1 ? so4c64 : so4sc;
-        so4m[i][m].state_output_cluster = 1 + m;
-        add(std::string(so4m_name[i]) + (m ? " cl" : " nocl"), 0, [&, i, m] { state_output_fused(so4m[i][m], nullptr); });
-      }
+    add_copy_modes("state_output_fused 4 c32", so4c32, false);
+    add_copy_modes("state_output_fused 4 c64", so4c64, false);
+    add_copy_modes("state_output_fused 4 c64 sc", so4sc, false);
     add("state_output_fused 1", 0, [&] { state_output_fused(so1, nullptr); });
     add("chunk_state+output", 0, [&] { chunk_state(an, nullptr); chunk_output(an, nullptr); });
     // the score rows inside intra_fused 3 (Args::scores_in_intra) against chunk_scores on its own
@@ -161,14 +164,9 @@ int main(int argc, char** argv) {
     f3s4sc.scores_in_state = ffwd.scores_in_state = true;
     add("forward intra3 + so4 c64 sc", 0, [&] { forward(f3s4sc, nullptr); });
     add("forward fused-forward", 0, [&] { forward(ffwd, nullptr); });
-    Args f4m[3][2];  // the forward rows with each copy mode asked for (as the state_output_fused 4 rows above)
-    char const* const f4m_name[3] = {"forward intra3+scores + so4 c32", "forward intra3 + so4 c64 sc", "forward fused-forward"};
-    for (int i = 0; i < 3; ++i)
-      for (int m = 0; m < 2; ++m) {
-        f4m[i][m] = i == 0 ? f3s4c32 : i == 1 ? f3s4sc : ffwd;
-        f4m[i][m].state_output_cluster = 1 + m;
-        add(std::string(f4m_name[i]) + (m ? " cl" : " nocl"), 0, [&, i, m] { forward(f4m[i][m], nullptr); });
-      }
+    add_copy_modes("forward intra3+scores + so4 c32", f3s4c32, true);
+    add_copy_modes("forward intra3 + so4 c64 sc", f3s4sc, true);
+    add_copy_modes("forward fused-forward", ffwd, true);
     add("forward intra3 (state, output)", 0, [&] { forward(i3, nullptr); });
     add("forward (unfused, bf16 A_inv, split S)", 0, [&] { forward(a, nullptr); });
     add("forward (unfused, bf16 A_inv, bf16 S)", 0, [&] { forward(an, nullptr); });

@@ -30,15 +30,15 @@ __device__ __forceinline__ void mbar_init_fence() {
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
 }
-// Waits until the phase with the given parity (0, 1, 0, ... for the barrier's successive uses) has completed.
+// Waits until the phase with the given parity (0, 1, 0, ... for the barrier's successive uses) has completed: a
+// try_wait loop, SEM the instruction's semantics qualifiers ("" for the default acquire at CTA scope).
+#define GDNV_MBAR_WAIT_LOOP(SEM)                                                \
+  "{\n.reg .pred done;\n"                                                       \
+  "WAIT_%=:\n"                                                                  \
+  "mbarrier.try_wait.parity" SEM ".shared::cta.b64 done, [%0], %1;\n"           \
+  "@!done bra WAIT_%=;\n}\n"
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n.reg .pred done;\n"
-      "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
+  asm volatile(GDNV_MBAR_WAIT_LOOP("") ::"r"(smem_addr(bar)), "r"(parity) : "memory");
 }
 
 // A 3-D box of a tensor map into shared memory, completing on `bar` (coordinates innermost first, in elements).
@@ -74,13 +74,7 @@ __device__ __forceinline__ void mbar_arrive_cluster(uint64_t* bar, uint32_t cta)
 }
 // mbar_wait with acquire at cluster scope (the arrivals came from other blocks of the cluster).
 __device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n.reg .pred done;\n"
-      "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
+  asm volatile(GDNV_MBAR_WAIT_LOOP(".acquire.cluster") ::"r"(smem_addr(bar)), "r"(parity) : "memory");
 }
 // tma_load_3d into the same shared-memory offset of every block in `mask` (bit r: cluster rank r), each copy
 // completing on the mbarrier at `bar`'s offset in its own block.
