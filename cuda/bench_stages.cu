@@ -84,6 +84,10 @@ int main(int argc, char** argv) {
     double const kkt_solve_bytes = tok_h * K * e + tok_hv * 8 + tok_hv * 128;  // read k, beta, g_cumsum; write A_inv
     add("kkt_solve_fused v4", kkt_solve_bytes, [&] { kkt_solve_fused(ak4, nullptr); });
     add("kkt_solve_fused v5", kkt_solve_bytes, [&] { kkt_solve_fused(ak5, nullptr); });
+    Args ak6 = ak5;  // variant 5's work in a persistent grid, the next item's k tile loaded behind the current one
+    ak6.kkt_solve_variant = 6;
+    add("kkt_solve_fused v6 (" + std::to_string(kkt_solve_grid(ak6)) + " blocks)", kkt_solve_bytes,
+        [&] { kkt_solve_fused(ak6, nullptr); });
     add("wu (bf16 A_inv)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 128 + 2 * K * e), [&] { wu(a, nullptr); });
     add("wu (fp32 A_inv split)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 256 + 2 * K * e), [&] { wu(a32, nullptr); });
     double const hbytes = double(B) * plan.d.NT * HV * K * K * e;
@@ -119,17 +123,23 @@ int main(int argc, char** argv) {
     so4sc.scores_in_state = true;
     add("state_output_fused 4 c64 sc", 0, [&] { state_output_fused(so4sc, nullptr); });
     // a row per copy mode asked for (Args::state_output_cluster 1: every block its own tile copies, 2: the head's
-    // blocks in a cluster sharing them by TMA multicast); the rows without a suffix copy as chosen (0)
+    // blocks in a cluster sharing them by TMA multicast, 3 at 32 columns: clusters of two); the rows without a suffix
+    // copy as chosen (0)
     auto add_copy_modes = [&](std::string const& name, Args const& base, bool whole_forward) {
-      for (int m = 1; m <= 2; ++m) {
+      int const last = state_output_block_columns(base) == 32 ? 3 : 2;
+      for (int m = 1; m <= last; ++m) {
         Args x = base;
         x.state_output_cluster = m;
-        add(name + (m == 2 ? " cl" : " nocl"), 0,
+        add(name + (m == 3 ? " cl2" : m == 2 ? " cl" : " nocl"), 0,
             [&] { whole_forward ? forward(x, nullptr) : state_output_fused(x, nullptr); });
       }
     };
-    std::printf("state_output_fused 4 clusters held at once: %d of %lld (32 columns), %d of %lld (64 columns)\n",
+    Args so4pairs = so4c32;
+    so4pairs.state_output_cluster = 3;
+    std::printf("state_output_fused 4 clusters held at once: %d of %lld (32 columns), %d of %lld (32 columns, pairs), "
+                "%d of %lld (64 columns)\n",
                 state_output_max_clusters(so4c32), static_cast<long long>(so4c32.d.N * so4c32.d.HV),
+                state_output_max_clusters(so4pairs), static_cast<long long>(2 * so4c32.d.N * so4c32.d.HV),
                 state_output_max_clusters(so4c64), static_cast<long long>(so4c64.d.N * so4c64.d.HV));
     add_copy_modes("state_output_fused 4 c32", so4c32, false);
     add_copy_modes("state_output_fused 4 c64", so4c64, false);

@@ -923,7 +923,9 @@ struct So4Layout {
   }
 };
 
-template <class E, int BV, bool SC, bool MC>
+// CS: blocks per cluster (1: no cluster, every block its own copies; else CS consecutive V-tile blocks of a head,
+// cluster rank vt % CS, sharing the W, Q, K and score-row boxes)
+template <class E, int BV, bool SC, int CS>
 __global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
@@ -938,8 +940,9 @@ __global__ void __launch_bounds__(256, 1)
   __shared__ uint64_t full[L::kStages];  // stage s holds its chunk's tiles
   // MC: stage s is free in every block of the cluster (one arrival per block) -- a block's W, Q, K and P boxes land
   // in all of them
+  constexpr bool MC = CS > 1;
+  static_assert(CS == 1 || CS == 2 || CS == K / BV, "clusters of two or of the head's V-tile blocks");
   __shared__ uint64_t empty[MC ? L::kStages : 1];
-  constexpr int CS = MC ? K / BV : 1;  // blocks per cluster: the head's V-tile blocks (cluster rank = vt)
   block_time_begin(a.block_times);
 
   WgBlock const blk = wg_block<V / BV>(a);
@@ -947,6 +950,7 @@ __global__ void __launch_bounds__(256, 1)
   int const tid = blk.tid, warp = blk.warp, wg = blk.wg, g = blk.g, t = blk.t;
   int64_t const c_begin = blk.c_begin, c_end = blk.c_end;
   bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
+  int const rank = vt % CS;          // this block's rank in its cluster
 
   float S[1][NB][4];
   load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
@@ -958,11 +962,11 @@ __global__ void __launch_bounds__(256, 1)
     int const r0 = static_cast<int>(row0);
     mbar_arrive_expect_tx(bar, L::STAGE);  // every box lands whole (zeros past the tensor's end)
     if constexpr (MC) {
-      // the boxes the head's blocks share: box x (W, W, Q, Q, K, K, P) issued by rank x % CS into every block
+      // the boxes the cluster's blocks share: box x (W, W, Q, Q, K, K, P) issued by rank x % CS into every block
       // (each block's own barrier counts the whole stage); U is this block's own
 #pragma unroll
       for (int x = 0; x < L::kBoxes; ++x)
-        if (x % CS == vt)
+        if (x % CS == rank)
           tma_load_3d_multicast(st + x * L::BOX, x < 2 ? &tw : x < 4 ? &tq : x < 6 ? &tk : &tp, bar, 64 * (x & 1),
                                 x < 2 || x == 6 ? hv : hk, r0, static_cast<uint16_t>((1u << CS) - 1u));
       tma_load_3d(st + L::kU, &tu, bar, vt * BV, hv, r0);
@@ -1101,8 +1105,8 @@ __global__ void __launch_bounds__(256, 1)
           if (i >= L::kStages) {  // a refill: the stage's last chunk must be done in every block of the cluster
             uint64_t* const e = &empty[i % L::kStages];
 #pragma unroll
-            for (int r = 0; r < CS; ++r) mbar_arrive_cluster(e, static_cast<uint32_t>(r));
-            mbar_wait_cluster(e, static_cast<uint32_t>(i / L::kStages - 1) & 1u);
+            for (int r = 0; r < CS; ++r) mbar_arrive_remote(e, static_cast<uint32_t>(r));
+            mbar_wait(e, static_cast<uint32_t>(i / L::kStages - 1) & 1u);
           }
         }
         issue(ahead.row0, i);
@@ -1226,17 +1230,20 @@ struct ClusterLaunch {
   ClusterLaunch& operator=(ClusterLaunch const&) = delete;
 };
 
-// How many clusters of variant 4's launch (E, BV, SC in clusters of K / BV blocks) the device holds at once.
-template <class E, int BV, bool SC>
+// How many clusters of CS blocks of variant 4's launch (E, BV, SC) the device holds at once.
+template <class E, int BV, bool SC, int CS>
 int so4_max_clusters(unsigned grid) {
   using L = So4Layout<BV, SC>;
   std::size_t const bytes = L::kBytes + L::kAlign;
-  ensure_smem<state_output_v4_kernel<E, BV, SC, true>>(bytes);
-  ClusterLaunch cl(grid, 256, bytes, L::K / BV, nullptr);
+  ensure_smem<state_output_v4_kernel<E, BV, SC, CS>>(bytes);
+  ClusterLaunch cl(grid, 256, bytes, CS, nullptr);
   int n = 0;
-  GDN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, state_output_v4_kernel<E, BV, SC, true>, &cl.cfg));
+  GDN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, state_output_v4_kernel<E, BV, SC, CS>, &cl.cfg));
   return n;
 }
+
+// Args::state_output_cluster: 2 clusters of the head's V-tile blocks, 3 clusters of two (the same at 64 columns)
+constexpr int kClusterHead = 2, kClusterPairs = 3;
 
 template <class E, int BV, bool SC>
 void launch_state_output_v4(Args const& a, Stream s) {
@@ -1249,17 +1256,24 @@ void launch_state_output_v4(Args const& a, Stream s) {
   CUtensorMap const tp = SC ? tw : tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);  // SC: unused
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / BV));
-  constexpr unsigned CS = L::K / BV;
-  ensure_smem<state_output_v4_kernel<E, BV, SC, false>>(bytes);
-  ensure_smem<state_output_v4_kernel<E, BV, SC, true>>(bytes);
-  ClusterLaunch cl(grid, 256, bytes, CS, s);
   // chosen (0): every block its own copies -- the clusters were slower at every shape measured (H100, cuda/NOTES.md:
   // at 64 columns in one wave 390 against 314 us at T = 8192; at 32 columns the clusters of four do not fit one wave)
-  bool const cluster = a.state_output_cluster == 2;
-  if (cluster)
-    GDN_CUDA_CHECK(cudaLaunchKernelEx(&cl.cfg, state_output_v4_kernel<E, BV, SC, true>, a, tw, tq, tk, tu, tp));
+  auto run = [&](auto cs) {
+    constexpr int CS = decltype(cs)::value;
+    ensure_smem<state_output_v4_kernel<E, BV, SC, CS>>(bytes);
+    if constexpr (CS == 1) {
+      state_output_v4_kernel<E, BV, SC, 1><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+    } else {
+      ClusterLaunch cl(grid, 256, bytes, CS, s);
+      GDN_CUDA_CHECK(cudaLaunchKernelEx(&cl.cfg, state_output_v4_kernel<E, BV, SC, CS>, a, tw, tq, tk, tu, tp));
+    }
+  };
+  if (a.state_output_cluster == kClusterHead)
+    run(std::integral_constant<int, L::K / BV>{});
+  else if (a.state_output_cluster == kClusterPairs)
+    run(std::integral_constant<int, 2>{});
   else
-    state_output_v4_kernel<E, BV, SC, false><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+    run(std::integral_constant<int, 1>{});
 }
 
 template <class E, int K>
@@ -1315,8 +1329,11 @@ int state_output_max_clusters(Args const& a) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (sc) n = so4_max_clusters<E, 64, true>(grid);
-      else n = columns == 64 ? so4_max_clusters<E, 64, false>(grid) : so4_max_clusters<E, 32, false>(grid);
+      // clusters of two (3), else of the head's V-tile blocks; at 64 columns both are pairs
+      bool const pairs = a.state_output_cluster == kClusterPairs;
+      if (sc) n = so4_max_clusters<E, 64, true, 2>(grid);
+      else if (columns == 64) n = so4_max_clusters<E, 64, false, 2>(grid);
+      else n = pairs ? so4_max_clusters<E, 32, false, 2>(grid) : so4_max_clusters<E, 32, false, 4>(grid);
     }
   });
   return n;
@@ -1327,9 +1344,9 @@ void state_output_fused(Args const& a, Stream s) {
     throw std::invalid_argument("state_output_fused: Args::state_output_variant " + std::to_string(a.state_output_variant) +
                                 " is not 1, 2, 3 or 4");
   int const columns = state_output_block_columns(a);  // refuses a columns value it does not know
-  if (a.state_output_cluster < 0 || a.state_output_cluster > 2)
+  if (a.state_output_cluster < 0 || a.state_output_cluster > kClusterPairs)
     throw std::invalid_argument("state_output_fused: Args::state_output_cluster " + std::to_string(a.state_output_cluster) +
-                                " is not 0 (chosen), 1 (no cluster) or 2 (clusters)");
+                                " is not 0 (chosen), 1 (no cluster), 2 (clusters of the head's blocks) or 3 (clusters of two)");
   if (!state_output_runs_fused(a)) {
     // the two kernels, h and v_new through device memory (block times not recorded: timed_blocks says 0)
     if (!a.h || !a.v_new)

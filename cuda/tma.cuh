@@ -62,19 +62,19 @@ __device__ __forceinline__ uint32_t cluster_rank() {
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
-// One arrival on the mbarrier at the same shared-memory offset in block `cta` of the cluster (release at cluster
-// scope: this thread's earlier reads of the stage the barrier guards are ordered before it).
-__device__ __forceinline__ void mbar_arrive_cluster(uint64_t* bar, uint32_t cta) {
+// One arrival on the mbarrier at the same shared-memory offset in block `cta` of the cluster, with the default
+// semantics (release at CTA scope), as CUTLASS's cluster barriers arrive. The stage this barrier guards was read by
+// this block's wgmma, which the arriving thread's block waited for (wgmma.wait_group) before: its reads are complete,
+// so no cluster-scope release is needed. The first version arrived with `.release.cluster`; the arriving thread had
+// just issued its o-row stores to device memory, and a release at cluster scope waits for those to be performed --
+// the likely cause of the ~0.9 us per step that clusters of two cost (cuda/NOTES.md, fourteenth session).
+__device__ __forceinline__ void mbar_arrive_remote(uint64_t* bar, uint32_t cta) {
   asm volatile(
       "{\n.reg .b32 remote;\n"
       "mapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(smem_addr(bar)),
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(smem_addr(bar)),
       "r"(cta)
       : "memory");
-}
-// mbar_wait with acquire at cluster scope (the arrivals came from other blocks of the cluster).
-__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
-  asm volatile(GDNV_MBAR_WAIT_LOOP(".acquire.cluster") ::"r"(smem_addr(bar)), "r"(parity) : "memory");
 }
 // tma_load_3d into the same shared-memory offset of every block in `mask` (bit r: cluster rank r), each copy
 // completing on the mbarrier at `bar`'s offset in its own block.

@@ -398,6 +398,12 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   ai3.intra_variant = ain3.intra_variant = ifwd3.intra_variant = 3;
   add("kkt_solve_fused v5 (GQA Gram, 3xTF32 merges)", "fused", "kkt+solve fused", t_kktsolve, f_kkt + f_solve,
       [&] { gc::kkt_solve_fused(af5, nullptr); }, t_kkt.total() + t_solve16.total(), "", "kkt + solve_tril (bf16)");
+  // variant 6: 5's work in a persistent grid, each block loading its next item's k tile behind the current one
+  gc::Args af6 = af5;
+  af6.kkt_solve_variant = 6;
+  add("kkt_solve_fused v6 (as v5, persistent grid, next k tile prefetched)", "fused", "kkt+solve fused", t_kktsolve,
+      f_kkt + f_solve, [&] { gc::kkt_solve_fused(af6, nullptr); }, t_kkt.total() + t_solve16.total(), "",
+      "kkt + solve_tril (bf16)");
   add("intra_fused v3 (A_inv stored)", "fused", "intra fused", t_intra, f_kkt + f_solve + f_wu,
       [&] { gc::intra_fused(ai3, nullptr); }, intra_unfused, "", "kkt + solve_tril + wu (bf16)");
   add("intra_fused v3 (A_inv on chip)", "fused", "intra fused", t_intra_noainv, f_kkt + f_solve + f_wu,
@@ -461,7 +467,7 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   add("state_output_fused 4, 64-column blocks (wgmma, TMA; score rows on chip; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso4sc, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   // the head's V-tile blocks in one cluster sharing their tile copies (TMA multicast; Args::state_output_cluster 2,
-  // slower where measured, so not chosen)
+  // slower where measured, so not chosen), and clusters of two at 32 columns (3)
   gc::Args aso4cl[2] = {aso4c[0], aso4c[1]};
   for (int i = 0; i < 2; ++i) {
     aso4cl[i].state_output_cluster = 2;
@@ -469,6 +475,11 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
         "fused", "", t_so, f_state + f_out, [&, i] { gc::state_output_fused(aso4cl[i], nullptr); },
         t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   }
+  gc::Args aso4pairs = aso4c[0];  // 32-column blocks in clusters of two (Args::state_output_cluster 3)
+  aso4pairs.state_output_cluster = 3;
+  add("state_output_fused 4, 32-column blocks in clusters of two (TMA multicast; chunk_scores + kernel)", "fused", "", t_so,
+      f_state + f_out, [&] { gc::state_output_fused(aso4pairs, nullptr); }, t_state.total() + t_out.total(), "",
+      "chunk_state + chunk_output");
   add("state_output_fused 1 (warp roles; h, v_new on chip)", "fused", "", t_so, f_state + f_out,
       [&] { gc::state_output_fused(aso1, nullptr); }, t_state.total() + t_out.total(), "", "chunk_state + chunk_output");
   add("forward fused-intra v3 + state_output_fused 2", "pipeline", "forward", t_fwd,

@@ -5,7 +5,7 @@
 // Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
 // v_new when their buffers are given. Every case runs every variant (4 with 64- and 32-column blocks, reading the
 // score rows or computing them on chip: Args::scores_in_state, the bytes chunk_scores would have written; each
-// with its own tile copies or in clusters sharing them: Args::state_output_cluster).
+// with its own tile copies or in clusters of the head's blocks or of two sharing them: Args::state_output_cluster).
 // Cases: bf16 and fp16, K = 128 and 64,
 // GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
 // buffers at their ends), with and without an initial state, and with h / v_new not stored.
@@ -113,11 +113,12 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
 }
 
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
-  // both widths, the score rows read (chunk_scores') or computed on chip, each block copying its tiles or the
-  // head's blocks in one cluster sharing them (TMA multicast)
+  // both widths, the score rows read (chunk_scores') or computed on chip, each block copying its tiles, the head's
+  // blocks in one cluster sharing them (TMA multicast), or clusters of two (the same as the head's at 64 columns)
   for (bool sc : {false, true})
     for (int columns : {64, 32})
-      for (int cluster : {1, 2}) expect_variant_equals_two_kernels(c, store_intermediates, 4, columns, sc, cluster);
+      for (int cluster : {1, 2, 3})
+        if (cluster != 3 || columns == 32) expect_variant_equals_two_kernels(c, store_intermediates, 4, columns, sc, cluster);
   for (int variant : {3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
@@ -224,7 +225,7 @@ BOOST_AUTO_TEST_CASE(refuses_unknown_variant) {
     BOOST_CHECK_THROW(gc::state_output_fused(fb, nullptr), std::invalid_argument);
   }
   f.state_output_variant = 4;
-  for (int cl : {3, -1}) {  // no such copy mode
+  for (int cl : {4, -1}) {  // no such copy mode
     f.state_output_cluster = cl;
     BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
   }
