@@ -135,7 +135,6 @@ __global__ void __launch_bounds__(128, 4) kkt_solve_v6_kernel(Args a) {
     gs[0][tid] = h0.x, bs[0][tid] = h0.y;
     if (nheads > 1) nxt = head_gates(1);
   }
-  int const r = ainv_piece_row(), q = ainv_piece_col8();
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;
   int64_t s = 0;
   for (int64_t item = first; item < items; item += step) {
@@ -158,13 +157,7 @@ __global__ void __launch_bounds__(128, 4) kkt_solve_v6_kernel(Args a) {
         if (s + 2 < nheads) nxt = head_gates(s + 2);
       }
       inverse_tc(gram, gs[buf], bs[buf], keep, sc);
-      E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
-      float v[4][8];  // the four pieces loaded first (independent), then stored
-#pragma unroll
-      for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
-#pragma unroll
-      for (int x = 0; x < 4; ++x)
-        if (16 * x + r < c.rows) store8<E, true>(out + (16 * x + r) * rstride, v[x]);
+      store_ainv_head<E>(sc, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
     }
   }
   block_time_end(a.block_times);

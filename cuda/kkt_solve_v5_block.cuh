@@ -15,6 +15,20 @@ constexpr std::size_t kkt_solve_v5_smem_bytes() {
   return ktile > kInverseTcBytes ? ktile : kInverseTcBytes;
 }
 
+// One value head's A_inv from the slots (after inverse_tc) into device memory: `out` at column 0 of the chunk's row 0,
+// rows `rstride` elements apart, rows at or past `rows` not written. This thread's four 16-byte pieces are loaded
+// first (independent loads), then stored.
+template <class E>
+__device__ __forceinline__ void store_ainv_head(float const* sc, E* out, int64_t rstride, int rows) {
+  int const r = ainv_piece_row(), q = ainv_piece_col8();
+  float v[4][8];
+#pragma unroll
+  for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
+#pragma unroll
+  for (int x = 0; x < 4; ++x)
+    if (16 * x + r < rows) store8<E, true>(out + 8 * q + (16 * x + r) * rstride, v[x]);
+}
+
 // SKIP: inverse_tc's bits, plus 8: no A_inv store (the probe's ablations; 0 in the kernel).
 template <class E, int K, int SKIP = 0, bool kShort = false>
 __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char* smem) {
@@ -41,7 +55,6 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
   gram_tiles<E, K>(ks, LDS, gram);
 
   unsigned const keep = gate_keep_mask(c.rows);
-  int const r = ainv_piece_row(), q = ainv_piece_col8();
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;
   for (int gi = 0; gi < G; ++gi) {
     int const hv = hk * G + gi, buf = gi & 1;
@@ -52,15 +65,7 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
       if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
     }
     inverse_tc<SKIP & 7, kShort>(gram, gs[buf], bs[buf], keep, sc);
-    if constexpr (!(SKIP & 8)) {
-      E* out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT + 8 * q;
-      float v[4][8];  // the four pieces loaded first (independent), then stored
-#pragma unroll
-      for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
-#pragma unroll
-      for (int x = 0; x < 4; ++x)
-        if (16 * x + r < c.rows) store8<E, true>(out + (16 * x + r) * rstride, v[x]);
-    }
+    if constexpr (!(SKIP & 8)) store_ainv_head<E>(sc, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
     GDNV_PHASE();  // thread 0's part of the store issued
   }
 }
