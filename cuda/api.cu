@@ -235,7 +235,7 @@ int64_t timed_blocks(Args const& a, Stage s) {
     case Stage::kkt:
     case Stage::solve_tril:
     case Stage::wu: return d.num_chunks * d.HV;
-    case Stage::kkt_solve_fused: return kkt_solve_grid(a);
+    case Stage::kkt_solve_fused: return d.num_chunks * (kkt_solve_runs_v5(a) ? d.H : d.HV);
     case Stage::intra_fused: return d.num_chunks * (intra_runs_v3(a) ? d.H : d.HV);
     case Stage::chunk_state: {
       // BV = 64 for variant 4 (16-bit inputs, K = 128; it runs variant 2 otherwise), else 32

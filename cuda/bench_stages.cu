@@ -84,10 +84,6 @@ int main(int argc, char** argv) {
     double const kkt_solve_bytes = tok_h * K * e + tok_hv * 8 + tok_hv * 128;  // read k, beta, g_cumsum; write A_inv
     add("kkt_solve_fused v4", kkt_solve_bytes, [&] { kkt_solve_fused(ak4, nullptr); });
     add("kkt_solve_fused v5", kkt_solve_bytes, [&] { kkt_solve_fused(ak5, nullptr); });
-    Args ak6 = ak5;  // variant 5's work in a persistent grid, the next item's k tile loaded behind the current one
-    ak6.kkt_solve_variant = 6;
-    add("kkt_solve_fused v6 (" + std::to_string(kkt_solve_grid(ak6)) + " blocks)", kkt_solve_bytes,
-        [&] { kkt_solve_fused(ak6, nullptr); });
     add("wu (bf16 A_inv)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 128 + 2 * K * e), [&] { wu(a, nullptr); });
     add("wu (fp32 A_inv split)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 256 + 2 * K * e), [&] { wu(a32, nullptr); });
     double const hbytes = double(B) * plan.d.NT * HV * K * K * e;

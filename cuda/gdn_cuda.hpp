@@ -73,8 +73,6 @@ struct Args {
   // bit, one block per (chunk, value head). 5 / 3: one block per (chunk, key head) sharing K K^T among
   // its value heads, merges in 3xTF32 on the tensor cores (and, for intra 3, beta folded into the A_inv
   // operand); 16-bit inputs with A_inv in the input dtype (other problems run 4 / 1).
-  // kkt_solve_fused 6: variant 5's work in a persistent grid whose blocks walk the (chunk, key head) items, the
-  // next item's k tile loaded while the current one's heads are inverted (the same bytes as 5).
   int kkt_solve_variant = 4;
   int intra_variant = 1;
   bool split_state = false; // chunk_state: W*S with S split into bf16 hi+lo (true) or S rounded to bf16 (FLA)
@@ -139,11 +137,6 @@ struct Args {
   // %globaltimer (ns) at each block's entry to [2*block] and at its exit to [2*block+1];
   // timed_blocks() says how many blocks a launch has. Outputs are bit-identical with it on or off.
   unsigned long long* block_times = nullptr;
-  // Blocks of kkt_solve_fused 6's persistent grid: 0 (default) as many as the device holds at once, N at most N
-  // (tests: many items per block). Negative values are refused (std::invalid_argument). kkt_solve_grid() tells.
-  // (Last, so that the other fields keep their offsets in the kernels' parameter space: the machine code of every
-  // kernel that does not read it stays byte-identical, which scripts/cubin_text_diff.py checks.)
-  int kkt_solve_blocks = 0;
 };
 
 // The dtype u and v_new are stored in: f32 with Args::precise_uv, else the input dtype. Workspace
@@ -200,12 +193,8 @@ int state_output_max_clusters(Args const& a);
 // Args::state_output_columns, or where 0, 64 when that takes fewer waves of one block per SM on the current
 // device), 32 for the others. Throws std::invalid_argument for an unknown Args::state_output_columns.
 int state_output_block_columns(Args const& a);
-// Whether these Args run the GQA-shared variants (kkt_solve_fused 5 or 6: one chunk and key head per block item).
+// Whether these Args run the GQA-shared variants (grid: one block per chunk and key head).
 bool kkt_solve_runs_v5(Args const& a);
-// The grid of the kkt_solve_fused launch these Args make: one block per (chunk, value head) for variant 4, per
-// (chunk, key head) for 5, and for 6 min(items, Args::kkt_solve_blocks or the blocks the device holds at once).
-// Throws std::invalid_argument for a negative Args::kkt_solve_blocks.
-int64_t kkt_solve_grid(Args const& a);
 bool intra_runs_v3(Args const& a);
 
 enum class Stage : int {

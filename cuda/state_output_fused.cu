@@ -943,6 +943,9 @@ __global__ void __launch_bounds__(256, 1)
   constexpr bool MC = CS > 1;
   static_assert(CS == 1 || CS == 2 || CS == K / BV, "clusters of two or of the head's V-tile blocks");
   __shared__ uint64_t empty[MC ? L::kStages : 1];
+  // MC with three stages: the producer waits for the cluster's arrivals and refills after the step's products are
+  // issued (the handshake at the refill point put the cluster's blocks in lockstep: cuda/NOTES.md, clusters)
+  constexpr bool kDeferRefill = MC && L::kStages > 2;
   block_time_begin(a.block_times);
 
   WgBlock const blk = wg_block<V / BV>(a);
@@ -1095,20 +1098,22 @@ __global__ void __launch_bounds__(256, 1)
       if (step > 0) {  // the last chunk's P v_new (its group B) and its o rows
         wgmma_wait<0>();
         wgmma_fence_operands(O);
+        if constexpr (MC) {
+          // this block is done with the stage the refill below overwrites (group B read its P, warpgroup 0's
+          // K^T Db was waited for before the step's barrier): tell every block of the cluster at once, before
+          // the o-row stores
+          if (producer && has_ahead && step + L::kStages - 1 >= L::kStages)
+#pragma unroll
+            for (int r = 0; r < CS; ++r) mbar_arrive_remote(&empty[(step - 1) % L::kStages], static_cast<uint32_t>(r));
+        }
         store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
       }
       // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
-      // group B read that stage's P
-      if (producer && has_ahead) {
+      // group B read that stage's P (with kDeferRefill, after this step's products are issued instead)
+      if (producer && has_ahead && !kDeferRefill) {
         int const i = step + L::kStages - 1;
-        if constexpr (MC) {
-          if (i >= L::kStages) {  // a refill: the stage's last chunk must be done in every block of the cluster
-            uint64_t* const e = &empty[i % L::kStages];
-#pragma unroll
-            for (int r = 0; r < CS; ++r) mbar_arrive_remote(e, static_cast<uint32_t>(r));
-            mbar_wait(e, static_cast<uint32_t>(i / L::kStages - 1) & 1u);
-          }
-        }
+        if constexpr (MC)
+          if (i >= L::kStages) mbar_wait(&empty[i % L::kStages], static_cast<uint32_t>(i / L::kStages - 1) & 1u);
         issue(ahead.row0, i);
       }
 #pragma unroll
@@ -1199,6 +1204,16 @@ __global__ void __launch_bounds__(256, 1)
       }
     }
     wgmma_commit();  // group B (empty in warpgroup 0: one wait for both, outside the branch)
+    if constexpr (kDeferRefill) {
+      // the refill, issued here rather than at the step's second part: the wait for the other blocks' arrivals
+      // then comes half a step later and no longer holds warpgroup 1's products (three stages: the chunk two
+      // ahead still has a whole step to land)
+      if (producer && has_ahead) {
+        int const i = step + L::kStages - 1;
+        if (i >= L::kStages) mbar_wait(&empty[i % L::kStages], static_cast<uint32_t>(i / L::kStages - 1) & 1u);
+        issue(ahead.row0, i);
+      }
+    }
     wgmma_wait<1>();
     wgmma_fence_operands(Sf);
     if (wg == 1) wgmma_fence_operands(O);

@@ -398,12 +398,6 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
   ai3.intra_variant = ain3.intra_variant = ifwd3.intra_variant = 3;
   add("kkt_solve_fused v5 (GQA Gram, 3xTF32 merges)", "fused", "kkt+solve fused", t_kktsolve, f_kkt + f_solve,
       [&] { gc::kkt_solve_fused(af5, nullptr); }, t_kkt.total() + t_solve16.total(), "", "kkt + solve_tril (bf16)");
-  // variant 6: 5's work in a persistent grid, each block loading its next item's k tile behind the current one
-  gc::Args af6 = af5;
-  af6.kkt_solve_variant = 6;
-  add("kkt_solve_fused v6 (as v5, persistent grid, next k tile prefetched)", "fused", "kkt+solve fused", t_kktsolve,
-      f_kkt + f_solve, [&] { gc::kkt_solve_fused(af6, nullptr); }, t_kkt.total() + t_solve16.total(), "",
-      "kkt + solve_tril (bf16)");
   add("intra_fused v3 (A_inv stored)", "fused", "intra fused", t_intra, f_kkt + f_solve + f_wu,
       [&] { gc::intra_fused(ai3, nullptr); }, intra_unfused, "", "kkt + solve_tril + wu (bf16)");
   add("intra_fused v3 (A_inv on chip)", "fused", "intra fused", t_intra_noainv, f_kkt + f_solve + f_wu,

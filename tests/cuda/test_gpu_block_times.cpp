@@ -30,7 +30,6 @@ struct TimingCase {
   bool split_state = false;
   int state_variant = 2, output_variant = 2;
   int kkt_solve_variant = 4, intra_variant = 1;
-  int kkt_solve_blocks = 0;
 };
 
 // In pipeline order; the fused stages last, so they overwrite A_inv, w, u with the same bytes.
@@ -53,7 +52,6 @@ void run_timing_case(TimingCase const& tc) {
   a.state_variant = tc.state_variant;
   a.output_variant = tc.output_variant;
   a.kkt_solve_variant = tc.kkt_solve_variant;
-  a.kkt_solve_blocks = tc.kkt_solve_blocks;
   a.intra_variant = tc.intra_variant;
 
   auto outputs = [&] {
@@ -142,19 +140,6 @@ BOOST_AUTO_TEST_CASE(bf16_varlen_G3_gqa_variants) {
   c.H = 2, c.HV = 6;
   c.seqlens = {1, 63, 64, 65, 0, 300};
   c.kkt_solve_variant = 5, c.intra_variant = 3;
-  run_timing_case(c);
-}
-
-// kkt_solve_fused 6's persistent grid: one time pair per block of the grid it launches (kkt_solve_grid()), here a
-// grid of 5 blocks walking the items, and the one the device holds at once.
-BOOST_AUTO_TEST_CASE(bf16_varlen_G3_persistent_kkt_solve) {
-  TimingCase c;
-  c.H = 2, c.HV = 6;
-  c.seqlens = {1, 63, 64, 65, 0, 300};
-  c.kkt_solve_variant = 6, c.intra_variant = 3;
-  c.kkt_solve_blocks = 5;
-  run_timing_case(c);
-  c.kkt_solve_blocks = 0;
   run_timing_case(c);
 }
 

@@ -1,5 +1,5 @@
 // GPU tests of the GQA-shared kernels (label gpu; skipped visibly without a device): kkt+solve variant 5
-// ("fused-v5"; variant 6, its persistent grid, against 5's bytes) and intra variant 3 ("fused-intra-v3", and "precise-v3" on top of it), which share K K^T
+// ("fused-v5") and intra variant 3 ("fused-intra-v3", and "precise-v3" on top of it), which share K K^T
 // among the value heads of a key head and do the inverse's merges in 3xTF32 on the tensor cores
 // (cuda/inverse_tc.cuh). They are not bit-equal to the fp32-merge kernels, so each is judged by:
 //   - every bounded tensor inside its componentwise bound for the arithmetic it declares (R_det <= 1,
@@ -13,7 +13,6 @@
 // and fp16. (test_gpu_stages runs all three through the floor-ratio gate, end to end and isolated, too.)
 #include <boost/test/unit_test.hpp>
 
-#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -176,66 +175,6 @@ BOOST_AUTO_TEST_CASE(intra_v3_without_ainv_store) {
   f32inv.ainv = gc::ElemType::f32;
   BOOST_TEST(!gc::kkt_solve_runs_v5(f32inv));
   BOOST_TEST(gc::timed_blocks(f32inv, gc::Stage::kkt_solve_fused) == plan.d.num_chunks * 6);
-}
-
-// kkt+solve 6 is variant 5's work in a persistent grid (each block walks items blockIdx.x, + gridDim.x, ...; the
-// next item's k tile loads while the current item's heads are inverted, the gates one head ahead across items),
-// so it must write variant 5's A_inv bytes: with the grid the device holds at once, and with grids of 1, 3 and 7
-// blocks (many items per block, a grid that does not divide the items: the prefetch and the gate double buffer
-// across item boundaries), on dense, GQA (G = 1..4), varlen (one-token, 63/64/65-token and empty sequences), K = 64
-// and fp16 problems.
-BOOST_AUTO_TEST_CASE(kkt_solve_v6_equals_v5) {
-  namespace gc = gdn_cuda;
-  struct Case { int64_t B, T, H, HV, K; std::vector<int64_t> seqlens; gc::ElemType e; };
-  Case const cases[] = {{1, 1000, 2, 4, 128, {}, gc::ElemType::bf16},
-                        {2, 333, 1, 3, 128, {}, gc::ElemType::bf16},
-                        {1, 0, 2, 2, 128, {1, 63, 64, 65, 0, 200, 15}, gc::ElemType::bf16},
-                        {1, 700, 3, 3, 64, {}, gc::ElemType::bf16},
-                        {1, 500, 1, 4, 128, {}, gc::ElemType::f16},
-                        {1, 1, 2, 4, 128, {}, gc::ElemType::bf16}};
-  for (Case const& c : cases) {
-    int64_t T = c.T;
-    std::vector<int64_t> const cu = gdnv::test::cu_seqlens(c.seqlens, T);
-    gc::Plan plan = gc::make_plan(c.B, T, c.H, c.HV, c.K, c.K, cu);
-    BOOST_TEST_CONTEXT("B " << c.B << " T " << T << " H " << c.H << " HV " << c.HV << " K " << c.K << " varlen "
-                            << !c.seqlens.empty() << " fp16 " << (c.e == gc::ElemType::f16)) {
-      gc::Workspace ws(plan, c.e, gc::ElemType::f32, gc::ElemType::f32, c.e, false);
-      gc::fill_random_inputs(ws, 17);
-      gc::Args a = ws.args;
-      gc::chunk_cumsum(a, nullptr);
-      a.kkt_solve_variant = 5;
-      ws.A_inv.fill_bytes(0xFF);
-      gc::kkt_solve_fused(a, nullptr);
-      gc::synchronize();
-      auto const want = gdnv::test::device_bytes(ws.A_inv);
-      BOOST_TEST(!gdnv::test::untouched(ws.A_inv));
-      int64_t const items = plan.d.num_chunks * c.H;
-      for (int blocks : {0, 1, 3, 7}) {
-        gc::Args b = a;
-        b.kkt_solve_variant = 6;
-        b.kkt_solve_blocks = blocks;
-        int64_t const grid = gc::kkt_solve_grid(b);
-        BOOST_TEST(grid >= 1);
-        BOOST_TEST(grid <= items);
-        if (blocks > 0) BOOST_TEST(grid == std::min<int64_t>(items, blocks));
-        BOOST_TEST(gc::timed_blocks(b, gc::Stage::kkt_solve_fused) == grid);
-        ws.A_inv.fill_bytes(0xFF);
-        gc::kkt_solve_fused(b, nullptr);
-        gc::synchronize();
-        BOOST_TEST((gdnv::test::device_bytes(ws.A_inv) == want), "Args::kkt_solve_blocks " << blocks << " (grid " << grid
-                                                                   << " for " << items << " items): A_inv differs from variant 5's");
-      }
-    }
-  }
-  gc::Plan plan = gc::make_plan(1, 64, 1, 1, 128, 128, {});
-  gc::Workspace ws(plan, gc::ElemType::bf16, gc::ElemType::f32, gc::ElemType::f32, gc::ElemType::bf16, false);
-  gc::Args a = ws.args;
-  a.kkt_solve_variant = 6;
-  a.kkt_solve_blocks = -1;
-  BOOST_CHECK_THROW(gc::kkt_solve_grid(a), std::invalid_argument);
-  BOOST_CHECK_THROW(gc::kkt_solve_fused(a, nullptr), std::invalid_argument);
-  a.kkt_solve_variant = 5;  // refused whatever the variant
-  BOOST_CHECK_THROW(gc::kkt_solve_fused(a, nullptr), std::invalid_argument);
 }
 #endif
 
