@@ -40,6 +40,10 @@
 //     (was four 4-byte stores), the gate's keep mask once per block, 3xTF32 splits by truncation (2 instead of 4
 //     instructions per register), TileCopy loads: 56.3 us cold (T = 32768: 183.9), 20.4M warp instructions per
 //     launch against 27.4M; 80 registers, no spills.
+//   6 (tried, removed) 5's block code in a persistent grid (4 blocks per SM, 46 KB: the next item's k tile
+//     prefetched beside the slots while the current item's heads are inverted): H200 T = 8192 59.5 us against
+//     5's 55.5 in the same run, slower at every shape; at 6 blocks per SM the other blocks already hide a block's
+//     load (cuda/NOTES.md, sixteenth session; bench/results/kkt-solve-v6-persistent-experiment.patch).
 #include "kkt_solve_v5_block.cuh"
 #include "kkt_tile.cuh"
 
