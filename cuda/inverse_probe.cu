@@ -140,6 +140,10 @@ int main(int argc, char** argv) {
     std::printf("  MINB 5, 5 blocks/SM %8.1f\n", run_us<0, 5>(a, 5, reps, false, ds));
     std::printf("  MINB 6 (the library's: 80 registers), 6 blocks/SM %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));
     std::printf("  MINB 6, 5 blocks/SM %8.1f\n", run_us<0, 6>(a, 5, reps, false, ds));
+    // seven fit the shared memory (7 x 30.4 KB); the cap is 72 registers: against the wave tail (2048 blocks on
+    // 6 x 132 slots = 2.59 waves, on 7 x 132 = 2.22)
+    std::printf("  MINB 7, 7 blocks/SM %8.1f\n", run_us<0, 7>(a, 7, reps, false, ds));
+    std::printf("  MINB 6, 6 blocks/SM (again) %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));
     Args al = a;
     al.kkt_solve_variant = 5;
     EventTimer timer;
