@@ -3,19 +3,23 @@
 # half-warp stores row 8 + (t ^ 4) in its t-th store), A/B in one run against the tree before it (base: this tree
 # with .device/base/inverse_tc.cuh, the only file of the kernels that differs), alternating the two
 # gdnv_bench_stages binaries at T = 8192 and 32768 (rows kkt_solve_fused v5, intra v3); then the whole GPU suite on
-# this tree, the inverse probe (blocks per SM 7 against 6: the wave tail), racecheck + memcheck of a ragged GQA case.
+# this tree first, the inverse probe (blocks per SM 7 against 6: the wave tail), racecheck + memcheck of a ragged GQA case.
 source "$(dirname "$0")/device-common.sh"
 device_start diag gdnv test_cuda gdnv_bench_stages gdnv_inverse_probe
 BT=/tmp/gdnv-basetree; mkdir -p $BT
 tar --exclude=./.device -cf - . | tar -C $BT -xf -
 cp .device/base/inverse_tc.cuh $BT/cuda/inverse_tc.cuh
-cmake -S $BT -B /tmp/gdnv-build-base -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
-  -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" > "$R/cmake-base.log" 2>&1 &&
-  cmake --build /tmp/gdnv-build-base -j"$(nproc)" --target gdnv_bench_stages > "$R/build-base.log" 2>&1 ||
-  { grep -E "error" -A3 "$R/build-base.log" | head -20; pack; exit 1; }
-echo "base build $(( $(date +%s) - t0 )) s"
+# the base binary builds while the GPU suite runs (no timing overlaps a build)
+( cmake -S $BT -B /tmp/gdnv-build-base -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
+    -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" > "$R/cmake-base.log" 2>&1 &&
+    cmake --build /tmp/gdnv-build-base -j"$(nproc)" --target gdnv_bench_stages > "$R/build-base.log" 2>&1 ) &
+base_pid=$!
+timeout 150 $T --report_level=short > $R/test_cuda-$GPU-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-$GPU-$SHA.txt; pack
+wait $base_pid || { grep -E "error" -A3 "$R/build-base.log" | head -20; pack; exit 1; }
+echo "base build done at $(( $(date +%s) - t0 )) s"
 SN=$(find $B -name gdnv_bench_stages -type f | head -1); SB=$(find /tmp/gdnv-build-base -name gdnv_bench_stages -type f | head -1)
-for shape in "--T 8192" "--T 32768"; do
+ab() {
+  local shape=$1
   for rnd in 1 2; do
     for which in new base; do
       S=$SN; [[ $which == base ]] && S=$SB
@@ -23,10 +27,11 @@ for shape in "--T 8192" "--T 32768"; do
       timeout 100 $S $shape --reps 30 2>&1 | grep -E "kkt_solve_fused v5|intra v3" >> $R/ab-$GPU-$SHA.txt
     done
   done
-done
-cat $R/ab-$GPU-$SHA.txt; pack
-timeout 150 $T --report_level=short > $R/test_cuda-$GPU-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-$GPU-$SHA.txt; pack
+  cat $R/ab-$GPU-$SHA.txt; pack
+}
+ab "--T 8192"
 P=$(find $B -name gdnv_inverse_probe -type f | head -1)
 timeout 120 $P --T 8192 > $R/probe-$GPU-$SHA.txt 2>&1; echo "probe exit $?"; sed -n '/register caps/,$p' $R/probe-$GPU-$SHA.txt; pack
+ab "--T 32768"
 device_sanitize gpu_tc/ragged_G2
 echo "all $(( $(date +%s) - t0 )) s"; pack
