@@ -296,11 +296,8 @@ __device__ __forceinline__ void invert_diag(float* sc) {
     int const i = 8 * h + t;
     // I + N, exactly +0 above the diagonal (the A_inv store relies on it) even where a non-finite A made N NaN there
     tv[t] = j > i ? 0.f : (h ? n[8 + t] : n[t]) + (i == j ? 1.f : 0.f);
+    Tr[i * kLdB + j] = tv[t];
   }
-  // Row-major: the upper half stores row 8 + (t ^ 4) in its t-th store. Rows t and 8 + t are 160 words apart (the
-  // same banks), so storing them together was a 2-way conflict per store; rows t and 8 + (t ^ 4) are 16 banks apart.
-#pragma unroll
-  for (int t = 0; t < 8; ++t) Tr[(8 * h + (h ? t ^ 4 : t)) * kLdB + j] = h ? tv[t ^ 4] : tv[t];
   *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h) = make_float4(tv[0], tv[1], tv[2], tv[3]);
   *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h + 4) = make_float4(tv[4], tv[5], tv[6], tv[7]);
 }
