@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sixteenth session: inverse_tc's merges in two phases (Y20 / Y30 handed over by named barriers inside the second)
 # against the three-phase schedule, with little device time: both gdnv_bench_stages binaries are built on the
-# development machine (they need only the CUDA runtime and cuBLAS) and carried in .device/ab (bench_new: this tree,
+# development machine (they need only the CUDA runtime and cuBLAS) and carried xz-compressed in .device/ab (bench_new: this tree,
 # bench_base: the tree before the change); test_cuda builds here meanwhile (niced; the A/B's timings are CUDA
 # events behind queued launches), then the GQA-shared suite, racecheck of a ragged case, the whole GPU suite.
 source "$(dirname "$0")/device-common.sh"
@@ -9,7 +9,7 @@ OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"; export PATH=/usr/local/cuda/bin:$PAT
 SHA=${SHA:-tree}; R=/tmp/gdnv-merge; mkdir -p $R; B=/tmp/gdnv-build; t0=$(date +%s)
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$R/gpu.txt"
 GPU=$(grep -oE 'H100|H200|GH200|B200|A100' "$R/gpu.txt" | head -1); GPU=${GPU:-gpu}
-chmod +x .device/ab/bench_new .device/ab/bench_base
+xz -dkf .device/ab/bench_new.xz .device/ab/bench_base.xz; chmod +x .device/ab/bench_new .device/ab/bench_base
 ldd .device/ab/bench_new | grep "not found" && echo "bench_new: libraries missing"
 ( nice -n 19 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
     -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" > "$R/cmake.log" 2>&1 &&
