@@ -14,8 +14,8 @@
 //   invert_diag   the four 16x16 diagonal blocks by fp32 forward substitution, one block per warp, a
 //                 column per half-warp lane, the row sums split between the half-warps.
 //   merge_blocks  the block merges as a 32x32 recursive inverse: T10 = -T11 A10 T00 and T32 = -T33 A32 T22,
-//                 then the bottom-left 32x32 block C = -T_B (A_BA T_A), in two barrier-separated phases
-//                 (named barriers hand Y20 and Y30 over inside the second). Every product is 3xTF32 on mma.sync
+//                 then the bottom-left 32x32 block C = -T_B (A_BA T_A), in three barrier-separated phases
+//                 that keep all four warps busy in the first two. Every product is 3xTF32 on mma.sync
 //                 m16n8k8 (x = hi + lo, hi = tf32(x), lo = tf32(x - hi), both truncated; hi*hi + hi*lo +
 //                 lo*hi, fp32 accumulate): relative error per product < 3 * 2^-20 (1 + 2^-10) < 2^-18, declared
 //                 as Precision::tf32x3 (reference/bounds.hpp). fp32 FMA merges (variant 4) cost 64K FMAs and
@@ -303,20 +303,90 @@ __device__ __forceinline__ void invert_diag(float* sc) {
 }
 
 // The merges. In: T_aa (row-major and transposed), A's off-diagonal blocks. Out: every lower block of
-// A_inv row-major at ainv_slot(a, b). Two phases, each ending with a block barrier:
+// A_inv row-major at ainv_slot(a, b). Three phases, each ending with a block barrier:
+//   1  w0: X10 = A10 T00, T10 = -T11 X10    w1: X32 = A32 T22, T32 = -T33 X32
+//      w2: Y21 = A21 T11                     w3: Y31 = A31 T11
+//   2  w0: Y20 = A20 T00 + A21 T10, C20 = -T22 Y20     w1: Y30 = A30 T00 + A31 T10
+//      w2: C21 = -T22 Y21                               w3: C31 = -(T32 Y21 + T33 Y31)
+//   3  w1: C30 = -(T32 Y20 + T33 Y30)
+// (T_A = [T00 0; T10 T11], T_B = [T22 0; T32 T33], Y = A_BA T_A, C = -T_B Y is A_inv's bottom-left 32x32.)
+// A warp's own intermediate (X10, X32, Y20) goes through its D slot with a __syncwarp between.
+template <bool kShort = false>
+__device__ __forceinline__ void merge_blocks(float* sc) {
+  using namespace tc_slot;
+  int const warp = threadIdx.x >> 5;
+  auto S = [sc](int s) { return sc + s * kSlotF; };
+  float acc[2][4], acc2[2][4];
+  zero_acc16(acc);
+  zero_acc16(acc2);
+  if (warp == 0) {
+    mma16_tf32x3<kShort>(acc, S(off_slot(1, 0)), S(Tt0 + 0));
+    store_block16(acc, 1.f, nullptr, S(D0));
+    __syncwarp();
+    mma16_tf32x3<kShort>(acc2, S(T0 + 1), S(D0));
+    store_block16(acc2, -1.f, S(T10), S(T10t));
+  } else if (warp == 1) {
+    mma16_tf32x3<kShort>(acc, S(off_slot(3, 2)), S(Tt0 + 2));
+    store_block16(acc, 1.f, nullptr, S(D0 + 1));
+    __syncwarp();
+    mma16_tf32x3<kShort>(acc2, S(T0 + 3), S(D0 + 1));
+    store_block16(acc2, -1.f, S(T32), nullptr);
+  } else if (warp == 2) {
+    mma16_tf32x3<kShort>(acc, S(off_slot(2, 1)), S(Tt0 + 1));
+    store_block16(acc, 1.f, nullptr, S(D0 + 2));
+  } else {
+    mma16_tf32x3<kShort>(acc, S(off_slot(3, 1)), S(Tt0 + 1));
+    store_block16(acc, 1.f, nullptr, S(D0 + 3));
+  }
+  __syncthreads();
+  GDNV_PHASE();
+  zero_acc16(acc);
+  zero_acc16(acc2);
+  if (warp == 0) {
+    mma16_tf32x3<kShort>(acc, S(off_slot(2, 0)), S(Tt0 + 0));
+    mma16_tf32x3<kShort>(acc, S(off_slot(2, 1)), S(T10t));
+    store_block16(acc, 1.f, nullptr, S(D0));  // Y20 (X10 is dead)
+    __syncwarp();
+    mma16_tf32x3<kShort>(acc2, S(T0 + 2), S(D0));
+    store_block16(acc2, -1.f, S(off_slot(1, 0)), nullptr);  // C20 over A10 (read in phase 1 only)
+  } else if (warp == 1) {
+    mma16_tf32x3<kShort>(acc, S(off_slot(3, 0)), S(Tt0 + 0));
+    mma16_tf32x3<kShort>(acc, S(off_slot(3, 1)), S(T10t));
+    store_block16(acc, 1.f, nullptr, S(D0 + 1));  // Y30 (X32 is dead)
+  } else if (warp == 2) {
+    mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0 + 2));
+    store_block16(acc, -1.f, S(C21), nullptr);
+  } else {
+    mma16_tf32x3<kShort>(acc, S(T32), S(D0 + 2));
+    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 3));
+    store_block16(acc, -1.f, S(C31), nullptr);
+  }
+  __syncthreads();
+  GDNV_PHASE();
+  if (warp == 1) {
+    zero_acc16(acc);
+    mma16_tf32x3<kShort>(acc, S(T32), S(D0));
+    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 1));
+    store_block16(acc, -1.f, S(off_slot(3, 2)), nullptr);  // C30 over A32 (read in phase 1 only)
+  }
+  __syncthreads();
+  GDNV_PHASE();
+}
+
+// A candidate schedule of merge_blocks (measured by cuda/inverse_probe.cu only, not used by the kernels yet): the same
+// products into the same accumulators, in two phases, each ending with a block barrier:
 //   1  w0: X10 = A10 T00, T10 = -T11 X10    w1: X32 = A32 T22, T32 = -T33 X32
 //      w2: Y21 = A21 T11, Z20 = A20 T00      w3: Y31 = A31 T11, Z30 = A30 T00    (Z kept in registers)
 //   2  w2: Y20 = Z20 + A21 T10 -> signal, C21 = -T22 Y21       w3: Y30 = Z30 + A31 T10 -> signal,
 //                                                                  C31 = -(T32 Y21 + T33 Y31)
 //      w0: (wait Y20) C20 = -T22 Y20                            w1: (wait Y20, Y30) C30 = -(T32 Y20 + T33 Y30)
 // (T_A = [T00 0; T10 T11], T_B = [T22 0; T32 T33], Y = A_BA T_A, C = -T_B Y is A_inv's bottom-left 32x32.)
-// Five products on the longest path and two block barriers; the first schedule (three phases: Y20 and Y30 whole in
-// phase 2 by warps 0 and 1, C30 alone in a third) had seven and three. Every block is the same sequence of
-// products into the same accumulator as before (Z20 continues into Y20 in the registers of one warp), so the bytes
-// are those of the first schedule. X10, X32 go through the warp's own D slot (a __syncwarp between); Y20, Y30 through
+// Five products on the longest path and two block barriers; merge_blocks has seven and three. Every block is the
+// same sequence of products into the same accumulator as there (Z20 continues into Y20 in the registers of one
+// warp), so the bytes are merge_blocks' (the probe compares them). X10, X32 go through the warp's own D slot (a __syncwarp between); Y20, Y30 through
 // D0, D1 (dead after phase 1), handed over by named barriers 1 (w2 -> w0, w1) and 2 (w3 -> w1).
 template <bool kShort = false>
-__device__ __forceinline__ void merge_blocks(float* sc) {
+__device__ __forceinline__ void merge_blocks_two_phase(float* sc) {
   using namespace tc_slot;
   int const warp = threadIdx.x >> 5;
   auto S = [sc](int s) { return sc + s * kSlotF; };
@@ -373,14 +443,15 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   }
   __syncthreads();
   GDNV_PHASE();
-  GDNV_PHASE();  // (the first schedule's third phase: cuda/inverse_probe.cu's labels keep their places)
+  GDNV_PHASE();  // (merge_blocks' third phase: cuda/inverse_probe.cu's labels keep their places)
 }
 
 // One value head's A_inv into the slots: gate (G, gs, bs, keep = gate_keep_mask(rows)) -> barrier -> diagonal blocks -> barrier ->
 // merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
-// SKIP and kShort serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves out
-// the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>.
-template <int SKIP = 0, bool kShort = false>
+// SKIP, kShort and kTwoPhase serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves
+// out the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>;
+// kTwoPhase: merge_blocks_two_phase.
+template <int SKIP = 0, bool kShort = false, bool kTwoPhase = false>
 __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
                                            float* sc) {
   if constexpr (!(SKIP & 1)) gate_tiles(G, gs, bs, keep, sc);
@@ -390,7 +461,10 @@ __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float cons
   __syncthreads();
   GDNV_PHASE();
   if constexpr (!(SKIP & 4)) {
-    merge_blocks<kShort>(sc);
+    if constexpr (kTwoPhase)
+      merge_blocks_two_phase<kShort>(sc);
+    else
+      merge_blocks<kShort>(sc);
   } else {
     __syncthreads();
     GDNV_PHASE();
