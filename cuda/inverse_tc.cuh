@@ -134,15 +134,20 @@ __device__ __forceinline__ void store_block16(float const (&acc)[2][4], float si
 
 // ---------------------------------------------------------------- the Gram, once per key head
 // This warp's tiles, one byte each (4 * block row + block column; 0xFF none): {0,15,12} {4,5,13} {8,9} {10,14}.
+// kOwnDiag (a candidate of cuda/inverse_probe.cu, not used by the kernels yet): {0,4,12} {5,9,13} {10,8} {15,14},
+// warp a holding diagonal tile (a, a), so that it can invert the block it gated after a __syncwarp instead of a block
+// barrier (the same tiles and products, so the same bytes).
+template <bool kOwnDiag = false>
 __device__ __forceinline__ unsigned gram_tile_set(int warp) {
+  if constexpr (kOwnDiag) return warp == 0 ? 0x0C0400u : warp == 1 ? 0x0D0905u : warp == 2 ? 0xFF080Au : 0xFF0E0Fu;
   return warp == 0 ? 0x0C0F00u : warp == 1 ? 0x0D0504u : warp == 2 ? 0xFF0908u : 0xFF0E0Au;
 }
 
 // G[n] = the raw dot products of this warp's n-th tile (accumulator layout), k tile rows past the chunk's
 // end zero. Same fragments and order as kkt_tile.cuh's products.
-template <class E, int K>
+template <class E, int K, bool kOwnDiag = false>
 __device__ __forceinline__ void gram_tiles(E const* ks, int lds, float (&G)[3][2][4]) {
-  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
+  unsigned const tiles = gram_tile_set<kOwnDiag>(threadIdx.x >> 5);
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
     // warps 2 and 3 have two tiles; their third slot computes block (0, 0) again (gate_tiles stores it where it is
@@ -190,9 +195,10 @@ __device__ __forceinline__ void gram_and_qk_tiles(E const* ks, E const* qs, int 
 // Which of this lane's 24 gate entries are kept (strictly lower and in a row inside the chunk): bit 8n + 4hh + 2jj +
 // e for tile n, row half hh, column half jj, column e of the pair. Fixed for a block (its warps' tiles and the
 // chunk's length), so computed once before the value-head loop; warps 2 and 3 keep nothing of their dummy tile.
+template <bool kOwnDiag = false>
 __device__ __forceinline__ unsigned gate_keep_mask(int rows) {
   int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
+  unsigned const tiles = gram_tile_set<kOwnDiag>(threadIdx.x >> 5);
   unsigned keep = 0;
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
@@ -214,10 +220,11 @@ __device__ __forceinline__ unsigned gate_keep_mask(int rows) {
 
 // A of one value head from the Gram: diagonal blocks into D0..D3, the others into their off_slot.
 // gs, bs: the head's g_cumsum and beta per chunk row; keep: gate_keep_mask(rows). No barrier inside.
+template <bool kOwnDiag = false>
 __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
                                            float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  unsigned const tiles = gram_tile_set(warp);
+  unsigned const tiles = gram_tile_set<kOwnDiag>(warp);
   // Straight-line code over all three tiles and their 8 entries per lane: every gate value loaded first, then every
   // exp and store, the mask a select by a bit of `keep` at the end (the exp of an entry above the diagonal may
   // overflow; the select drops it). With the mask as a branch around each entry, the compiler emitted 24 serial
@@ -450,12 +457,17 @@ __device__ __forceinline__ void merge_blocks_two_phase(float* sc) {
 // merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
 // SKIP, kShort and kTwoPhase serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves
 // out the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>;
-// kTwoPhase: merge_blocks_two_phase.
-template <int SKIP = 0, bool kShort = false, bool kTwoPhase = false>
+// kTwoPhase: merge_blocks_two_phase; kOwnDiag: the gate's tiles by gram_tile_set<true> (G from gram_tiles<.., true>,
+// keep from gate_keep_mask<true>) and a __syncwarp between gate and diagonal blocks instead of the block barrier
+// (warp a gated the block it inverts; the others' tiles are read by the merges, after the next barrier).
+template <int SKIP = 0, bool kShort = false, bool kTwoPhase = false, bool kOwnDiag = false>
 __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
                                            float* sc) {
-  if constexpr (!(SKIP & 1)) gate_tiles(G, gs, bs, keep, sc);
-  __syncthreads();
+  if constexpr (!(SKIP & 1)) gate_tiles<kOwnDiag>(G, gs, bs, keep, sc);
+  if constexpr (kOwnDiag)
+    __syncwarp();
+  else
+    __syncthreads();
   GDNV_PHASE();
   if constexpr (!(SKIP & 2)) invert_diag(sc);
   __syncthreads();

@@ -9,5 +9,5 @@ source "$(dirname "$0")/device-common.sh"
 device_start merge gdnv_inverse_probe
 P=$(find $B -name gdnv_inverse_probe -type f | head -1)
 timeout 200 $P --T 8192 > $R/probe-$GPU-$SHA.txt 2>&1; echo "probe exit $?"
-sed -n '/merge schedules/,$p' $R/probe-$GPU-$SHA.txt
+sed -n "/schedule candidates/,\$p" $R/probe-$GPU-$SHA.txt
 echo "all $(( $(date +%s) - t0 )) s"; pack
