@@ -136,7 +136,7 @@ __device__ __forceinline__ void store_block16(float const (&acc)[2][4], float si
 // This warp's tiles, one byte each (4 * block row + block column; 0xFF none): {0,15,12} {4,5,13} {8,9} {10,14}.
 // kOwnDiag (a candidate of cuda/inverse_probe.cu, not used by the kernels yet): {0,4,12} {5,9,13} {10,8} {15,14},
 // warp a holding diagonal tile (a, a), so that it can invert the block it gated after a __syncwarp instead of a block
-// barrier (the same tiles and products, so the same bytes).
+// barrier (the same tiles and products, so the same bytes); warps 2 and 3 then skip the gate of their dummy tile.
 template <bool kOwnDiag = false>
 __device__ __forceinline__ unsigned gram_tile_set(int warp) {
   if constexpr (kOwnDiag) return warp == 0 ? 0x0C0400u : warp == 1 ? 0x0D0905u : warp == 2 ? 0xFF080Au : 0xFF0E0Fu;
@@ -249,6 +249,8 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
   }
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
+    // kOwnDiag: warps 2 and 3 skip their dummy third tile (a warp-uniform branch around a whole tile, not an entry)
+    if (kOwnDiag && n == 2 && warp >= 2) break;
     bool const real = ((tiles >> (8 * n)) & 0xFFu) != 0xFFu;
     float* dst = sc + (!real ? tc_slot::T0 + warp : rb[n] == cb[n] ? tc_slot::D0 + rb[n] : off_slot(rb[n], cb[n])) * kSlotF;
 #pragma unroll
