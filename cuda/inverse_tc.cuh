@@ -311,6 +311,21 @@ __device__ __forceinline__ void invert_diag(float* sc) {
   *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h + 4) = make_float4(tv[4], tv[5], tv[6], tv[7]);
 }
 
+// Phase 1 of both merge schedules on warps 0 and 1: w0 X10 = A10 T00 (through D0), T10 = -T11 X10 (row-major and
+// transposed); w1 X32 = A32 T22 (through D1), T32 = -T33 X32.
+// (W a template argument: slot numbers stay constants, each warp's code as if written out.)
+template <bool kShort, int W>
+__device__ __forceinline__ void merge_diag_pair(float* sc, float (&acc)[2][4], float (&acc2)[2][4]) {
+  using namespace tc_slot;
+  auto S = [sc](int s) { return sc + s * kSlotF; };
+  constexpr int lo = W == 0 ? 0 : 2;  // the pair (lo + 1, lo): A_{lo+1,lo} T_lo,lo, then -T_{lo+1,lo+1} X
+  mma16_tf32x3<kShort>(acc, S(off_slot(lo + 1, lo)), S(Tt0 + lo));
+  store_block16(acc, 1.f, nullptr, S(D0 + W));
+  __syncwarp();
+  mma16_tf32x3<kShort>(acc2, S(T0 + lo + 1), S(D0 + W));
+  store_block16(acc2, -1.f, S(W == 0 ? T10 : T32), W == 0 ? S(T10t) : nullptr);
+}
+
 // The merges. In: T_aa (row-major and transposed), A's off-diagonal blocks. Out: every lower block of
 // A_inv row-major at ainv_slot(a, b). Three phases, each ending with a block barrier:
 //   1  w0: X10 = A10 T00, T10 = -T11 X10    w1: X32 = A32 T22, T32 = -T33 X32
@@ -329,17 +344,9 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   zero_acc16(acc);
   zero_acc16(acc2);
   if (warp == 0) {
-    mma16_tf32x3<kShort>(acc, S(off_slot(1, 0)), S(Tt0 + 0));
-    store_block16(acc, 1.f, nullptr, S(D0));
-    __syncwarp();
-    mma16_tf32x3<kShort>(acc2, S(T0 + 1), S(D0));
-    store_block16(acc2, -1.f, S(T10), S(T10t));
+    merge_diag_pair<kShort, 0>(sc, acc, acc2);
   } else if (warp == 1) {
-    mma16_tf32x3<kShort>(acc, S(off_slot(3, 2)), S(Tt0 + 2));
-    store_block16(acc, 1.f, nullptr, S(D0 + 1));
-    __syncwarp();
-    mma16_tf32x3<kShort>(acc2, S(T0 + 3), S(D0 + 1));
-    store_block16(acc2, -1.f, S(T32), nullptr);
+    merge_diag_pair<kShort, 1>(sc, acc, acc2);
   } else if (warp == 2) {
     mma16_tf32x3<kShort>(acc, S(off_slot(2, 1)), S(Tt0 + 1));
     store_block16(acc, 1.f, nullptr, S(D0 + 2));
@@ -404,17 +411,9 @@ __device__ __forceinline__ void merge_blocks_two_phase(float* sc) {
   zero_acc16(acc);
   zero_acc16(acc2);
   if (warp == 0) {
-    mma16_tf32x3<kShort>(acc, S(off_slot(1, 0)), S(Tt0 + 0));
-    store_block16(acc, 1.f, nullptr, S(D0));
-    __syncwarp();
-    mma16_tf32x3<kShort>(acc2, S(T0 + 1), S(D0));
-    store_block16(acc2, -1.f, S(T10), S(T10t));
+    merge_diag_pair<kShort, 0>(sc, acc, acc2);
   } else if (warp == 1) {
-    mma16_tf32x3<kShort>(acc, S(off_slot(3, 2)), S(Tt0 + 2));
-    store_block16(acc, 1.f, nullptr, S(D0 + 1));
-    __syncwarp();
-    mma16_tf32x3<kShort>(acc2, S(T0 + 3), S(D0 + 1));
-    store_block16(acc2, -1.f, S(T32), nullptr);
+    merge_diag_pair<kShort, 1>(sc, acc, acc2);
   } else {
     int const r = warp == 2 ? 2 : 3;  // Y_r1 = A_r1 T11 into D_warp; Z_r0 = A_r0 T00 stays in acc2
     mma16_tf32x3<kShort>(acc, S(off_slot(r, 1)), S(Tt0 + 1));
