@@ -311,19 +311,38 @@ __device__ __forceinline__ void invert_diag(float* sc) {
   *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h + 4) = make_float4(tv[4], tv[5], tv[6], tv[7]);
 }
 
-// Phase 1 of both merge schedules on warps 0 and 1: w0 X10 = A10 T00 (through D0), T10 = -T11 X10 (row-major and
-// transposed); w1 X32 = A32 T22 (through D1), T32 = -T33 X32.
-// (W a template argument: slot numbers stay constants, each warp's code as if written out.)
-template <bool kShort, int W>
-__device__ __forceinline__ void merge_diag_pair(float* sc, float (&acc)[2][4], float (&acc2)[2][4]) {
+// Phase 1 of both merge schedules, warp W's part (W a template argument: slot numbers stay constants, each warp's
+// code as if written out), no barrier: w0 X10 = A10 T00 (through D0), T10 = -T11 X10 (row-major and transposed);
+// w1 X32 = A32 T22 (through D1), T32 = -T33 X32; w2 / w3 Y21 = A21 T11 / Y31 = A31 T11 into D2 / D3, and with kZ
+// (merge_blocks_two_phase) Z20 = A20 T00 / Z30 = A30 T00 left in acc2.
+template <bool kShort, bool kZ, int W>
+__device__ __forceinline__ void merge_phase1_warp(float* sc, float (&acc)[2][4], float (&acc2)[2][4]) {
   using namespace tc_slot;
   auto S = [sc](int s) { return sc + s * kSlotF; };
-  constexpr int lo = W == 0 ? 0 : 2;  // the pair (lo + 1, lo): A_{lo+1,lo} T_lo,lo, then -T_{lo+1,lo+1} X
-  mma16_tf32x3<kShort>(acc, S(off_slot(lo + 1, lo)), S(Tt0 + lo));
-  store_block16(acc, 1.f, nullptr, S(D0 + W));
-  __syncwarp();
-  mma16_tf32x3<kShort>(acc2, S(T0 + lo + 1), S(D0 + W));
-  store_block16(acc2, -1.f, S(W == 0 ? T10 : T32), W == 0 ? S(T10t) : nullptr);
+  if constexpr (W < 2) {
+    constexpr int lo = W == 0 ? 0 : 2;  // the pair (lo + 1, lo): A_{lo+1,lo} T_lo,lo, then -T_{lo+1,lo+1} X
+    mma16_tf32x3<kShort>(acc, S(off_slot(lo + 1, lo)), S(Tt0 + lo));
+    store_block16(acc, 1.f, nullptr, S(D0 + W));
+    __syncwarp();
+    mma16_tf32x3<kShort>(acc2, S(T0 + lo + 1), S(D0 + W));
+    store_block16(acc2, -1.f, S(W == 0 ? T10 : T32), W == 0 ? S(T10t) : nullptr);
+  } else {
+    mma16_tf32x3<kShort>(acc, S(off_slot(W, 1)), S(Tt0 + 1));
+    store_block16(acc, 1.f, nullptr, S(D0 + W));
+    if constexpr (kZ) mma16_tf32x3<kShort>(acc2, S(off_slot(W, 0)), S(Tt0 + 0));
+  }
+}
+template <bool kShort, bool kZ>
+__device__ __forceinline__ void merge_phase1(float* sc, float (&acc)[2][4], float (&acc2)[2][4]) {
+  int const warp = threadIdx.x >> 5;
+  if (warp == 0)
+    merge_phase1_warp<kShort, kZ, 0>(sc, acc, acc2);
+  else if (warp == 1)
+    merge_phase1_warp<kShort, kZ, 1>(sc, acc, acc2);
+  else if (warp == 2)
+    merge_phase1_warp<kShort, kZ, 2>(sc, acc, acc2);
+  else
+    merge_phase1_warp<kShort, kZ, 3>(sc, acc, acc2);
 }
 
 // The merges. In: T_aa (row-major and transposed), A's off-diagonal blocks. Out: every lower block of
@@ -343,17 +362,7 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   float acc[2][4], acc2[2][4];
   zero_acc16(acc);
   zero_acc16(acc2);
-  if (warp == 0) {
-    merge_diag_pair<kShort, 0>(sc, acc, acc2);
-  } else if (warp == 1) {
-    merge_diag_pair<kShort, 1>(sc, acc, acc2);
-  } else if (warp == 2) {
-    mma16_tf32x3<kShort>(acc, S(off_slot(2, 1)), S(Tt0 + 1));
-    store_block16(acc, 1.f, nullptr, S(D0 + 2));
-  } else {
-    mma16_tf32x3<kShort>(acc, S(off_slot(3, 1)), S(Tt0 + 1));
-    store_block16(acc, 1.f, nullptr, S(D0 + 3));
-  }
+  merge_phase1<kShort, false>(sc, acc, acc2);
   __syncthreads();
   GDNV_PHASE();
   zero_acc16(acc);
@@ -410,16 +419,7 @@ __device__ __forceinline__ void merge_blocks_two_phase(float* sc) {
   float acc[2][4], acc2[2][4];
   zero_acc16(acc);
   zero_acc16(acc2);
-  if (warp == 0) {
-    merge_diag_pair<kShort, 0>(sc, acc, acc2);
-  } else if (warp == 1) {
-    merge_diag_pair<kShort, 1>(sc, acc, acc2);
-  } else {
-    int const r = warp == 2 ? 2 : 3;  // Y_r1 = A_r1 T11 into D_warp; Z_r0 = A_r0 T00 stays in acc2
-    mma16_tf32x3<kShort>(acc, S(off_slot(r, 1)), S(Tt0 + 1));
-    store_block16(acc, 1.f, nullptr, S(D0 + warp));
-    mma16_tf32x3<kShort>(acc2, S(off_slot(r, 0)), S(Tt0 + 0));
-  }
+  merge_phase1<kShort, true>(sc, acc, acc2);  // Z_r0 = A_r0 T00 stays in acc2 of warps 2 and 3
   __syncthreads();
   GDNV_PHASE();
   zero_acc16(acc);

@@ -984,6 +984,14 @@ __global__ void __launch_bounds__(256, 1)
       if constexpr (!SC) tma_load_3d(st + L::kP, &tp, bar, 0, hv, r0);
     }
   };
+  // step's copies: the chunk kStages - 1 ahead (row0), the walk's (step + kStages - 1)-th; where that refills a stage
+  // of a cluster, only once every block of the cluster has arrived on the stage's empty barrier
+  auto issue_ahead = [&](int64_t row0, int step) {
+    int const i = step + L::kStages - 1;
+    if constexpr (MC)
+      if (i >= L::kStages) mbar_wait(&empty[i % L::kStages], static_cast<uint32_t>(i / L::kStages - 1) & 1u);
+    issue(row0, i);
+  };
   if (producer) {
 #pragma unroll
     for (int i = 0; i < L::kStages; ++i) {
@@ -1102,7 +1110,7 @@ __global__ void __launch_bounds__(256, 1)
           // this block is done with the stage the refill below overwrites (group B read its P, warpgroup 0's
           // K^T Db was waited for before the step's barrier): tell every block of the cluster at once, before
           // the o-row stores
-          if (producer && has_ahead && step + L::kStages - 1 >= L::kStages)
+          if (producer && has_ahead)  // (step > 0: the chunk issued here refills a stage)
 #pragma unroll
             for (int r = 0; r < CS; ++r) mbar_arrive_remote(&empty[(step - 1) % L::kStages], static_cast<uint32_t>(r));
         }
@@ -1110,12 +1118,7 @@ __global__ void __launch_bounds__(256, 1)
       }
       // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
       // group B read that stage's P (with kDeferRefill, after this step's products are issued instead)
-      if (producer && has_ahead && !kDeferRefill) {
-        int const i = step + L::kStages - 1;
-        if constexpr (MC)
-          if (i >= L::kStages) mbar_wait(&empty[i % L::kStages], static_cast<uint32_t>(i / L::kStages - 1) & 1u);
-        issue(ahead.row0, i);
-      }
+      if (producer && has_ahead && !kDeferRefill) issue_ahead(ahead.row0, step);
 #pragma unroll
       for (int i = 0; i < NA; ++i) O[i] = 0.f;
       uint64_t const desc_q0 = wgmma_desc_sw128(st + L::kQ, 16, 1024);
@@ -1208,11 +1211,7 @@ __global__ void __launch_bounds__(256, 1)
       // the refill, issued here rather than at the step's second part: the wait for the other blocks' arrivals
       // then comes half a step later and no longer holds warpgroup 1's products (three stages: the chunk two
       // ahead still has a whole step to land)
-      if (producer && has_ahead) {
-        int const i = step + L::kStages - 1;
-        if (i >= L::kStages) mbar_wait(&empty[i % L::kStages], static_cast<uint32_t>(i / L::kStages - 1) & 1u);
-        issue(ahead.row0, i);
-      }
+      if (producer && has_ahead) issue_ahead(ahead.row0, step);
     }
     wgmma_wait<1>();
     wgmma_fence_operands(Sf);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sixteenth session: invert_diag's row-major stores without the 2-way bank conflict (cuda/inverse_tc.cuh: the upper
 # half-warp stores row 8 + (t ^ 4) in its t-th store), A/B in one run against the tree before it (base: this tree
-# with .device/base/inverse_tc.cuh, the only file of the kernels that differs), alternating the two
+# with .device/base/inverse_tc.cuh, the only file of the kernels that differs: put the base version there first,
+# e.g. `git show 829429a:cuda/inverse_tc.cuh > .device/base/inverse_tc.cuh`), alternating the two
 # gdnv_bench_stages binaries at T = 8192 and 32768 (rows kkt_solve_fused v5, intra v3); then the whole GPU suite on
 # this tree first, the inverse probe (blocks per SM 7 against 6: the wave tail), racecheck + memcheck of a ragged GQA case.
 source "$(dirname "$0")/device-common.sh"
