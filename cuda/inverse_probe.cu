@@ -37,15 +37,14 @@ namespace {
 
 // kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
-// (mma16_tf32x3<true>), 32: the two-phase merge schedule (merge_blocks_two_phase), 64: each warp inverting the
-// diagonal block it gated, no barrier between (kOwnDiag): candidates not used by the library. MINB: the launch bounds' blocks per SM (1: no register
+// (mma16_tf32x3<true>; a candidate not used by the library). MINB: the launch bounds' blocks per SM (1: no register
 // cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0, (SKIP & 32) != 0, (SKIP & 64) != 0>(a, smem);
+  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
 }
@@ -137,35 +136,6 @@ int main(int argc, char** argv) {
     std::printf("  only load + Gram    %8.1f\n", run_us<15>(a, 5, reps, false, ds));
     std::printf("  merges with short chains (candidate) %8.1f at 5 blocks/SM, %8.1f at 1\n", run_us<16>(a, 5, reps, false, ds),
                 run_us<16>(a, 1, reps, false, ds));
-    {
-      // candidates with the library's products (merge_blocks_two_phase, kOwnDiag): A_inv must be byte-equal to the
-      // library schedule's; each run starts from NaN bytes, so a run that writes nothing cannot look equal
-      using Fn = double (*)(Args const&, int, int, bool, long long*);
-      struct Candidate { char const* name; Fn run; };
-      Candidate const cands[] = {{"library (three merge phases)", &run_us<0, 6>},
-                                 {"two merge phases", &run_us<32, 6>},
-                                 {"own diagonal, no gate barrier", &run_us<64, 6>},
-                                 {"both", &run_us<96, 6>}};
-      constexpr int kCands = sizeof(cands) / sizeof(cands[0]);
-      std::vector<unsigned char> lib(ws.A_inv.size()), got(ws.A_inv.size());
-      double us[kCands][2] = {};
-      bool equal[kCands];
-      for (bool& e : equal) e = true;
-      for (int round = 0; round < 2; ++round)
-        for (int c = 0; c < kCands; ++c) {
-          ws.A_inv.fill_bytes(0xFF);
-          us[c][round] = cands[c].run(a, 6, reps, false, ds);
-          ws.A_inv.download((c == 0 ? lib : got).data(), lib.size());
-          if (c > 0) equal[c] = equal[c] && got == lib;
-        }
-      std::size_t unwritten = 0;  // bf16 elements of the library run still 0xFFFF
-      for (std::size_t i = 0; i + 1 < lib.size(); i += 2) unwritten += lib[i] == 0xFF && lib[i + 1] == 0xFF;
-      std::printf("\n== schedule candidates at 6 blocks per SM (MINB 6; kernel us, two rounds alternated; A_inv elements "
-                  "the library left unwritten: %zu)\n", unwritten);
-      for (int c = 0; c < kCands; ++c)
-        std::printf("  %-32s %8.1f %8.1f   A_inv %s\n", cands[c].name, us[c][0], us[c][1],
-                    c == 0 ? "(reference)" : equal[c] ? "byte-equal" : "DIFFERS");
-    }
     std::printf("\n== register caps (launch bounds 128 threads x MINB blocks per SM; no stamps)\n");
     std::printf("  MINB 5, 5 blocks/SM %8.1f\n", run_us<0, 5>(a, 5, reps, false, ds));
     std::printf("  MINB 6 (the library's: 80 registers), 6 blocks/SM %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));

@@ -3,19 +3,22 @@
 // called by all 128 threads.
 //
 //   gram_tiles    K K^T of the key head's chunk, once per block: the ten 16x16 tiles on or below the
-//                 diagonal (mma.sync bf16/fp16, fp32 accumulate), dealt 3/3/2/2 to the warps (warps 2 and 3
-//                 compute a third, unused tile, so that every warp runs the same straight-line code) and kept
+//                 diagonal (mma.sync bf16/fp16, fp32 accumulate), dealt 3/3/2/2 to the warps, warp a holding
+//                 diagonal tile (a, a) (warps 2 and 3 compute a third, unused tile, so that every warp runs the
+//                 same straight-line product code) and kept
 //                 in registers for every value head of that key head (GQA: the Gram depends on the key head
 //                 only; beta and the gate differ per value head).
 //   gate_tiles    A = strictly-lower(beta_i e^{gc_i - gc_j} dot_ij) of one value head into shared memory,
 //                 the fast exp (ex2.approx of the scaled difference, within the bound's argument-
 //                 proportional term, reference/bounds.hpp); straight-line code, the mask a select (a branch
 //                 per entry made it the slowest phase: cuda/NOTES.md, "Where a kkt+solve 5 block spends").
-//   invert_diag   the four 16x16 diagonal blocks by fp32 forward substitution, one block per warp, a
-//                 column per half-warp lane, the row sums split between the half-warps.
+//   invert_diag   the four 16x16 diagonal blocks by fp32 forward substitution, one block per warp (the block
+//                 that warp gated: a __syncwarp between, no block barrier), a column per half-warp lane, the
+//                 row sums split between the half-warps.
 //   merge_blocks  the block merges as a 32x32 recursive inverse: T10 = -T11 A10 T00 and T32 = -T33 A32 T22,
-//                 then the bottom-left 32x32 block C = -T_B (A_BA T_A), in three barrier-separated phases
-//                 that keep all four warps busy in the first two. Every product is 3xTF32 on mma.sync
+//                 then the bottom-left 32x32 block C = -T_B (A_BA T_A), in two barrier-separated phases with
+//                 named-barrier handoffs inside the second (five products on the longest path; three phases
+//                 and seven before the seventeenth session). Every product is 3xTF32 on mma.sync
 //                 m16n8k8 (x = hi + lo, hi = tf32(x), lo = tf32(x - hi), both truncated; hi*hi + hi*lo +
 //                 lo*hi, fp32 accumulate): relative error per product < 3 * 2^-20 (1 + 2^-10) < 2^-18, declared
 //                 as Precision::tf32x3 (reference/bounds.hpp). fp32 FMA merges (variant 4) cost 64K FMAs and
@@ -133,25 +136,23 @@ __device__ __forceinline__ void store_block16(float const (&acc)[2][4], float si
 }
 
 // ---------------------------------------------------------------- the Gram, once per key head
-// This warp's tiles, one byte each (4 * block row + block column; 0xFF none): {0,15,12} {4,5,13} {8,9} {10,14}.
-// kOwnDiag (a candidate of cuda/inverse_probe.cu, not used by the kernels yet): {0,4,12} {5,9,13} {10,8} {15,14},
-// warp a holding diagonal tile (a, a), so that it can invert the block it gated after a __syncwarp instead of a block
-// barrier (the same tiles and products, so the same bytes); warps 2 and 3 then skip the gate of their dummy tile.
-template <bool kOwnDiag = false>
+// This warp's tiles, one byte each (4 * block row + block column; 0xFF none): {0,4,12} {5,9,13} {10,8} {15,14}.
+// Warp a holds diagonal tile (a, a), so that it inverts the block it gated after a __syncwarp instead of a block
+// barrier (the same tiles and products as the earlier deal {0,15,12} {4,5,13} {8,9} {10,14}, so the same bytes;
+// ~1% faster, cuda/NOTES.md seventeenth session); warps 2 and 3 skip the gate of their dummy third tile.
 __device__ __forceinline__ unsigned gram_tile_set(int warp) {
-  if constexpr (kOwnDiag) return warp == 0 ? 0x0C0400u : warp == 1 ? 0x0D0905u : warp == 2 ? 0xFF080Au : 0xFF0E0Fu;
-  return warp == 0 ? 0x0C0F00u : warp == 1 ? 0x0D0504u : warp == 2 ? 0xFF0908u : 0xFF0E0Au;
+  return warp == 0 ? 0x0C0400u : warp == 1 ? 0x0D0905u : warp == 2 ? 0xFF080Au : 0xFF0E0Fu;
 }
 
 // G[n] = the raw dot products of this warp's n-th tile (accumulator layout), k tile rows past the chunk's
 // end zero. Same fragments and order as kkt_tile.cuh's products.
-template <class E, int K, bool kOwnDiag = false>
+template <class E, int K>
 __device__ __forceinline__ void gram_tiles(E const* ks, int lds, float (&G)[3][2][4]) {
-  unsigned const tiles = gram_tile_set<kOwnDiag>(threadIdx.x >> 5);
+  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
-    // warps 2 and 3 have two tiles; their third slot computes block (0, 0) again (gate_tiles stores it where it is
-    // overwritten unread): straight-line code whose three product chains the compiler can interleave
+    // warps 2 and 3 have two tiles; their third slot computes block (0, 0) again (gate_tiles skips it):
+    // straight-line code whose three product chains the compiler can interleave
     int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu) & 0x0F;
     float acc[1][2][4];
     zero_acc(acc);
@@ -195,10 +196,9 @@ __device__ __forceinline__ void gram_and_qk_tiles(E const* ks, E const* qs, int 
 // Which of this lane's 24 gate entries are kept (strictly lower and in a row inside the chunk): bit 8n + 4hh + 2jj +
 // e for tile n, row half hh, column half jj, column e of the pair. Fixed for a block (its warps' tiles and the
 // chunk's length), so computed once before the value-head loop; warps 2 and 3 keep nothing of their dummy tile.
-template <bool kOwnDiag = false>
 __device__ __forceinline__ unsigned gate_keep_mask(int rows) {
   int const lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  unsigned const tiles = gram_tile_set<kOwnDiag>(threadIdx.x >> 5);
+  unsigned const tiles = gram_tile_set(threadIdx.x >> 5);
   unsigned keep = 0;
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
@@ -220,19 +220,18 @@ __device__ __forceinline__ unsigned gate_keep_mask(int rows) {
 
 // A of one value head from the Gram: diagonal blocks into D0..D3, the others into their off_slot.
 // gs, bs: the head's g_cumsum and beta per chunk row; keep: gate_keep_mask(rows). No barrier inside.
-template <bool kOwnDiag = false>
 __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
                                            float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  unsigned const tiles = gram_tile_set<kOwnDiag>(warp);
+  unsigned const tiles = gram_tile_set(warp);
   // Straight-line code over all three tiles and their 8 entries per lane: every gate value loaded first, then every
   // exp and store, the mask a select by a bit of `keep` at the end (the exp of an entry above the diagonal may
   // overflow; the select drops it). With the mask as a branch around each entry, the compiler emitted 24 serial
   // basic blocks per warp; with the loads among the stores, it could not move a load above an earlier store to the
   // slots, and every pair of entries waited for its own shared-memory load: ~3100 and ~1800 cycles per head at one
   // block per SM (cuda/inverse_probe.cu); with the mask computed per entry (row and column tests), the gate was
-  // ~20 instructions per entry. Warps 2 and 3 have no third tile: they gate block (0, 0) into their own T slot,
-  // which invert_diag overwrites after the barrier.
+  // ~20 instructions per entry. Warps 2 and 3 have no third tile: they load its (block (0, 0)'s) gate values with
+  // the others and skip its exps and stores (a warp-uniform branch around a whole tile, not an entry).
   int rb[3], cb[3];
   float gi[3][2], bi[3][2], gj[3][2][2];  // scalar loads: the __shared__ gate arrays are only 4-byte aligned
 #pragma unroll
@@ -249,10 +248,8 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
   }
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
-    // kOwnDiag: warps 2 and 3 skip their dummy third tile (a warp-uniform branch around a whole tile, not an entry)
-    if (kOwnDiag && n == 2 && warp >= 2) break;
-    bool const real = ((tiles >> (8 * n)) & 0xFFu) != 0xFFu;
-    float* dst = sc + (!real ? tc_slot::T0 + warp : rb[n] == cb[n] ? tc_slot::D0 + rb[n] : off_slot(rb[n], cb[n])) * kSlotF;
+    if (n == 2 && warp >= 2) break;  // no third tile
+    float* dst = sc + (rb[n] == cb[n] ? tc_slot::D0 + rb[n] : off_slot(rb[n], cb[n])) * kSlotF;
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh)
 #pragma unroll
@@ -311,11 +308,11 @@ __device__ __forceinline__ void invert_diag(float* sc) {
   *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h + 4) = make_float4(tv[4], tv[5], tv[6], tv[7]);
 }
 
-// Phase 1 of both merge schedules, warp W's part (W a template argument: slot numbers stay constants, each warp's
-// code as if written out), no barrier: w0 X10 = A10 T00 (through D0), T10 = -T11 X10 (row-major and transposed);
-// w1 X32 = A32 T22 (through D1), T32 = -T33 X32; w2 / w3 Y21 = A21 T11 / Y31 = A31 T11 into D2 / D3, and with kZ
-// (merge_blocks_two_phase) Z20 = A20 T00 / Z30 = A30 T00 left in acc2.
-template <bool kShort, bool kZ, int W>
+// Phase 1 of the merges, warp W's part (W a template argument: slot numbers stay constants, each warp's code as if
+// written out), no barrier: w0 X10 = A10 T00 (through D0), T10 = -T11 X10 (row-major and transposed); w1 X32 =
+// A32 T22 (through D1), T32 = -T33 X32; w2 / w3 Y21 = A21 T11 / Y31 = A31 T11 into D2 / D3 and Z20 = A20 T00 /
+// Z30 = A30 T00 left in acc2.
+template <bool kShort, int W>
 __device__ __forceinline__ void merge_phase1_warp(float* sc, float (&acc)[2][4], float (&acc2)[2][4]) {
   using namespace tc_slot;
   auto S = [sc](int s) { return sc + s * kSlotF; };
@@ -329,89 +326,38 @@ __device__ __forceinline__ void merge_phase1_warp(float* sc, float (&acc)[2][4],
   } else {
     mma16_tf32x3<kShort>(acc, S(off_slot(W, 1)), S(Tt0 + 1));
     store_block16(acc, 1.f, nullptr, S(D0 + W));
-    if constexpr (kZ) mma16_tf32x3<kShort>(acc2, S(off_slot(W, 0)), S(Tt0 + 0));
+    mma16_tf32x3<kShort>(acc2, S(off_slot(W, 0)), S(Tt0 + 0));
   }
 }
-template <bool kShort, bool kZ>
+template <bool kShort>
 __device__ __forceinline__ void merge_phase1(float* sc, float (&acc)[2][4], float (&acc2)[2][4]) {
   int const warp = threadIdx.x >> 5;
   if (warp == 0)
-    merge_phase1_warp<kShort, kZ, 0>(sc, acc, acc2);
+    merge_phase1_warp<kShort, 0>(sc, acc, acc2);
   else if (warp == 1)
-    merge_phase1_warp<kShort, kZ, 1>(sc, acc, acc2);
+    merge_phase1_warp<kShort, 1>(sc, acc, acc2);
   else if (warp == 2)
-    merge_phase1_warp<kShort, kZ, 2>(sc, acc, acc2);
+    merge_phase1_warp<kShort, 2>(sc, acc, acc2);
   else
-    merge_phase1_warp<kShort, kZ, 3>(sc, acc, acc2);
+    merge_phase1_warp<kShort, 3>(sc, acc, acc2);
 }
 
-// The merges. In: T_aa (row-major and transposed), A's off-diagonal blocks. Out: every lower block of
-// A_inv row-major at ainv_slot(a, b). Three phases, each ending with a block barrier:
-//   1  w0: X10 = A10 T00, T10 = -T11 X10    w1: X32 = A32 T22, T32 = -T33 X32
-//      w2: Y21 = A21 T11                     w3: Y31 = A31 T11
-//   2  w0: Y20 = A20 T00 + A21 T10, C20 = -T22 Y20     w1: Y30 = A30 T00 + A31 T10
-//      w2: C21 = -T22 Y21                               w3: C31 = -(T32 Y21 + T33 Y31)
-//   3  w1: C30 = -(T32 Y20 + T33 Y30)
-// (T_A = [T00 0; T10 T11], T_B = [T22 0; T32 T33], Y = A_BA T_A, C = -T_B Y is A_inv's bottom-left 32x32.)
-// A warp's own intermediate (X10, X32, Y20) goes through its D slot with a __syncwarp between.
-template <bool kShort = false>
-__device__ __forceinline__ void merge_blocks(float* sc) {
-  using namespace tc_slot;
-  int const warp = threadIdx.x >> 5;
-  auto S = [sc](int s) { return sc + s * kSlotF; };
-  float acc[2][4], acc2[2][4];
-  zero_acc16(acc);
-  zero_acc16(acc2);
-  merge_phase1<kShort, false>(sc, acc, acc2);
-  __syncthreads();
-  GDNV_PHASE();
-  zero_acc16(acc);
-  zero_acc16(acc2);
-  if (warp == 0) {
-    mma16_tf32x3<kShort>(acc, S(off_slot(2, 0)), S(Tt0 + 0));
-    mma16_tf32x3<kShort>(acc, S(off_slot(2, 1)), S(T10t));
-    store_block16(acc, 1.f, nullptr, S(D0));  // Y20 (X10 is dead)
-    __syncwarp();
-    mma16_tf32x3<kShort>(acc2, S(T0 + 2), S(D0));
-    store_block16(acc2, -1.f, S(off_slot(1, 0)), nullptr);  // C20 over A10 (read in phase 1 only)
-  } else if (warp == 1) {
-    mma16_tf32x3<kShort>(acc, S(off_slot(3, 0)), S(Tt0 + 0));
-    mma16_tf32x3<kShort>(acc, S(off_slot(3, 1)), S(T10t));
-    store_block16(acc, 1.f, nullptr, S(D0 + 1));  // Y30 (X32 is dead)
-  } else if (warp == 2) {
-    mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0 + 2));
-    store_block16(acc, -1.f, S(C21), nullptr);
-  } else {
-    mma16_tf32x3<kShort>(acc, S(T32), S(D0 + 2));
-    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 3));
-    store_block16(acc, -1.f, S(C31), nullptr);
-  }
-  __syncthreads();
-  GDNV_PHASE();
-  if (warp == 1) {
-    zero_acc16(acc);
-    mma16_tf32x3<kShort>(acc, S(T32), S(D0));
-    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 1));
-    store_block16(acc, -1.f, S(off_slot(3, 2)), nullptr);  // C30 over A32 (read in phase 1 only)
-  }
-  __syncthreads();
-  GDNV_PHASE();
-}
-
-// A candidate schedule of merge_blocks (measured by cuda/inverse_probe.cu only, not used by the kernels yet): the same
-// products into the same accumulators, in two phases, each ending with a block barrier:
+// The merges. In: T_aa (row-major and transposed), A's off-diagonal blocks. Out: every lower block of A_inv
+// row-major at ainv_slot(a, b). Two phases, each ending with a block barrier:
 //   1  w0: X10 = A10 T00, T10 = -T11 X10    w1: X32 = A32 T22, T32 = -T33 X32
 //      w2: Y21 = A21 T11, Z20 = A20 T00      w3: Y31 = A31 T11, Z30 = A30 T00    (Z kept in registers)
 //   2  w2: Y20 = Z20 + A21 T10 -> signal, C21 = -T22 Y21       w3: Y30 = Z30 + A31 T10 -> signal,
 //                                                                  C31 = -(T32 Y21 + T33 Y31)
 //      w0: (wait Y20) C20 = -T22 Y20                            w1: (wait Y20, Y30) C30 = -(T32 Y20 + T33 Y30)
 // (T_A = [T00 0; T10 T11], T_B = [T22 0; T32 T33], Y = A_BA T_A, C = -T_B Y is A_inv's bottom-left 32x32.)
-// Five products on the longest path and two block barriers; merge_blocks has seven and three. Every block is the
-// same sequence of products into the same accumulator as there (Z20 continues into Y20 in the registers of one
-// warp), so the bytes are merge_blocks' (the probe compares them). X10, X32 go through the warp's own D slot (a __syncwarp between); Y20, Y30 through
-// D0, D1 (dead after phase 1), handed over by named barriers 1 (w2 -> w0, w1) and 2 (w3 -> w1).
+// Five products on the longest path and two block barriers. The three-phase schedule before it (Y20 and Y30 on
+// warps 0 and 1 in phase 2, C30 alone in a phase 3: seven products and three barriers) made the same products into
+// the same accumulators (Z20 continues into Y20 in one warp's registers), so the bytes did not change; 63.2 against
+// 65.2 us in cuda/inverse_probe.cu (H100, seventeenth session). X10, X32 go through the warp's own D slot (a
+// __syncwarp between); Y20, Y30 through D0, D1 (dead after phase 1), handed over by named barriers 1 (w2 -> w0, w1)
+// and 2 (w3 -> w1).
 template <bool kShort = false>
-__device__ __forceinline__ void merge_blocks_two_phase(float* sc) {
+__device__ __forceinline__ void merge_blocks(float* sc) {
   using namespace tc_slot;
   int const warp = threadIdx.x >> 5;
   auto S = [sc](int s) { return sc + s * kSlotF; };
@@ -419,7 +365,7 @@ __device__ __forceinline__ void merge_blocks_two_phase(float* sc) {
   float acc[2][4], acc2[2][4];
   zero_acc16(acc);
   zero_acc16(acc2);
-  merge_phase1<kShort, true>(sc, acc, acc2);  // Z_r0 = A_r0 T00 stays in acc2 of warps 2 and 3
+  merge_phase1<kShort>(sc, acc, acc2);  // Z_r0 = A_r0 T00 stays in acc2 of warps 2 and 3
   __syncthreads();
   GDNV_PHASE();
   zero_acc16(acc);
@@ -451,33 +397,26 @@ __device__ __forceinline__ void merge_blocks_two_phase(float* sc) {
   }
   __syncthreads();
   GDNV_PHASE();
-  GDNV_PHASE();  // (merge_blocks' third phase: cuda/inverse_probe.cu's labels keep their places)
+  GDNV_PHASE();  // (the former third phase: cuda/inverse_probe.cu's labels keep their places)
 }
 
 // One value head's A_inv into the slots: gate (G, gs, bs, keep = gate_keep_mask(rows)) -> barrier -> diagonal blocks -> barrier ->
 // merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
-// SKIP, kShort and kTwoPhase serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves
-// out the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>;
-// kTwoPhase: merge_blocks_two_phase; kOwnDiag: the gate's tiles by gram_tile_set<true> (G from gram_tiles<.., true>,
-// keep from gate_keep_mask<true>) and a __syncwarp between gate and diagonal blocks instead of the block barrier
-// (warp a gated the block it inverts; the others' tiles are read by the merges, after the next barrier).
-template <int SKIP = 0, bool kShort = false, bool kTwoPhase = false, bool kOwnDiag = false>
+// Between gate and diagonal blocks a __syncwarp, not a block barrier: warp a gated the block it inverts (gram_tile_set);
+// the other tiles are read by the merges, after the next barrier.
+// SKIP and kShort serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves out the
+// gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>.
+template <int SKIP = 0, bool kShort = false>
 __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
                                            float* sc) {
-  if constexpr (!(SKIP & 1)) gate_tiles<kOwnDiag>(G, gs, bs, keep, sc);
-  if constexpr (kOwnDiag)
-    __syncwarp();
-  else
-    __syncthreads();
+  if constexpr (!(SKIP & 1)) gate_tiles(G, gs, bs, keep, sc);
+  __syncwarp();
   GDNV_PHASE();
   if constexpr (!(SKIP & 2)) invert_diag(sc);
   __syncthreads();
   GDNV_PHASE();
   if constexpr (!(SKIP & 4)) {
-    if constexpr (kTwoPhase)
-      merge_blocks_two_phase<kShort>(sc);
-    else
-      merge_blocks<kShort>(sc);
+    merge_blocks<kShort>(sc);
   } else {
     __syncthreads();
     GDNV_PHASE();

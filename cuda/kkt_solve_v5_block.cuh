@@ -1,6 +1,6 @@
 // The work of one block of kkt_solve_fused variant 5 (one chunk and key head, looping over its value heads), shared
 // by the kernel in kkt_solve_fused.cu and the probe kernel of cuda/inverse_probe.cu (which sets GDNV_PHASE to its
-// cycle stamps and runs the SKIP / kShort / kTwoPhase / kOwnDiag ablations of inverse_tc). Needs 128 threads and
+// cycle stamps and runs the SKIP / kShort ablations of inverse_tc). Needs 128 threads and
 // kkt_solve_v5_smem_bytes<E, K>() of dynamic shared memory.
 #pragma once
 
@@ -30,7 +30,7 @@ __device__ __forceinline__ void store_ainv_head(float const* sc, E* out, int64_t
 }
 
 // SKIP: inverse_tc's bits, plus 8: no A_inv store (the probe's ablations; 0 in the kernel).
-template <class E, int K, int SKIP = 0, bool kShort = false, bool kTwoPhase = false, bool kOwnDiag = false>
+template <class E, int K, int SKIP = 0, bool kShort = false>
 __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char* smem) {
   constexpr int LDS = K + 8;
   E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the Gram
@@ -52,9 +52,9 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
   __syncthreads();
   GDNV_PHASE();  // the k tile and the first head's gates landed
   float gram[3][2][4];
-  gram_tiles<E, K, kOwnDiag>(ks, LDS, gram);
+  gram_tiles<E, K>(ks, LDS, gram);
 
-  unsigned const keep = gate_keep_mask<kOwnDiag>(c.rows);
+  unsigned const keep = gate_keep_mask(c.rows);
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;
   for (int gi = 0; gi < G; ++gi) {
     int const hv = hk * G + gi, buf = gi & 1;
@@ -64,7 +64,7 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
       gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;  // read from the next head on
       if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
     }
-    inverse_tc<SKIP & 7, kShort, kTwoPhase, kOwnDiag>(gram, gs[buf], bs[buf], keep, sc);
+    inverse_tc<SKIP & 7, kShort>(gram, gs[buf], bs[buf], keep, sc);
     if constexpr (!(SKIP & 8)) store_ainv_head<E>(sc, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
     GDNV_PHASE();  // thread 0's part of the store issued
   }
