@@ -17,10 +17,10 @@ for v in old new; do xz -dc .device/bin/bs_$v.xz > /tmp/bs_$v && chmod +x /tmp/b
 for shape in "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"; do
   for v in old new old new; do
     echo "== $v $shape" >> "$R/stages-ab-$GPU-$SHA.txt"
-    timeout 100 /tmp/bs_$v $shape --reps 20 2>&1 | grep -E "kkt_solve_fused v5|intra_fused v3|forward fused-forward|GPU|copy" >> "$R/stages-ab-$GPU-$SHA.txt"
+    timeout 100 /tmp/bs_$v $shape --reps 20 2>&1 | grep -E "kkt_solve_fused v5|intra v3|forward fused-forward|GPU|copy" >> "$R/stages-ab-$GPU-$SHA.txt"
   done
 done
-grep -E "==|kkt_solve_fused v5|intra_fused v3|fused-forward" "$R/stages-ab-$GPU-$SHA.txt" | cut -c1-110; pack
+grep -E "==|kkt_solve_fused v5|intra v3|fused-forward" "$R/stages-ab-$GPU-$SHA.txt" | cut -c1-110; pack
 device_bench
 grep -E "kkt_solve_fused v5|intra_fused v3|fused-forward" $R/bench.log | cut -c1-150
 echo "all $(( $(date +%s) - t0 )) s"; pack
