@@ -16,9 +16,9 @@
 //                 that warp gated: a __syncwarp between, no block barrier), a column per half-warp lane, the
 //                 row sums split between the half-warps.
 //   merge_blocks  the block merges as a 32x32 recursive inverse: T10 = -T11 A10 T00 and T32 = -T33 A32 T22,
-//                 then the bottom-left 32x32 block C = -T_B (A_BA T_A), in two barrier-separated phases with
-//                 named-barrier handoffs inside the second (five products on the longest path; three phases
-//                 and seven before the seventeenth session). Every product is 3xTF32 on mma.sync
+//                 then the bottom-left 32x32 block C = -T_B (A_BA T_A), in three barrier-separated phases
+//                 (five products on the longest path; seven before the seventeenth session). Every product
+//                 is 3xTF32 on mma.sync
 //                 m16n8k8 (x = hi + lo, hi = tf32(x), lo = tf32(x - hi), both truncated; hi*hi + hi*lo +
 //                 lo*hi, fp32 accumulate): relative error per product < 3 * 2^-20 (1 + 2^-10) < 2^-18, declared
 //                 as Precision::tf32x3 (reference/bounds.hpp). fp32 FMA merges (variant 4) cost 64K FMAs and
@@ -343,25 +343,26 @@ __device__ __forceinline__ void merge_phase1(float* sc, float (&acc)[2][4], floa
 }
 
 // The merges. In: T_aa (row-major and transposed), A's off-diagonal blocks. Out: every lower block of A_inv
-// row-major at ainv_slot(a, b). Two phases, each ending with a block barrier:
+// row-major at ainv_slot(a, b). Three phases, each ending with a block barrier:
 //   1  w0: X10 = A10 T00, T10 = -T11 X10    w1: X32 = A32 T22, T32 = -T33 X32
 //      w2: Y21 = A21 T11, Z20 = A20 T00      w3: Y31 = A31 T11, Z30 = A30 T00    (Z kept in registers)
-//   2  w2: Y20 = Z20 + A21 T10 -> signal, C21 = -T22 Y21       w3: Y30 = Z30 + A31 T10 -> signal,
-//                                                                  C31 = -(T32 Y21 + T33 Y31)
-//      w0: (wait Y20) C20 = -T22 Y20                            w1: (wait Y20, Y30) C30 = -(T32 Y20 + T33 Y30)
+//   2  w2: Y20 = Z20 + A21 T10               w3: Y30 = Z30 + A31 T10
+//   3  w0: C20 = -T22 Y20    w1: C30 = -(T32 Y20 + T33 Y30)    w2: C21 = -T22 Y21    w3: C31 = -(T32 Y21 + T33 Y31)
 // (T_A = [T00 0; T10 T11], T_B = [T22 0; T32 T33], Y = A_BA T_A, C = -T_B Y is A_inv's bottom-left 32x32.)
-// Five products on the longest path and two block barriers. The three-phase schedule before it (Y20 and Y30 on
-// warps 0 and 1 in phase 2, C30 alone in a phase 3: seven products and three barriers) made the same products into
-// the same accumulators (Z20 continues into Y20 in one warp's registers), so the bytes did not change; 63.2 against
-// 65.2 us in cuda/inverse_probe.cu (H100, seventeenth session). X10, X32 go through the warp's own D slot (a
-// __syncwarp between); Y20, Y30 through D0, D1 (dead after phase 1), handed over by named barriers 1 (w2 -> w0, w1)
-// and 2 (w3 -> w1).
+// Five products on the longest path. The schedule before the seventeenth session (Y20 and Y30 on warps 0 and 1 in
+// phase 2 after their T10 / T32, C30 alone in phase 3) had seven and left warps 2 and 3 idle in phase 3; both make
+// the same products into the same accumulators (Z20 continues into Y20 in one warp's registers), so the bytes are
+// the same. H100, same runs: kkt_solve 5 56.0 against 58.4-58.8 us at T = 8192, 180-182 against 186-188 at T =
+// 32768 (with the gate deal of gram_tile_set). Phase 2 was first a handoff by named barriers inside one phase
+// (bar.arrive by warps 2 and 3, bar.sync by 0 and 1): equally fast, but racecheck reported RAW hazards on T10t
+// (warp 0's phase-1 store, warp 3's phase-2 read, a block barrier between them) that it did not report with
+// bar.sync on both sides or with this block barrier; the plain barrier keeps the tools' verdict unambiguous.
+// X10, X32 go through the warp's own D slot (a __syncwarp between); Y20, Y30 through D0, D1 (dead after phase 1).
 template <bool kShort = false>
 __device__ __forceinline__ void merge_blocks(float* sc) {
   using namespace tc_slot;
   int const warp = threadIdx.x >> 5;
   auto S = [sc](int s) { return sc + s * kSlotF; };
-  constexpr int kBarY20 = 1, kBarY30 = 2;
   float acc[2][4], acc2[2][4];
   zero_acc16(acc);
   zero_acc16(acc2);
@@ -369,35 +370,30 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   __syncthreads();
   GDNV_PHASE();
   zero_acc16(acc);
-  if (warp >= 2) {
-    // Y_r0 = Z_r0 + A_r1 T10 into D0 (r = 2) / D1 (r = 3), then the signal
+  if (warp >= 2) {  // Y_r0 = Z_r0 + A_r1 T10 into D0 (r = 2) / D1 (r = 3)
     int const r = warp == 2 ? 2 : 3;
     mma16_tf32x3<kShort>(acc2, S(off_slot(r, 1)), S(T10t));
     store_block16(acc2, 1.f, nullptr, S(D0 + (warp - 2)));
-    if (warp == 2) {
-      named_barrier_arrive(kBarY20, 96);  // constant ids: ptxas then counts 3 barriers, not all 16
-      mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0 + 2));
-      store_block16(acc, -1.f, S(C21), nullptr);
-    } else {
-      named_barrier_arrive(kBarY30, 64);
-      mma16_tf32x3<kShort>(acc, S(T32), S(D0 + 2));
-      mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 3));
-      store_block16(acc, -1.f, S(C31), nullptr);
-    }
+  }
+  __syncthreads();
+  GDNV_PHASE();
+  if (warp == 2) {
+    mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0 + 2));
+    store_block16(acc, -1.f, S(C21), nullptr);
+  } else if (warp == 3) {
+    mma16_tf32x3<kShort>(acc, S(T32), S(D0 + 2));
+    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 3));
+    store_block16(acc, -1.f, S(C31), nullptr);
   } else if (warp == 0) {
-    named_barrier(kBarY20, 96);
     mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0));
     store_block16(acc, -1.f, S(off_slot(1, 0)), nullptr);  // C20 over A10 (read in phase 1 only)
   } else {
-    named_barrier(kBarY20, 96);
-    named_barrier(kBarY30, 64);
     mma16_tf32x3<kShort>(acc, S(T32), S(D0));
     mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 1));
     store_block16(acc, -1.f, S(off_slot(3, 2)), nullptr);  // C30 over A32 (read in phase 1 only)
   }
   __syncthreads();
   GDNV_PHASE();
-  GDNV_PHASE();  // (the former third phase: cuda/inverse_probe.cu's labels keep their places)
 }
 
 // One value head's A_inv into the slots: gate (G, gs, bs, keep = gate_keep_mask(rows)) -> barrier -> diagonal blocks -> barrier ->
