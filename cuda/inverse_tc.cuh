@@ -396,10 +396,10 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   GDNV_PHASE();
 }
 
-// One value head's A_inv into the slots: gate (G, gs, bs, keep = gate_keep_mask(rows)) -> barrier -> diagonal blocks -> barrier ->
-// merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
-// Between gate and diagonal blocks a __syncwarp, not a block barrier: warp a gated the block it inverts (gram_tile_set);
-// the other tiles are read by the merges, after the next barrier.
+// One value head's A_inv into the slots: gate (G, gs, bs, keep = gate_keep_mask(rows)) -> __syncwarp -> diagonal blocks
+// -> barrier -> merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
+// A __syncwarp, not a block barrier, after the gate: warp a gated the block it inverts (gram_tile_set); the other
+// tiles are read by the merges, after the next barrier.
 // SKIP and kShort serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves out the
 // gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>.
 template <int SKIP = 0, bool kShort = false>
