@@ -2,11 +2,10 @@
 # Warm stage timings of two gdnv_bench_stages built here and carried (.device/bin/bs_old.xz, .device/bin/bs_new.xz),
 # alternated old, new, old, new per shape in one run, the rows ROWS (a grep -E pattern) kept:
 #   SHA=<tree> ROWS='kkt_solve_fused v5|intra v3' bash scripts/device-ab-stages.sh "--T 8192" "--T 32768" ...
-set -u
-OUT=${OUT:-/tmp/gdnv-out}; SHA=${SHA:-tree}; R=/tmp/gdnv-ab; mkdir -p "$OUT" "$R"
+source "$(dirname "$0")/device-common.sh"
+device_env ab
 ROWS=${ROWS:-kkt_solve_fused v5|intra v3|forward fused-forward}
-GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | grep -oE 'H100|H200' | head -1); GPU=${GPU:-gpu}
-for v in old new; do xz -dc .device/bin/bs_$v.xz > /tmp/bs_$v && chmod +x /tmp/bs_$v; done
+for v in old new; do carried bs_$v; done
 for shape in "$@"; do
   for v in old new old new; do
     echo "== $v $shape" >> "$R/stages-ab-$GPU-$SHA.txt"

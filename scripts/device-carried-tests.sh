@@ -5,15 +5,10 @@
 # test binary's build (~80 s of device time) from a run that must fit a short lease.
 #   SHA=<tree> TEST=gpu_tc/ragged_G2 bash scripts/device-carried-tests.sh
 source "$(dirname "$0")/device-common.sh"
-OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"; SHA=${SHA:-tree}; export GDNV_GIT_COMMIT=$SHA
-export PATH=/usr/local/cuda/bin:$PATH
-B=/tmp/gdnv-build; R=/tmp/gdnv-carried; mkdir -p "$R"; t0=$(date +%s)
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$R/gpu.txt"
-GPU=$(grep -oE 'H100|H200|GH200|B200|A100' "$R/gpu.txt" | head -1); GPU=${GPU:-gpu}
-( cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
-    -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" && cmake --build $B -j12 --target gdnv ) > "$R/build.log" 2>&1 &
+device_env carried
+JOBS=12 device_build . $B "" gdnv &  # leaves cores to the tests
 bpid=$!
-xz -dc .device/bin/test_cuda.xz > /tmp/test_cuda && chmod +x /tmp/test_cuda; T=/tmp/test_cuda
+carried test_cuda; T=/tmp/test_cuda
 export LD_LIBRARY_PATH=$PWD/.device/lib:${LD_LIBRARY_PATH:-}
 timeout 200 $T --report_level=short > $R/test_cuda-$GPU-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-$GPU-$SHA.txt; pack
 device_sanitize "${TEST:-gpu_tc/ragged_G2}"

@@ -1,32 +1,43 @@
 # Sourced by the focused GPU scripts (scripts/device-*.sh): the common start of a run on the device machine.
-#   device_start NAME TARGET...  sets OUT (what comes back), SHA and GDNV_GIT_COMMIT (the tree's name, also written
+#   device_env NAME              sets OUT (what comes back), SHA and GDNV_GIT_COMMIT (the tree's name, also written
 #                                into the bench JSON), GPU (H100, H200, ...: in every result file's name), B (the
-#                                build folder), R (/tmp/gdnv-NAME, the results), t0; writes the GPU's line to
-#                                $R/gpu.txt; configures with the image's extra headers (.device/include, see
-#                                device-run.sh) and builds the targets, exiting 1 with the
-#                                compiler's errors on a failed build; T is then the test_cuda binary.
+#                                build folder), R (/tmp/gdnv-NAME, the results), t0; writes the GPU's line to $R/gpu.txt
+#   device_build SRC DIR TAG TARGET...
+#                                configures SRC into DIR with the image's extra headers (.device/include, see
+#                                device-run.sh) and builds the targets (JOBS parallel jobs, default all cores); logs
+#                                in $R/cmakeTAG.log and $R/buildTAG.log; non-zero status on failure
+#   device_start NAME TARGET...  device_env, then device_build of this tree into $B, exiting 1 with the compiler's
+#                                errors on a failed build; T is then the test_cuda binary
+#   carried NAME                 a binary built here and carried as .device/bin/NAME.xz, unpacked to /tmp/NAME
 #   pack                         $R into $OUT/results.tar.gz (call after each phase: a timeout keeps what is there).
 set -u
 pack() { tar -C "$R" -czf "$OUT/results.tar.gz" . ; }
-device_start() {
-  local name=$1
-  shift
+device_env() {
   OUT=${OUT:-/tmp/gdnv-out}; mkdir -p "$OUT"
   export PATH=/usr/local/cuda/bin:$PATH
   SHA=${SHA:-tree}
   export GDNV_GIT_COMMIT=$SHA
-  B=/tmp/gdnv-build; R=/tmp/gdnv-$name; mkdir -p "$R"
+  B=/tmp/gdnv-build; R=/tmp/gdnv-$1; mkdir -p "$R"
   t0=$(date +%s)
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$R/gpu.txt"
   # result files are named after the card (H100 and H200 timings are not comparable)
   GPU=$(grep -oE 'H100|H200|GH200|B200|A100' "$R/gpu.txt" | head -1); GPU=${GPU:-gpu}
-  cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
-    -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" > "$R/cmake.log" 2>&1 &&
-    cmake --build $B -j"$(nproc)" --target "$@" > "$R/build.log" 2>&1 ||
-    { grep -E "error" -A3 "$R/build.log" | head -30; pack; exit 1; }
+}
+device_build() {
+  local src=$1 dir=$2 tag=$3
+  shift 3
+  cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
+    -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" > "$R/cmake$tag.log" 2>&1 &&
+    cmake --build "$dir" -j"${JOBS:-$(nproc)}" --target "$@" > "$R/build$tag.log" 2>&1
+}
+device_start() {
+  device_env "$1"
+  shift
+  device_build . $B "" "$@" || { grep -E "error" -A3 "$R/build.log" | head -30; pack; exit 1; }
   echo "build $(( $(date +%s) - t0 )) s"
   T=$B/tests/test_cuda
 }
+carried() { xz -dc ".device/bin/$1.xz" > "/tmp/$1" && chmod +x "/tmp/$1"; }
 # The phases both focused scripts end with (after device_start):
 #   device_stages REGEX   gdnv_bench_stages at the three issue-5 shapes into $R/stages-$GPU-$SHA.txt, the rows REGEX
 #                         picks printed

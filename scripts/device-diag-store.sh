@@ -11,9 +11,7 @@ BT=/tmp/gdnv-basetree; mkdir -p $BT
 tar -cf - . | tar -C $BT -xf -   # with .device (the configure finds mpfr.h there)
 cp .device/base/inverse_tc.cuh $BT/cuda/inverse_tc.cuh
 # the base binary builds while the GPU suite runs (no timing overlaps a build)
-( cmake -S $BT -B /tmp/gdnv-build-base -DCMAKE_BUILD_TYPE=Release -DGDNV_BOOST_TEST_HEADER_ONLY=ON \
-    -DCMAKE_CXX_FLAGS="-isystem $PWD/.device/include" > "$R/cmake-base.log" 2>&1 &&
-    cmake --build /tmp/gdnv-build-base -j"$(nproc)" --target gdnv_bench_stages > "$R/build-base.log" 2>&1 ) &
+device_build $BT /tmp/gdnv-build-base -base gdnv_bench_stages &
 base_pid=$!
 [[ -n "${SKIP_SUITE:-}" ]] || timeout 150 $T --report_level=short > $R/test_cuda-$GPU-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-$GPU-$SHA.txt; pack
 wait $base_pid || { grep -E "error" -A3 "$R/build-base.log" | head -20; pack; exit 1; }

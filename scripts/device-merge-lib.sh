@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Seventeenth session: the merges with five products on the longest path and the own-diagonal gate deal
-# (cuda/inverse_tc.cuh) as the library's, in kkt_solve_fused 5 and intra_fused 3. Order: the tensor-core inverse cases (gpu_tc: every GQA ratio and ragged
-# chunk against the fp32-merge kernel and the CPU model), the whole GPU suite, racecheck + memcheck of the ragged
-# G = 2 case (the warp-local gate -> diagonal handoff), then warm stage timings of two
+# (cuda/inverse_tc.cuh) as the library's, in kkt_solve_fused 5 and intra_fused 3. Order: the tensor-core inverse
+# cases (gpu_tc: every GQA ratio and ragged chunk against the fp32-merge kernel and the CPU model), the whole GPU
+# suite, racecheck + memcheck of the ragged G = 2 case (the warp-local gate -> diagonal handoff), then warm stage
+# timings of two
 # gdnv_bench_stages built here and carried (.device/bin/bs_old.xz: tree 4e710b3, three merge phases; bs_new.xz:
 # this tree) alternated old, new, old, new in one run (scripts/device-ab-stages.sh; T = 8192, with BENCH=1 also B = 4
 # T = 4096 HV = 16), then with BENCH=1 `gdnv bench` of this tree.

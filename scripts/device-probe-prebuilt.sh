@@ -3,11 +3,9 @@
 # .device/bin/gdnv_inverse_probe.xz: the probe only needs cudart, so the device run skips configure and build
 # (~1.5 of its minutes). Prints the probe's ablation and register-cap tables; the whole output comes back in $OUT.
 #   SHA=<tree> bash scripts/device-probe-prebuilt.sh [probe args, default --T 8192]
-set -u
-OUT=${OUT:-/tmp/gdnv-out}; SHA=${SHA:-tree}; R=/tmp/gdnv-probe; mkdir -p "$OUT" "$R"; t0=$(date +%s)
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$R/gpu.txt"
-GPU=$(grep -oE 'H100|H200' "$R/gpu.txt" | head -1); GPU=${GPU:-gpu}
-xz -dc .device/bin/gdnv_inverse_probe.xz > /tmp/gdnv_inverse_probe && chmod +x /tmp/gdnv_inverse_probe
+source "$(dirname "$0")/device-common.sh"
+device_env probe
+carried gdnv_inverse_probe
 [ $# -gt 0 ] || set -- --T 8192
 timeout 240 /tmp/gdnv_inverse_probe "$@" > "$R/probe-$GPU-$SHA.txt" 2>&1; echo "probe exit $?"
 sed -n "/== ablations/,\$p" "$R/probe-$GPU-$SHA.txt" | head -60
