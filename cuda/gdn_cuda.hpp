@@ -94,8 +94,8 @@ struct Args {
   // blocks share the W, Q, K and score-row boxes (each block copies its share into every block of the cluster by TMA
   // multicast: a quarter / half of the L2 reads); 3 the same in clusters of two consecutive V-tile blocks (at 64
   // columns the same as 2); 1 gives every block its own copies; 0 (default) chooses: own copies, since no cluster
-  // mode beat the chosen width's own copies at any shape measured (cuda/NOTES.md). The same bytes either way; other values are refused
-  // (std::invalid_argument). state_output_max_clusters() tells how many fit at once.
+  // mode beat the chosen width's own copies at any shape measured (cuda/NOTES.md). The same bytes either way; other
+  // values are refused (std::invalid_argument). state_output_max_clusters() tells how many fit at once.
   int state_output_cluster = 0;
   // The score rows of state_output_fused 2 computed by intra_fused 3 (which holds the chunk's k tile already)
   // instead of a chunk_scores launch: intra_fused then reads q and writes Args::scores where
