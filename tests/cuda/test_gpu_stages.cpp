@@ -6,7 +6,9 @@
 // fp32 A within 1e-5 relative of the reference (its floor is bf16-based, so the ratio alone is loose).
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -198,5 +200,63 @@ BOOST_AUTO_TEST_CASE(unsupported_shape_is_not_supported) {
   auto impl = make_implementation("unfused");
   BOOST_TEST((impl->can_implement(p).kind == Availability::Kind::not_supported));
 }
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// chunk_cumsum's bytes against a host emulation of its summation order (rows 2l and 2l + 1 of a chunk summed in
+// lane l, a 5-step inclusive scan of the 32 pair totals with the shuffles' operand order, the exclusive prefix plus
+// the first row of the pair), on the raw g the kernel read: the access pattern may change, the sums may not.
+// Value-head counts below, at and past one block's 32 columns; sequences of 1..129 tokens.
+BOOST_AUTO_TEST_SUITE(gpu_cumsum, *utf::label("gpu") * utf::precondition(gdnv::test::has_gpu()))
+
+#ifdef GDNV_HAVE_CUDA
+namespace {
+namespace gc = gdn_cuda;
+
+void expect_pair_scan_bytes(int64_t T, int64_t H, int64_t G, std::vector<int64_t> seqlens, uint64_t seed) {
+  test::StateCase c;
+  c.T = T, c.H = H, c.HV = H * G, c.K = 64, c.seqlens = std::move(seqlens);
+  test::StateRun run(c, seed);
+  run.ws->poison();
+  gc::chunk_cumsum(run.a, nullptr);
+  gc::synchronize();
+  int64_t const HV = c.HV, rows = run.T;
+  std::vector<float> g(static_cast<size_t>(rows * HV)), got(g.size());
+  run.ws->g.download(g.data(), g.size() * 4);
+  run.ws->g_cumsum.download(got.data(), got.size() * 4);
+  int64_t mismatches = 0, checked = 0;
+  for (gc::ChunkDesc const& ch : run.plan.chunks)
+    for (int64_t hv = 0; hv < HV; ++hv) {
+      float a[32], b[32], s[32];
+      for (int l = 0; l < 32; ++l) {
+        a[l] = 2 * l < ch.rows ? g[static_cast<size_t>((ch.row0 + 2 * l) * HV + hv)] : 0.f;
+        b[l] = 2 * l + 1 < ch.rows ? g[static_cast<size_t>((ch.row0 + 2 * l + 1) * HV + hv)] : 0.f;
+        s[l] = a[l] + b[l];
+      }
+      for (int o = 1; o < 32; o <<= 1) {
+        float prev[32];
+        std::copy(s, s + 32, prev);
+        for (int l = o; l < 32; ++l) s[l] = prev[l] + prev[l - o];  // lane l: s += y (its own value first)
+      }
+      for (int r = 0; r < ch.rows; ++r) {
+        int const l = r / 2;
+        float const want = r % 2 ? s[l] : (l == 0 ? 0.f : s[l - 1]) + a[l];
+        float const have = got[static_cast<size_t>((ch.row0 + r) * HV + hv)];
+        ++checked;
+        mismatches += std::memcmp(&want, &have, 4) != 0;
+      }
+    }
+  BOOST_TEST(checked == rows * HV);
+  BOOST_TEST(mismatches == 0, mismatches << " of " << checked << " g_cumsum values differ from the pair scan's bytes");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(dense_HV4) { expect_pair_scan_bytes(1000, 2, 2, {}, 3); }
+BOOST_AUTO_TEST_CASE(dense_HV32) { expect_pair_scan_bytes(4096, 16, 2, {}, 4); }
+BOOST_AUTO_TEST_CASE(dense_HV48) { expect_pair_scan_bytes(777, 16, 3, {}, 5); }
+BOOST_AUTO_TEST_CASE(ragged_HV1) { expect_pair_scan_bytes(0, 1, 1, {1, 63, 64, 65, 129, 2}, 6); }
+BOOST_AUTO_TEST_CASE(ragged_HV70) { expect_pair_scan_bytes(0, 35, 2, {1, 63, 64, 65, 129, 2}, 7); }
+#endif
 
 BOOST_AUTO_TEST_SUITE_END()
