@@ -115,9 +115,6 @@ int main(int argc, char** argv) {
     so4c32.state_output_columns = 32, so4c64.state_output_columns = 64;
     add("state_output_fused 4 c32", 0, [&] { state_output_fused(so4c32, nullptr); });
     add("state_output_fused 4 c64", 0, [&] { state_output_fused(so4c64, nullptr); });
-    Args so4w2 = so4c32;  // two 16-column walks per 32-column block (Args::state_output_walks)
-    so4w2.state_output_walks = 2;
-    add("state_output_fused 4 c32 w2", 0, [&] { state_output_fused(so4w2, nullptr); });
     Args so4sc = so4c64;  // the score rows computed on chip (no chunk_scores launch; 64-column blocks only)
     so4sc.scores_in_state = true;
     add("state_output_fused 4 c64 sc", 0, [&] { state_output_fused(so4sc, nullptr); });
@@ -173,9 +170,6 @@ int main(int argc, char** argv) {
     f3s4sc.scores_in_state = ffwd.scores_in_state = true;
     add("forward intra3 + so4 c64 sc", 0, [&] { forward(f3s4sc, nullptr); });
     add("forward fused-forward", 0, [&] { forward(ffwd, nullptr); });
-    Args ffwdw2 = ffwd;  // its state_output_fused 4 in 32-column blocks of two walks
-    ffwdw2.state_output_columns = 32, ffwdw2.state_output_walks = 2;
-    add("forward fused-forward c32 w2", 0, [&] { forward(ffwdw2, nullptr); });
     add_copy_modes("forward intra3+scores + so4 c32", f3s4c32, true);
     add_copy_modes("forward intra3 + so4 c64 sc", f3s4sc, true);
     add_copy_modes("forward fused-forward", ffwd, true);

@@ -97,10 +97,6 @@ struct Args {
   // mode beat the chosen width's own copies at any shape measured (cuda/NOTES.md). The same bytes either way; other
   // values are refused (std::invalid_argument). state_output_max_clusters() tells how many fit at once.
   int state_output_cluster = 0;
-  // Variant 4's walks per 32-column block: 2 runs the block's columns as two 16-column walks of 256 threads each,
-  // stepping independently over shared tile stages (state_output_fused.cu); 1 one walk; 0 (default) chooses one.
-  // 2 needs 32-column blocks with their own copies (else std::invalid_argument, as for other values); the same bytes.
-  int state_output_walks = 0;
   // The score rows of state_output_fused 2 computed by intra_fused 3 (which holds the chunk's k tile already)
   // instead of a chunk_scores launch: intra_fused then reads q and writes Args::scores where
   // intra_writes_scores() says so, and state_output_fused 2 skips chunk_scores when Args::fusion is
@@ -193,9 +189,6 @@ bool state_output_computes_scores(Args const& a);
 // (cudaOccupancyMaxActiveClusters): clusters of two where Args::state_output_cluster is 3, else of the head's V-tile
 // blocks; 0 where variant 4 does not run.
 int state_output_max_clusters(Args const& a);
-// How many walks each 32-column block of state_output_fused 4 runs for these Args (1 or 2, see
-// Args::state_output_walks); throws std::invalid_argument for a value it does not know or two walks where none runs.
-int state_output_block_walks(Args const& a);
 // The value columns per block of the state_output_fused launch these Args make: 64 or 32 for variant 4 (K = 128;
 // Args::state_output_columns, or where 0, 64 when that takes fewer waves of one block per SM on the current
 // device), 32 for the others. Throws std::invalid_argument for an unknown Args::state_output_columns.

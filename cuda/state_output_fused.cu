@@ -649,13 +649,13 @@ __device__ __forceinline__ void snapshot_core(unsigned char* Sb, float const (&S
 }
 
 // Warpgroup 1's o rows of chunk c (scaled by Args::scale), the rows past its end skipped; NA = BV / 2
-// accumulator registers for the BV columns from v0.
+// accumulator registers.
 template <class E, int NA = 16>
-__device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, int hv, int v0, float const (&O)[NA],
+__device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, int hv, int vt, float const (&O)[NA],
                                              int warp, int g, int t) {
   constexpr int V = 128, BV = 2 * NA;
   int64_t const HV = a.d.HV;
-  E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + v0;
+  E* const og = static_cast<E*>(a.o) + (c.row0 * HV + hv) * V + vt * BV;
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
     int const r = 16 * (warp - 4) + g + 8 * hh;
@@ -667,15 +667,14 @@ __device__ __forceinline__ void store_o_rows(Args const& a, ChunkDesc const& c, 
   }
 }
 
-// h_c and v_new_c of the BV columns from v0 where asked (16-byte pieces out of the snapshot's and v_new's
-// column-group-major layouts), by 256 threads.
+// h_c and v_new_c where asked (16-byte pieces out of the snapshot's and v_new's column-group-major layouts).
 template <class E, int BV = 32>
-__device__ __forceinline__ void store_h_vnew_core(Args const& a, ChunkDesc const& c, int hv, int v0,
+__device__ __forceinline__ void store_h_vnew_core(Args const& a, ChunkDesc const& c, int hv, int vt,
                                                   unsigned char const* Sb, unsigned char const* Vs, int tid) {
   constexpr int K = 128, V = 128;
   int64_t const HV = a.d.HV;
   if (a.h) {
-    E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + v0;
+    E* hg = static_cast<E*>(a.h) + ((c.h_row * HV + hv) * K) * V + vt * BV;
 #pragma unroll
     for (int x = 0; x < K * BV / 8 / 256; ++x) {
       int const idx = tid + 256 * x, f = idx & (K - 1), cg = idx / K;
@@ -683,12 +682,11 @@ __device__ __forceinline__ void store_h_vnew_core(Args const& a, ChunkDesc const
     }
   }
   if (a.v_new) {
-    E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + v0;
-    constexpr int kPieces = kBT * BV / 8;  // 128 at 16 columns: half the threads
+    E* vng = static_cast<E*>(a.v_new) + (c.row0 * HV + hv) * V + vt * BV;
 #pragma unroll
-    for (int x = 0; x < (kPieces + 255) / 256; ++x) {
+    for (int x = 0; x < kBT * BV / 8 / 256; ++x) {
       int const idx = tid + 256 * x, r = idx & (kBT - 1), cg = idx / kBT;
-      if ((kPieces % 256 == 0 || idx < kPieces) && r < c.rows)
+      if (r < c.rows)
         *reinterpret_cast<uint4*>(vng + static_cast<int64_t>(r) * HV * V + 8 * cg) = *reinterpret_cast<uint4 const*>(Vs + 1024 * cg + 16 * r);
     }
   }
@@ -851,9 +849,9 @@ __global__ void __launch_bounds__(256, 1) state_output_v3_kernel(Args a) {
     wgmma_fence_operands(Sf);
     if (wg == 1) {
       wgmma_fence_operands(O);
-      store_o_rows<E>(a, c, hv, vt * BV, O, warp, g, t);
+      store_o_rows<E>(a, c, hv, vt, O, warp, g, t);
     }
-    store_h_vnew_core<E>(a, c, hv, vt * BV, Sb, Vs, tid);
+    store_h_vnew_core<E>(a, c, hv, vt, Sb, Vs, tid);
   }
 
   store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
@@ -926,55 +924,39 @@ struct So4Layout {
 };
 
 // CS: blocks per cluster (1: no cluster, every block its own copies; else CS consecutive V-tile blocks of a head,
-// cluster rank vt % CS, sharing the W, Q, K and score-row boxes).
-// PR: walks per block (Args::state_output_walks). 2: the block's 32 columns as two independent 16-column walks of
-// 256 threads each (the state's columns do not interact), sharing the stages: each walk steps on a named barrier of
-// its own and tells the producer when it is done with a stage (an empty mbarrier counting both walks), so the two
-// chains of waits (barriers, products, the delta) can interleave on the SM instead of running in lockstep.
-template <class E, int BV, bool SC, int CS, int PR = 1>
-__global__ void __launch_bounds__(256 * PR, 1)
+// cluster rank vt % CS, sharing the W, Q, K and score-row boxes)
+template <class E, int BV, bool SC, int CS>
+__global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
                            __grid_constant__ CUtensorMap const tp) {
   using L = So4Layout<BV, SC>;
-  static_assert(PR == 1 || (PR == 2 && BV == 32 && !SC && CS == 1), "two walks: 32-column blocks, rows read, own copies");
-  constexpr int BW = BV / PR;                               // a walk's columns
-  constexpr int K = L::K, V = K, NB = BW / 8, NA = BW / 2;  // 8-column groups, accumulator registers
+  constexpr int K = L::K, V = K, NB = BV / 8, NA = BV / 2;  // 8-column groups, accumulator registers
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Aligned by an offset from smem_raw, not through an integer cast: the compiler then still knows the pointer
   // is shared (ld/st.shared; through a cast it emitted generic loads and stores, ~15% of the stall samples).
   unsigned char* const smem = smem_raw + ((L::kAlign - (smem_addr(smem_raw) & (L::kAlign - 1))) & (L::kAlign - 1));
-  __shared__ float gs[PR][2][kBT];
+  __shared__ float gs[2][kBT];
   __shared__ uint64_t full[L::kStages];  // stage s holds its chunk's tiles
   // MC: stage s is free in every block of the cluster (one arrival per block) -- a block's W, Q, K and P boxes land
   // in all of them
   constexpr bool MC = CS > 1;
   static_assert(CS == 1 || CS == 2 || CS == K / BV, "clusters of two or of the head's V-tile blocks");
-  // stage s is free: every block of the cluster (MC) or both walks (PR = 2) arrived
-  constexpr bool kEmpty = MC || PR > 1;
-  __shared__ uint64_t empty[kEmpty ? L::kStages : 1];
-  // kEmpty with three stages: the producer waits for the arrivals and refills after the step's products are
+  __shared__ uint64_t empty[MC ? L::kStages : 1];
+  // MC with three stages: the producer waits for the cluster's arrivals and refills after the step's products are
   // issued (the handshake at the refill point put the cluster's blocks in lockstep: cuda/NOTES.md, clusters)
-  constexpr bool kDeferRefill = kEmpty && L::kStages > 2;
+  constexpr bool kDeferRefill = MC && L::kStages > 2;
   block_time_begin(a.block_times);
 
   WgBlock const blk = wg_block<V / BV>(a);
   int const HV = blk.HV, n = blk.n, hv = blk.hv, hk = blk.hk, vt = blk.vt;
-  // the walk's threads: tid, warp and warpgroup within its 256 (blk.wg came through a shuffle: uniform)
-  int const walk = PR > 1 ? blk.wg >> 1 : 0;
-  int const tid = PR > 1 ? blk.tid & 255 : blk.tid, warp = PR > 1 ? blk.warp & 7 : blk.warp;
-  int const wg = PR > 1 ? blk.wg & 1 : blk.wg, g = blk.g, t = blk.t;
-  int const v0 = vt * BV + walk * BW;  // the walk's first value column
+  int const tid = blk.tid, warp = blk.warp, wg = blk.wg, g = blk.g, t = blk.t;
   int64_t const c_begin = blk.c_begin, c_end = blk.c_end;
-  bool const producer = blk.tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
-  int const rank = vt % CS;              // this block's rank in its cluster
-  // a walk's step barrier (PR = 1: the block's)
-  auto walk_sync = [&] {
-    if constexpr (PR > 1) named_barrier(1 + walk, 256); else __syncthreads();
-  };
+  bool const producer = tid == 128;  // issues the copies (warpgroup 1, whose products are off the step's path)
+  int const rank = vt % CS;          // this block's rank in its cluster
 
   float S[1][NB][4];
-  load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + v0 : nullptr, V, warp, 0);
+  load_state_block(S, a.h0 ? a.h0 + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV : nullptr, V, warp, 0);
   float(&Sf)[NA] = reinterpret_cast<float(&)[NA]>(S);
   auto stage_at = [&](int i) { return smem + (i % L::kStages) * L::STAGE; };
   auto issue = [&](int64_t row0, int i) {  // the chunk starting at row0, the walk's i-th
@@ -1006,7 +988,7 @@ __global__ void __launch_bounds__(256 * PR, 1)
   // of a cluster, only once every block of the cluster has arrived on the stage's empty barrier
   auto issue_ahead = [&](int64_t row0, int step) {
     int const i = step + L::kStages - 1;
-    if constexpr (kEmpty)
+    if constexpr (MC)
       if (i >= L::kStages) mbar_wait(&empty[i % L::kStages], static_cast<uint32_t>(i / L::kStages - 1) & 1u);
     issue(row0, i);
   };
@@ -1014,7 +996,7 @@ __global__ void __launch_bounds__(256 * PR, 1)
 #pragma unroll
     for (int i = 0; i < L::kStages; ++i) {
       mbar_init(&full[i], 1);
-      if constexpr (kEmpty) mbar_init(&empty[i], MC ? CS : PR);
+      if constexpr (MC) mbar_init(&empty[i], CS);
     }
     mbar_init_fence();
   }
@@ -1048,11 +1030,10 @@ __global__ void __launch_bounds__(256 * PR, 1)
     cur = nxt;  // chunk ci + 1
     if (ci + 2 < c_end) nxt = a.chunks[ci + 2];
     ChunkDesc const& ahead = L::kStages > 2 ? nxt : cur;
-    // the walk's snapshots, v_new and delta in the block's buffers (a walk's share of each)
-    unsigned char* const Sb = smem + L::kSb + walk * (2 * K * BW * 2) + b * (K * BW * 2);
-    unsigned char* const Vs = smem + L::kVs + walk * (2 * kBT * BW * 2) + b * (kBT * BW * 2);
-    unsigned char* const Db = smem + L::kDb + walk * (kBT * BW * 2);
-    float* const gsb = gs[walk][b];
+    unsigned char* const Sb = smem + L::kSb + b * (K * BV * 2);
+    unsigned char* const Vs = smem + L::kVs + b * (kBT * BV * 2);
+    unsigned char* const Db = smem + L::kDb;
+    float* const gsb = gs[b];
     if (tid < kBT) gsb[tid] = g_now;
 
     // 1. this chunk's tiles (the stage's (step / kStages)-th use), rows past its end zeroed; the snapshot
@@ -1061,20 +1042,16 @@ __global__ void __launch_bounds__(256 * PR, 1)
       // 16-byte pieces per row: the swizzled boxes (a row stays in its 128 bytes), then U's row (also whole)
       constexpr int kBoxPieces = L::kBoxes * 8, kPieces = kBoxPieces + BV / 8;
       int const nrow = kBT - c.rows;
-      for (int i = blk.tid; i < nrow * kPieces; i += 256 * PR) {
+      for (int i = tid; i < nrow * kPieces; i += 256) {
         int const r = c.rows + i / kPieces, p = i % kPieces;
         unsigned char* const dst = p < kBoxPieces ? st + (p / 8) * L::BOX + 128 * r + 16 * (p % 8)
                                                   : st + L::kU + 2 * BV * r + 16 * (p - kBoxPieces);
         *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
       }
-      if constexpr (PR > 1) {  // both walks zeroed rows the other reads (a sequence's last chunk: the walks meet)
-        fence_proxy_async_smem();
-        __syncthreads();
-      }
     }
     snapshot_core<E>(Sb, S, warp, g, t);
     fence_proxy_async_smem();  // the snapshot and the zeroed rows, before wgmma reads them
-    walk_sync();               // every warp is past the last step: its stage is free for the chunk issued next
+    __syncthreads();           // every warp is past the last step: its stage is free for the chunk issued next
 
     // this chunk's gates (gsb is complete after the barrier), read before the products' waits
     float const gl = gsb[c.rows - 1];
@@ -1104,8 +1081,8 @@ __global__ void __launch_bounds__(256 * PR, 1)
         int const r = 16 * warp + g + 8 * hh;
         decay[hh] = expf(r < c.rows ? gl - gsb[r] : 0.f);
 #pragma unroll
-        for (int j = 0; j < NB; ++j)  // one 32-bit load per pair (the walk's columns of the block's U tile)
-          u2[hh][j] = load2f(reinterpret_cast<E const*>(Us + L::u_pair(r, walk * NB + j, t)));
+        for (int j = 0; j < NB; ++j)  // one 32-bit load per pair
+          u2[hh][j] = load2f(reinterpret_cast<E const*>(Us + L::u_pair(r, j, t)));
       }
       wgmma_wait<0>();
       wgmma_fence_operands(D);
@@ -1137,9 +1114,7 @@ __global__ void __launch_bounds__(256 * PR, 1)
 #pragma unroll
             for (int r = 0; r < CS; ++r) mbar_arrive_remote(&empty[(step - 1) % L::kStages], static_cast<uint32_t>(r));
         }
-        if constexpr (PR > 1)  // this walk is done with the last step's stage (as the cluster's blocks above)
-          if (tid == 128 && has_ahead) mbar_arrive(&empty[(step - 1) % L::kStages]);
-        store_o_rows<E>(a, c_prev, hv, v0, O, warp, g, t);
+        store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
       }
       // the chunk kStages - 1 ahead, into the stage the last step read: after this warpgroup's wait, since
       // group B read that stage's P (with kDeferRefill, after this step's products are issued instead)
@@ -1199,7 +1174,7 @@ __global__ void __launch_bounds__(256 * PR, 1)
           }
       }
     }
-    walk_sync();
+    __syncthreads();
 
     // 3. S <- e^{gl} S + K^T Db (this warpgroup's 64 features: one K box, MN-major); warpgroup 1: O <- diag(e^{gc}) O + P v_new
 #pragma unroll
@@ -1242,15 +1217,15 @@ __global__ void __launch_bounds__(256 * PR, 1)
     wgmma_fence_operands(Sf);
     if (wg == 1) wgmma_fence_operands(O);
     c_prev = c;
-    store_h_vnew_core<E, BW>(a, c, hv, v0, Sb, Vs, tid);
+    store_h_vnew_core<E, BV>(a, c, hv, vt, Sb, Vs, tid);
   }
   if (wg == 1 && c_end > c_begin) {  // the last chunk's o rows
     wgmma_wait<0>();
     wgmma_fence_operands(O);
-    store_o_rows<E>(a, c_prev, hv, v0, O, warp, g, t);
+    store_o_rows<E>(a, c_prev, hv, vt, O, warp, g, t);
   }
 
-  store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + v0, V, warp, 0);
+  store_state_block(S, a.final_state + (static_cast<int64_t>(n) * HV + hv) * K * V + vt * BV, V, warp, 0);
   if constexpr (MC) cluster_sync();  // no block leaves while another may still arrive on its barriers
   block_time_end(a.block_times);
 }
@@ -1300,13 +1275,6 @@ void launch_state_output_v4(Args const& a, Stream s) {
   auto run = [&](auto cs) {
     constexpr int CS = decltype(cs)::value;
     ensure_smem<state_output_v4_kernel<E, BV, SC, CS>>(bytes);
-    if constexpr (CS == 1 && BV == 32 && !SC) {
-      if (state_output_block_walks(a) == 2) {  // two 16-column walks per block, 512 threads
-        ensure_smem<state_output_v4_kernel<E, BV, SC, 1, 2>>(bytes);
-        state_output_v4_kernel<E, BV, SC, 1, 2><<<grid, 512, bytes, s>>>(a, tw, tq, tk, tu, tp);
-        return;
-      }
-    }
     if constexpr (CS == 1) {
       state_output_v4_kernel<E, BV, SC, 1><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
     } else {
@@ -1366,19 +1334,6 @@ int state_output_block_columns(Args const& a) {
   return waves(heads * (128 / 64)) < waves(heads * (128 / 32)) ? 64 : 32;
 }
 
-int state_output_block_walks(Args const& a) {
-  if (a.state_output_walks < 0 || a.state_output_walks > 2)
-    throw std::invalid_argument("state_output_fused: Args::state_output_walks " + std::to_string(a.state_output_walks) +
-                                " is not 0 (chosen), 1 or 2");
-  int const columns = state_output_block_columns(a);
-  bool const v4 = state_output_runs_fused(a) && a.state_output_variant == 4 && a.d.K == 128;
-  if (!v4 || a.state_output_walks != 2) return 1;  // chosen (0): one walk (two not yet measured faster)
-  if (columns != 32 || scores_on_chip(a, columns) || a.state_output_cluster >= kClusterHead)
-    throw std::invalid_argument("state_output_fused: Args::state_output_walks 2 needs 32-column blocks with their own "
-                                "tile copies (Args::state_output_columns 32, Args::state_output_cluster 0 or 1)");
-  return 2;
-}
-
 int state_output_max_clusters(Args const& a) {
   int const columns = state_output_block_columns(a);
   if (!state_output_runs_fused(a) || a.state_output_variant != 4 || a.d.K != 128 || a.qkv == ElemType::f32) return 0;
@@ -1406,7 +1361,6 @@ void state_output_fused(Args const& a, Stream s) {
   if (a.state_output_cluster < 0 || a.state_output_cluster > kClusterPairs)
     throw std::invalid_argument("state_output_fused: Args::state_output_cluster " + std::to_string(a.state_output_cluster) +
                                 " is not 0 (chosen), 1 (no cluster), 2 (clusters of the head's blocks) or 3 (clusters of two)");
-  (void)state_output_block_walks(a);  // refuses a walks value it does not know, or two walks where none runs
   if (!state_output_runs_fused(a)) {
     // the two kernels, h and v_new through device memory (block times not recorded: timed_blocks says 0)
     if (!a.h || !a.v_new)

@@ -41,11 +41,6 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
   asm volatile(GDNV_MBAR_WAIT_LOOP("") ::"r"(smem_addr(bar)), "r"(parity) : "memory");
 }
 
-// One arrival (release at CTA scope), no transactions: a consumer telling the producer that it is done with a stage.
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
-}
-
 // A 3-D box of a tensor map into shared memory, completing on `bar` (coordinates innermost first, in elements).
 __device__ __forceinline__ void tma_load_3d(void* smem, CUtensorMap const* map, uint64_t* bar, int c0, int c1, int c2) {
   asm volatile(

@@ -35,15 +35,14 @@ __device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.p
 // The wgmma wrappers below differ only in N (the accumulator registers), the element type's name and where the
 // operand numbers continue after the accumulators, so one macro writes each asm statement. GDN_WG_REGS_n: the
 // accumulator list "%0,...,%(n-1)"; GDN_WG_DOPS_n: its "+f"(d[i]) operands.
-#define GDN_WG_REGS_8 "%0,%1,%2,%3,%4,%5,%6,%7"
-#define GDN_WG_REGS_16 GDN_WG_REGS_8 ",%8,%9,%10,%11,%12,%13,%14,%15"
+#define GDN_WG_REGS_16 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15"
 #define GDN_WG_REGS_32 GDN_WG_REGS_16 ",%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
 #define GDN_WG_REGS_64                                                                                         \
   GDN_WG_REGS_32 ",%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54," \
                  "%55,%56,%57,%58,%59,%60,%61,%62,%63"
-#define GDN_WG_DOPS_8 "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
 #define GDN_WG_DOPS_16                                                                                               \
-  GDN_WG_DOPS_8, "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),    \
+      "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
 #define GDN_WG_DOPS_32                                                                                                 \
   GDN_WG_DOPS_16, "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),        \
       "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
@@ -139,21 +138,11 @@ __device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[32], uint64_t desc
     GDN_WGMMA_SS("m64n64k16", "f16", GDN_WG_REGS_32, GDN_WG_DOPS_32, "36", "32", "33", "34", "35");
 }
 
-// As wgmma_m64n32k16_ss with N = 16 (d[8]): state_output_fused 4's 16-column walks (two per 32-column block).
-template <class E, int TRANS_A, int TRANS_B>
-__device__ __forceinline__ void wgmma_m64n16k16_ss(float (&d)[8], uint64_t desc_a, uint64_t desc_b) {
-  if constexpr (std::is_same_v<E, __nv_bfloat16>)
-    GDN_WGMMA_SS("m64n16k16", "bf16", GDN_WG_REGS_8, GDN_WG_DOPS_8, "12", "8", "9", "10", "11");
-  else
-    GDN_WGMMA_SS("m64n16k16", "f16", GDN_WG_REGS_8, GDN_WG_DOPS_8, "12", "8", "9", "10", "11");
-}
-
-// N = 16, 32 or 64 by the accumulator's size (kernels templated on their block's columns).
+// N = 32 or 64 by the accumulator's size (kernels templated on their block's columns).
 template <class E, int TRANS_A, int TRANS_B, int NACC>
 __device__ __forceinline__ void wgmma_m64nk16_ss(float (&d)[NACC], uint64_t desc_a, uint64_t desc_b) {
-  static_assert(NACC == 8 || NACC == 16 || NACC == 32, "N = 16, 32 or 64");
-  if constexpr (NACC == 8) wgmma_m64n16k16_ss<E, TRANS_A, TRANS_B>(d, desc_a, desc_b);
-  else if constexpr (NACC == 16) wgmma_m64n32k16_ss<E, TRANS_A, TRANS_B>(d, desc_a, desc_b);
+  static_assert(NACC == 16 || NACC == 32, "N = 32 or 64");
+  if constexpr (NACC == 16) wgmma_m64n32k16_ss<E, TRANS_A, TRANS_B>(d, desc_a, desc_b);
   else wgmma_m64n64k16_ss<E, TRANS_A, TRANS_B>(d, desc_a, desc_b);
 }
 
@@ -162,11 +151,9 @@ __device__ __forceinline__ void wgmma_m64nk16_ss(float (&d)[NACC], uint64_t desc
 #undef GDN_WG_DOPS_64
 #undef GDN_WG_DOPS_32
 #undef GDN_WG_DOPS_16
-#undef GDN_WG_DOPS_8
 #undef GDN_WG_REGS_64
 #undef GDN_WG_REGS_32
 #undef GDN_WG_REGS_16
-#undef GDN_WG_REGS_8
 
 // A descriptor of a 128-byte-swizzled operand (the layout TMA writes with CU_TENSOR_MAP_SWIZZLE_128B, cuda/tma.cuh;
 // atoms of 8 rows x 128 bytes, 1024-byte aligned). K-major: rows are M (or N) and the 128 bytes K; SBO = 1024 steps

@@ -5,8 +5,7 @@
 // Args::fuse_state_output must write the bytes of forward() without it: o and the final state, and h and
 // v_new when their buffers are given. Every case runs every variant (4 with 64- and 32-column blocks, reading the
 // score rows or computing them on chip: Args::scores_in_state, the bytes chunk_scores would have written; each
-// with its own tile copies or in clusters of the head's blocks or of two sharing them: Args::state_output_cluster;
-// at 32 columns with its own copies also as two 16-column walks per block: Args::state_output_walks).
+// with its own tile copies or in clusters of the head's blocks or of two sharing them: Args::state_output_cluster).
 // Cases: bf16 and fp16, K = 128 and 64,
 // GQA, varlen with empty, one-token, 63/64/65-token sequences (one, two and three chunks: the double
 // buffers at their ends), with and without an initial state, and with h / v_new not stored.
@@ -65,11 +64,10 @@ uint64_t max_ulps(std::vector<unsigned char> const& x, std::vector<unsigned char
 // `store_intermediates` is false): every output the fused run writes must match byte for byte, and what it
 // does not store must stay untouched.
 void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_intermediates, int variant, int columns = 0,
-                                       bool scores_in_state = false, int cluster = 0, int walks = 0) {
+                                       bool scores_in_state = false, int cluster = 0) {
   BOOST_TEST_CONTEXT("state_output_fused " << variant << ", Args::state_output_columns " << columns
                                            << ", Args::scores_in_state " << scores_in_state
-                                           << ", Args::state_output_cluster " << cluster
-                                           << ", Args::state_output_walks " << walks) {
+                                           << ", Args::state_output_cluster " << cluster) {
     test::StateRun run(c, 41);
     gc::Workspace& ws = *run.ws;
     gc::Args a = run.a;
@@ -92,7 +90,6 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
     f.state_output_columns = columns;
     f.scores_in_state = scores_in_state;
     f.state_output_cluster = cluster;
-    f.state_output_walks = walks;
     if (!store_intermediates) f.h = nullptr, f.v_new = nullptr;
     gc::forward(f, nullptr);
     gc::synchronize();
@@ -117,14 +114,11 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
 
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
   // both widths, the score rows read (chunk_scores') or computed on chip, each block copying its tiles, the head's
-  // blocks in one cluster sharing them (TMA multicast), or clusters of two (the same as the head's at 64 columns);
-  // at 32 columns with own copies also as two 16-column walks per block
-  for (bool sc : {false, true}) {
+  // blocks in one cluster sharing them (TMA multicast), or clusters of two (the same as the head's at 64 columns)
+  for (bool sc : {false, true})
     for (int columns : {64, 32})
       for (int cluster : {1, 2, 3})
         if (cluster != 3 || columns == 32) expect_variant_equals_two_kernels(c, store_intermediates, 4, columns, sc, cluster);
-    expect_variant_equals_two_kernels(c, store_intermediates, 4, 32, sc, 1, 2);
-  }
   for (int variant : {3, 2, 1}) expect_variant_equals_two_kernels(c, store_intermediates, variant);
 }
 }  // namespace
@@ -236,22 +230,6 @@ BOOST_AUTO_TEST_CASE(refuses_unknown_variant) {
     BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
   }
   f.state_output_cluster = 0;
-  for (int w : {3, -1}) {  // no such number of walks
-    f.state_output_walks = w;
-    BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
-  }
-  // two walks need 32-column blocks with their own copies
-  f.state_output_walks = 2, f.state_output_columns = 64;
-  BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
-  f.state_output_columns = 32;
-  for (int cl : {2, 3}) {
-    f.state_output_cluster = cl;
-    BOOST_CHECK_THROW(gc::state_output_fused(f, nullptr), std::invalid_argument);
-  }
-  f.state_output_cluster = 0;
-  BOOST_TEST(gc::state_output_block_walks(f) == 2);
-  f.state_output_walks = 0, f.state_output_columns = 0;
-  BOOST_TEST(gc::state_output_block_walks(f) == 1);  // chosen: one walk
   gc::synchronize();
   BOOST_TEST(test::untouched(run.ws->o));
   f.state_output_variant = 4;  // the default runs and writes o (so the untouched check above can fail)
