@@ -265,6 +265,103 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
   }
 }
 
+// ---------------------------------------------------------------- the gate from row and column factors (a candidate)
+// A_ij = beta_i e^{g_i - g_j} for i >= j, with g_J = g at row 16 J (the first row of j's column tile J), is
+// (beta_i e^{g_i - g_J}) e^{g_J - g_j}: a row factor per (row, column tile) and a column factor per column, 5 exps per
+// row and head (by threads 0..63, one head ahead) instead of one per entry, and 2 multiplies per entry. Exact in
+// real arithmetic; in floats the factors may overflow or underflow where the direct exp would not, so a column tile
+// whose factors' arguments leave [-kFactorArgMax, kFactorArgMax] (a decay of more than e^40 inside 16 tokens, or a
+// rising g) is gated directly, as gate_tiles does. Inside that range an underflowed row factor means e^{g_i - g_j} <
+// e^{-87 + 40}: an absolute error below e^-47 |beta_i k_i . k_j|.
+// A candidate of cuda/inverse_probe.cu (timed against the library's gate, its A_inv compared there), not used by the
+// kernels.
+constexpr float kFactorArgMax = 40.f;
+struct GateFactors {
+  float row[4][kBT];  // row[J][i] = beta_i e^{g_i - g_{16J}} (i >= 16 J)
+  float col[kBT];     // col[j] = e^{g_{16 (j / 16)} - g_j}
+  unsigned unsafe[2]; // per warp of threads 0..63: bit J set if column tile J must be gated directly
+};
+
+// Threads 0..63 (both warps whole): this row's factors of value head hv into f; g, b: the row's g_cumsum and beta
+// (0 past the chunk's end, gate_beta_row). The caller's barrier publishes them.
+__device__ __forceinline__ void gate_factors(Args const& a, ChunkDesc const& c, int hv, float g, float b, GateFactors* f) {
+  int const r = threadIdx.x, J0 = r >> 4;
+  bool const inside = r < c.rows;
+  float an[4];  // g at the tiles' first rows
+#pragma unroll
+  for (int J = 0; J < 4; ++J) an[J] = 16 * J < c.rows ? a.g_cumsum[(c.row0 + 16 * J) * a.d.HV + hv] : 0.f;
+  unsigned bad = 0;
+  float const own = J0 == 0 ? an[0] : J0 == 1 ? an[1] : J0 == 2 ? an[2] : an[3];  // selects: no local array
+  float const d = own - g;
+  f->col[r] = __expf(d);
+  if (inside && !(fabsf(d) <= kFactorArgMax)) bad |= 1u << J0;
+#pragma unroll
+  for (int J = 0; J < 4; ++J) {
+    if (J > J0) break;
+    float const e = g - an[J];
+    f->row[J][r] = b * __expf(e);
+    if (inside && !(e <= kFactorArgMax)) bad |= 1u << J;
+  }
+  bad = __reduce_or_sync(0xffffffffu, bad);
+  if ((r & 31) == 0) f->unsafe[r >> 5] = bad;
+}
+
+// gate_tiles with the factors: per tile, 2 row factors and 4 column factors per lane, then (row * col) * dot per
+// entry; a tile in an unsafe column gated by gate_tiles' expression (a warp-uniform branch per tile).
+__device__ __forceinline__ void gate_tiles_factored(float const (&G)[3][2][4], GateFactors const& f, float const* gs,
+                                                    float const* bs, unsigned keep, float* sc) {
+  int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  unsigned const tiles = gram_tile_set(warp), unsafe = f.unsafe[0] | f.unsafe[1];
+  int rb[3], cb[3];
+#pragma unroll
+  for (int n = 0; n < 3; ++n) {
+    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
+    bool const real = tile != 0xFF;
+    rb[n] = real ? tile >> 2 : 0, cb[n] = real ? tile & 3 : 0;
+  }
+#pragma unroll
+  for (int n = 0; n < 3; ++n) {
+    if (n == 2 && warp >= 2) break;  // no third tile
+    float ri[2];
+    float2 cj[2];
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) ri[hh] = f.row[cb[n]][16 * rb[n] + g + 8 * hh];
+#pragma unroll
+    for (int jj = 0; jj < 2; ++jj) cj[jj] = *reinterpret_cast<float2 const*>(&f.col[16 * cb[n] + 8 * jj + 2 * t]);
+    float* dst = sc + (rb[n] == cb[n] ? tc_slot::D0 + rb[n] : off_slot(rb[n], cb[n])) * kSlotF;
+    float v[2][2][2];
+    if ((unsafe >> cb[n]) & 1u) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        int const i = 16 * rb[n] + g + 8 * hh;
+        float const gi = gs[i], bi = bs[i];
+#pragma unroll
+        for (int jj = 0; jj < 2; ++jj)
+#pragma unroll
+          for (int e = 0; e < 2; ++e)
+            v[hh][jj][e] = bi * __expf(gi - gs[16 * cb[n] + 8 * jj + 2 * t + e]) * G[n][jj][2 * hh + e];
+      }
+    } else {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+        for (int jj = 0; jj < 2; ++jj) {
+          v[hh][jj][0] = ri[hh] * cj[jj].x * G[n][jj][2 * hh];
+          v[hh][jj][1] = ri[hh] * cj[jj].y * G[n][jj][2 * hh + 1];
+        }
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+        float w[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) w[e] = (keep >> (8 * n + 4 * hh + 2 * jj + e)) & 1u ? v[hh][jj][e] : 0.f;
+        *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(w[0], w[1]);
+      }
+  }
+}
+
 // The diagonal blocks' inverses T_aa = I + N_aa, N = (I + A_aa)^-1 - I by fp32 forward substitution,
 // column j of N: N_ij = -A_ij - sum_{m<i} A_im N_mj. Warp a inverts block a; lane (h, j) = (lane / 16,
 // lane % 16) owns column j and, for rows 8-15, the half m in [8h, 8h + 8) of the sum (the halves are added
@@ -419,6 +516,13 @@ __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float cons
     GDNV_PHASE();
     GDNV_PHASE();
   }
+}
+// inverse_tc with gate_tiles_factored (the probe's candidate): the same phases after the gate.
+template <bool kShort = false>
+__device__ __forceinline__ void inverse_tc_factored(float const (&G)[3][2][4], GateFactors const& f, float const* gs,
+                                                    float const* bs, unsigned keep, float* sc) {
+  gate_tiles_factored(G, f, gs, bs, keep, sc);
+  inverse_tc<1, kShort>(G, gs, bs, keep, sc);  // SKIP 1: its own gate left out
 }
 
 // This thread's share of A_inv after inverse_tc: 8 consecutive entries (row 16 x + ainv_piece_row(), columns
