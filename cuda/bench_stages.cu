@@ -2,7 +2,8 @@
 // normalized inputs (bf16 q/k/v, fp32 g/beta), CUDA events, median of --reps runs after warm-up
 // (warm L2: the same buffers every run; `gdnv bench` adds cold-L2 runs and JSON), plus the device copy
 // bandwidth for the memory-floor ratio.
-//   gdnv_bench_stages [--B 1] [--T 8192] [--H 16] [--HV 32] [--K 128] [--reps 30]
+//   gdnv_bench_stages [--B 1] [--T 8192] [--H 16] [--HV 32] [--K 128] [--reps 30] [--only SUB1,SUB2]
+// --only: time just the rows whose name contains one of the comma-separated substrings (device minutes are scarce).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -29,10 +30,18 @@ double time_us(std::function<void()> const& f, int reps) {
 int main(int argc, char** argv) {
   int64_t B = 1, T = 8192, H = 16, HV = 32, K = 128;
   int reps = 30;
+  std::vector<std::string> only;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string const k = argv[i];
     long long const v = std::atoll(argv[i + 1]);
-    if (k == "--B") B = v; else if (k == "--T") T = v; else if (k == "--H") H = v; else if (k == "--HV") HV = v;
+    if (k == "--only") {
+      std::string const list = argv[i + 1];
+      for (std::size_t p = 0; p <= list.size();) {
+        std::size_t const q = std::min(list.find(',', p), list.size());
+        if (q > p) only.push_back(list.substr(p, q - p));
+        p = q + 1;
+      }
+    } else if (k == "--B") B = v; else if (k == "--T") T = v; else if (k == "--H") H = v; else if (k == "--HV") HV = v;
     else if (k == "--K") K = v; else if (k == "--reps") reps = static_cast<int>(v);
     else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
   }
@@ -72,7 +81,12 @@ int main(int argc, char** argv) {
     double const NTt = double(plan.d.num_chunks);
     struct Row { std::string name; double us, bytes; };
     std::vector<Row> rows;
-    auto add = [&](std::string n, double bytes, std::function<void()> f) { rows.push_back({n, time_us(f, reps), bytes}); };
+    auto wanted = [&](std::string const& n) {
+      return only.empty() || std::any_of(only.begin(), only.end(), [&](std::string const& s) { return n.find(s) != std::string::npos; });
+    };
+    auto add = [&](std::string n, double bytes, std::function<void()> f) {
+      if (wanted(n)) rows.push_back({n, time_us(f, reps), bytes});
+    };
     add("chunk_cumsum", tok_hv * 8, [&] { chunk_cumsum(a, nullptr); });
     add("kkt (fp32 A)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4, [&] { kkt(a, nullptr); });
     add("solve_tril (bf16 A_inv)", tok_hv * (160 + 128), [&] { solve_tril(a, nullptr); });
