@@ -218,6 +218,15 @@ __device__ __forceinline__ unsigned gate_keep_mask(int rows) {
   return keep;
 }
 
+// Block row and column of this warp's n-th gate tile (`tiles` = gram_tile_set(warp)); block (0, 0) for the third
+// tile that warps 2 and 3 do not have. (gate_tiles spells it out: written through this helper, one fp16 intra 3
+// kernel compiled to a different instruction order.)
+__device__ __forceinline__ void gate_tile_rc(unsigned tiles, int n, int& rb, int& cb) {
+  int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
+  bool const real = tile != 0xFF;
+  rb = real ? tile >> 2 : 0, cb = real ? tile & 3 : 0;
+}
+
 // A of one value head from the Gram: diagonal blocks into D0..D3, the others into their off_slot.
 // gs, bs: the head's g_cumsum and beta per chunk row; keep: gate_keep_mask(rows). No barrier inside.
 __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
@@ -312,34 +321,29 @@ __device__ __forceinline__ void gate_tiles_factored(float const (&G)[3][2][4], G
                                                     float const* bs, unsigned keep, float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   unsigned const tiles = gram_tile_set(warp), unsafe = f.unsafe[0] | f.unsafe[1];
-  int rb[3], cb[3];
-#pragma unroll
-  for (int n = 0; n < 3; ++n) {
-    int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
-    bool const real = tile != 0xFF;
-    rb[n] = real ? tile >> 2 : 0, cb[n] = real ? tile & 3 : 0;
-  }
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
     if (n == 2 && warp >= 2) break;  // no third tile
+    int rb, cb;
+    gate_tile_rc(tiles, n, rb, cb);
     float ri[2];
     float2 cj[2];
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) ri[hh] = f.row[cb[n]][16 * rb[n] + g + 8 * hh];
+    for (int hh = 0; hh < 2; ++hh) ri[hh] = f.row[cb][16 * rb + g + 8 * hh];
 #pragma unroll
-    for (int jj = 0; jj < 2; ++jj) cj[jj] = *reinterpret_cast<float2 const*>(&f.col[16 * cb[n] + 8 * jj + 2 * t]);
-    float* dst = sc + (rb[n] == cb[n] ? tc_slot::D0 + rb[n] : off_slot(rb[n], cb[n])) * kSlotF;
+    for (int jj = 0; jj < 2; ++jj) cj[jj] = *reinterpret_cast<float2 const*>(&f.col[16 * cb + 8 * jj + 2 * t]);
+    float* dst = sc + (rb == cb ? tc_slot::D0 + rb : off_slot(rb, cb)) * kSlotF;
     float v[2][2][2];
-    if ((unsafe >> cb[n]) & 1u) {
+    if ((unsafe >> cb) & 1u) {
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
-        int const i = 16 * rb[n] + g + 8 * hh;
+        int const i = 16 * rb + g + 8 * hh;
         float const gi = gs[i], bi = bs[i];
 #pragma unroll
         for (int jj = 0; jj < 2; ++jj)
 #pragma unroll
           for (int e = 0; e < 2; ++e)
-            v[hh][jj][e] = bi * __expf(gi - gs[16 * cb[n] + 8 * jj + 2 * t + e]) * G[n][jj][2 * hh + e];
+            v[hh][jj][e] = bi * __expf(gi - gs[16 * cb + 8 * jj + 2 * t + e]) * G[n][jj][2 * hh + e];
       }
     } else {
 #pragma unroll
