@@ -9,9 +9,7 @@
 // tests/cuda). Usage: gdnv_inverse_probe [--T 8192] [--H 16] [--HV 32] [--reps 20]
 #include <algorithm>
 #include <cstdio>
-#include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -39,15 +37,14 @@ namespace {
 
 // kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
-// (mma16_tf32x3<true>; a candidate not used by the library); 32: the gate from row and column factors
-// (gate_tiles_factored, a candidate). MINB: the launch bounds' blocks per SM (1: no register
-// cap below 255; the library kernel is compiled with 6).
+// (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..4): the gate ablation gate_tiles_probe<m>.
+// MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0, (SKIP & 32) != 0>(a, smem);
+  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0, (SKIP >> 5) & 7>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
 }
@@ -63,8 +60,7 @@ template <int SKIP, int MINB = 1>
 double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
   auto kern = probe_v5_kernel<SKIP, MINB>;
   // pad the dynamic shared memory so that exactly blocks_per_sm fit (228 KB per SM, 1 KB reserved per block)
-  std::size_t const need = kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>() + ((SKIP & 32) ? 2 * sizeof(GateFactors) : 0);
-  std::size_t const bytes = std::max(need,
+  std::size_t const bytes = std::max(kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>(),
                                      static_cast<std::size_t>(233472 / blocks_per_sm - 3200));  // static 2 KB + reserved 1 KB
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
@@ -76,41 +72,6 @@ double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long
   unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
   EventTimer timer;
   return median(timer.time_us([&] { kern<<<grid, 128, bytes>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, 0));
-}
-
-float bf16_value(unsigned short h) {
-  unsigned const u = static_cast<unsigned>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-// The factored gate (SKIP 32) against the library's gate (SKIP 0), both at 6 blocks per SM with the library's
-// launch bounds, alternated for two rounds; then the candidate's A_inv against the library's (every run starts from
-// NaN bytes): the fraction of bit-equal entries and the largest difference, absolute and relative to the entry.
-void compare_factored(Workspace& ws, Args const& a, int reps, long long* ds, char const* data) {
-  std::size_t const n = ws.A_inv.size() / 2;
-  std::vector<unsigned short> lib(n), got(n);
-  double us[2][2] = {};
-  for (int round = 0; round < 2; ++round)
-    for (int c = 0; c < 2; ++c) {
-      ws.A_inv.fill_bytes(0xFF);
-      us[c][round] = c == 0 ? run_us<0, 6>(a, 6, reps, false, ds) : run_us<32, 6>(a, 6, reps, false, ds);
-      ws.A_inv.download((c == 0 ? lib : got).data(), n * 2);
-    }
-  std::size_t equal = 0, nan = 0;
-  double max_abs = 0, max_rel = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    float const x = bf16_value(lib[i]), y = bf16_value(got[i]);
-    if (lib[i] == got[i]) { ++equal; continue; }
-    if (std::isnan(x) || std::isnan(y)) { ++nan; continue; }
-    double const d = std::fabs(double(x) - double(y));
-    max_abs = std::max(max_abs, d);
-    if (x != 0.f) max_rel = std::max(max_rel, d / std::fabs(double(x)));
-  }
-  std::printf("  %-26s library gate %7.1f %7.1f | factored %7.1f %7.1f us; A_inv bit-equal %.5f, %zu NaN-differing, "
-              "max |diff| %.3g (relative %.3g)\n",
-              data, us[0][0], us[0][1], us[1][0], us[1][1], double(equal) / double(n), nan, max_abs, max_rel);
 }
 
 }  // namespace
@@ -183,26 +144,13 @@ int main(int argc, char** argv) {
     // 6 x 132 slots = 2.59 waves, on 7 x 132 = 2.22)
     std::printf("  MINB 7, 7 blocks/SM %8.1f\n", run_us<0, 7>(a, 7, reps, false, ds));
     std::printf("  MINB 6, 6 blocks/SM (again) %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));
-    std::printf("\n== the gate from row and column factors (candidate), 6 blocks per SM, MINB 6\n");
-    compare_factored(ws, a, reps, ds, "random gates");
-    // the factored gate spills at the library's 80-register cap (ptxas: ~100 bytes); at 5 blocks per SM it does not
-    std::printf("  random gates, MINB 5 at 5 blocks/SM: library gate %7.1f | factored %7.1f | library gate %7.1f us\n",
-                run_us<0, 5>(a, 5, reps, false, ds), run_us<32, 5>(a, 5, reps, false, ds), run_us<0, 5>(a, 5, reps, false, ds));
-    {
-      // stronger decays: g x 3 (some column tiles past the factors' range), g x 12 (almost all gated directly)
-      std::vector<float> g0(ws.g.size() / sizeof(float)), gx(g0.size());
-      ws.g.download(g0.data(), ws.g.size());
-      for (float scale : {3.f, 12.f}) {
-        for (std::size_t i = 0; i < g0.size(); ++i) gx[i] = scale * g0[i];
-        ws.g.upload(gx.data(), ws.g.size());
-        chunk_cumsum(a, nullptr);
-        synchronize();
-        compare_factored(ws, a, reps, ds, scale == 3.f ? "gates x 3" : "gates x 12");
-      }
-      ws.g.upload(g0.data(), ws.g.size());
-      chunk_cumsum(a, nullptr);
-      synchronize();
-    }
+    // where the gate's time goes: each of its parts taken out in turn (values wrong on purpose), two rounds
+    // alternated at the library's 6 blocks per SM and launch bounds
+    std::printf("\n== gate ablations at 6 blocks per SM, MINB 6 (kernel us, two rounds)\n");
+    for (int round = 0; round < 2; ++round)
+      std::printf("  library %6.1f | exp -> fma %6.1f | no gs/bs loads %6.1f | no stores %6.1f | only stores %6.1f | no gate %6.1f\n",
+                  run_us<0, 6>(a, 6, reps, false, ds), run_us<32, 6>(a, 6, reps, false, ds), run_us<64, 6>(a, 6, reps, false, ds),
+                  run_us<96, 6>(a, 6, reps, false, ds), run_us<128, 6>(a, 6, reps, false, ds), run_us<1, 6>(a, 6, reps, false, ds));
     Args al = a;
     al.kkt_solve_variant = 5;
     EventTimer timer;

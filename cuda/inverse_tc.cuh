@@ -274,96 +274,49 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
   }
 }
 
-// ---------------------------------------------------------------- the gate from row and column factors (a candidate)
-// A_ij = beta_i e^{g_i - g_j} for i >= j, with g_J = g at row 16 J (the first row of j's column tile J), is
-// (beta_i e^{g_i - g_J}) e^{g_J - g_j}: a row factor per (row, column tile) and a column factor per column, 5 exps per
-// row and head (by threads 0..63, one head ahead) instead of one per entry, and 2 multiplies per entry. Exact in
-// real arithmetic; in floats the factors may overflow or underflow where the direct exp would not, so a column tile
-// whose factors' arguments leave [-kFactorArgMax, kFactorArgMax] (a decay of more than e^40 inside 16 tokens, or a
-// rising g) is gated directly, as gate_tiles does. Inside that range an underflowed row factor means e^{g_i - g_j} <
-// e^{-87 + 40}: an absolute error below e^-47 |beta_i k_i . k_j|.
-// A candidate of cuda/inverse_probe.cu (timed against the library's gate, its A_inv compared there), not used by the
-// kernels.
-constexpr float kFactorArgMax = 40.f;
-struct GateFactors {
-  float row[4][kBT];  // row[J][i] = beta_i e^{g_i - g_{16J}} (i >= 16 J)
-  float col[kBT];     // col[j] = e^{g_{16 (j / 16)} - g_j}
-  unsigned unsafe[2]; // per warp of threads 0..63: bit J set if column tile J must be gated directly
-};
-
-// Threads 0..63 (both warps whole): this row's factors of value head hv into f; g, b: the row's g_cumsum and beta
-// (0 past the chunk's end, gate_beta_row). The caller's barrier publishes them.
-__device__ __forceinline__ void gate_factors(Args const& a, ChunkDesc const& c, int hv, float g, float b, GateFactors* f) {
-  int const r = threadIdx.x, J0 = r >> 4;
-  bool const inside = r < c.rows;
-  float an[4];  // g at the tiles' first rows
-#pragma unroll
-  for (int J = 0; J < 4; ++J) an[J] = 16 * J < c.rows ? a.g_cumsum[(c.row0 + 16 * J) * a.d.HV + hv] : 0.f;
-  unsigned bad = 0;
-  float const own = J0 == 0 ? an[0] : J0 == 1 ? an[1] : J0 == 2 ? an[2] : an[3];  // selects: no local array
-  float const d = own - g;
-  f->col[r] = __expf(d);
-  if (inside && !(fabsf(d) <= kFactorArgMax)) bad |= 1u << J0;
-#pragma unroll
-  for (int J = 0; J < 4; ++J) {
-    if (J > J0) break;
-    float const e = g - an[J];
-    f->row[J][r] = b * __expf(e);
-    if (inside && !(e <= kFactorArgMax)) bad |= 1u << J;
-  }
-  bad = __reduce_or_sync(0xffffffffu, bad);
-  if ((r & 31) == 0) f->unsafe[r >> 5] = bad;
-}
-
-// gate_tiles with the factors: per tile, 2 row factors and 4 column factors per lane, then (row * col) * dot per
-// entry; a tile in an unsafe column gated by gate_tiles' expression (a warp-uniform branch per tile).
-__device__ __forceinline__ void gate_tiles_factored(float const (&G)[3][2][4], GateFactors const& f, float const* gs,
-                                                    float const* bs, unsigned keep, float* sc) {
+// ---------------------------------------------------------------- where the gate's time goes (cuda/inverse_probe.cu)
+// gate_tiles with one part of its work taken out, for the probe's ablations (not used by the kernels). MODE 1: the
+// exp replaced by a multiply-add (no MUFU); 2: the gate values from registers, not the gs / bs slots (no shared
+// loads); 3: nothing stored (the values summed, one store per lane that never happens); 4: the raw dot products
+// stored (no loads, no exp: the stores and the wait for the Gram's products only). Values are wrong on purpose.
+// SKIP 1 (no gate at all) also drops the gate values' loads from device memory: nothing reads gs / bs then.
+template <int MODE>
+__device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
+                                                 float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  unsigned const tiles = gram_tile_set(warp), unsafe = f.unsafe[0] | f.unsafe[1];
+  unsigned const tiles = gram_tile_set(warp);
+  float sum = 0.f;
+  // modes 2 and 4 still read one gate value and beta per lane: with no reader of gs / bs, the compiler would drop
+  // their stores and the gate_beta_row loads from device memory too
+  float const g0 = MODE == 2 || MODE == 4 ? gs[lane] : 0.f, b0 = MODE == 2 || MODE == 4 ? bs[lane] : 0.f;
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
     if (n == 2 && warp >= 2) break;  // no third tile
     int rb, cb;
     gate_tile_rc(tiles, n, rb, cb);
-    float ri[2];
-    float2 cj[2];
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) ri[hh] = f.row[cb][16 * rb + g + 8 * hh];
-#pragma unroll
-    for (int jj = 0; jj < 2; ++jj) cj[jj] = *reinterpret_cast<float2 const*>(&f.col[16 * cb + 8 * jj + 2 * t]);
     float* dst = sc + (rb == cb ? tc_slot::D0 + rb : off_slot(rb, cb)) * kSlotF;
-    float v[2][2][2];
-    if ((unsafe >> cb) & 1u) {
 #pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        int const i = 16 * rb + g + 8 * hh;
-        float const gi = gs[i], bi = bs[i];
-#pragma unroll
-        for (int jj = 0; jj < 2; ++jj)
-#pragma unroll
-          for (int e = 0; e < 2; ++e)
-            v[hh][jj][e] = bi * __expf(gi - gs[16 * cb + 8 * jj + 2 * t + e]) * G[n][jj][2 * hh + e];
-      }
-    } else {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh)
-#pragma unroll
-        for (int jj = 0; jj < 2; ++jj) {
-          v[hh][jj][0] = ri[hh] * cj[jj].x * G[n][jj][2 * hh];
-          v[hh][jj][1] = ri[hh] * cj[jj].y * G[n][jj][2 * hh + 1];
-        }
-    }
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh)
+    for (int hh = 0; hh < 2; ++hh) {
+      int const i = 16 * rb + g + 8 * hh;
+      float const gi = MODE == 2 ? g0 - 0.01f * float(i) : gs[i], bi = MODE == 2 ? b0 + 0.001f * float(lane) : bs[i];
 #pragma unroll
       for (int jj = 0; jj < 2; ++jj) {
-        float w[2];
+        float v[2];
 #pragma unroll
-        for (int e = 0; e < 2; ++e) w[e] = (keep >> (8 * n + 4 * hh + 2 * jj + e)) & 1u ? v[hh][jj][e] : 0.f;
-        *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(w[0], w[1]);
+        for (int e = 0; e < 2; ++e) {
+          int const j = 16 * cb + 8 * jj + 2 * t + e;
+          float const gj = MODE == 2 ? -0.01f * float(j) : gs[j];
+          float const x = MODE == 1 ? 1.f + (gi - gj) : __expf(gi - gj);
+          float const val = MODE == 4 ? G[n][jj][2 * hh + e] + g0 * b0 : bi * x * G[n][jj][2 * hh + e];
+          v[e] = (keep >> (8 * n + 4 * hh + 2 * jj + e)) & 1u ? val : 0.f;
+          sum += v[e];
+        }
+        if constexpr (MODE != 3)
+          *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(v[0], v[1]);
       }
+    }
   }
+  if (MODE == 3 && sum == 1234.5f) sc[threadIdx.x] = sum;  // keeps the values computed
 }
 
 // The diagonal blocks' inverses T_aa = I + N_aa, N = (I + A_aa)^-1 - I by fp32 forward substitution,
@@ -521,11 +474,11 @@ __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float cons
     GDNV_PHASE();
   }
 }
-// inverse_tc with gate_tiles_factored (the probe's candidate): the same phases after the gate.
-template <bool kShort = false>
-__device__ __forceinline__ void inverse_tc_factored(float const (&G)[3][2][4], GateFactors const& f, float const* gs,
-                                                    float const* bs, unsigned keep, float* sc) {
-  gate_tiles_factored(G, f, gs, bs, keep, sc);
+// inverse_tc with gate_tiles_probe<MODE> (the probe's gate ablations): the same phases after the gate.
+template <int MODE, bool kShort = false>
+__device__ __forceinline__ void inverse_tc_gate_probe(float const (&G)[3][2][4], float const* gs, float const* bs,
+                                                      unsigned keep, float* sc) {
+  gate_tiles_probe<MODE>(G, gs, bs, keep, sc);
   inverse_tc<1, kShort>(G, gs, bs, keep, sc);  // SKIP 1: its own gate left out
 }
 

@@ -29,16 +29,14 @@ __device__ __forceinline__ void store_ainv_head(float const* sc, E* out, int64_t
     if (16 * x + r < rows) store8<E, true>(out + 8 * q + (16 * x + r) * rstride, v[x]);
 }
 
-// SKIP: inverse_tc's bits, plus 8: no A_inv store (the probe's ablations; 0 in the kernel). kFactored: the gate from
-// row and column factors (gate_tiles_factored, the probe's candidate; false in the kernel), its GateFactors for two
-// heads after kInverseTcBytes of the dynamic shared memory.
-template <class E, int K, int SKIP = 0, bool kShort = false, bool kFactored = false>
+// SKIP: inverse_tc's bits, plus 8: no A_inv store (the probe's ablations; 0 in the kernel). GATE: gate_tiles_probe's
+// mode (the probe's gate ablations; 0, the library's gate, in the kernel).
+template <class E, int K, int SKIP = 0, bool kShort = false, int GATE = 0>
 __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char* smem) {
   constexpr int LDS = K + 8;
   E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the Gram
   float* sc = reinterpret_cast<float*>(smem);   // the inverse's slots, over the k tile
   __shared__ float gs[2][kBT], bs[2][kBT];      // per value head, double-buffered across heads
-  GateFactors* const gf = kFactored ? reinterpret_cast<GateFactors*>(smem + kInverseTcBytes) : nullptr;
 
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
   int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
@@ -49,7 +47,6 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
   if (tid < kBT) {
     float3 const h0 = gate_beta_row(a, c, hk * G);
     gs[0][tid] = h0.x, bs[0][tid] = h0.y;
-    if constexpr (kFactored) gate_factors(a, c, hk * G, h0.x, h0.y, gf);
     if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
   }
   cp_async_wait<0>();
@@ -66,11 +63,10 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
     GDNV_PHASE();     // a head starts
     if (tid < kBT && gi + 1 < G) {
       gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y;  // read from the next head on
-      if constexpr (kFactored) gate_factors(a, c, hv + 1, nxt.x, nxt.y, gf + (buf ^ 1));
       if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
     }
-    if constexpr (kFactored)
-      inverse_tc_factored<kShort>(gram, gf[buf], gs[buf], bs[buf], keep, sc);
+    if constexpr (GATE != 0)
+      inverse_tc_gate_probe<GATE, kShort>(gram, gs[buf], bs[buf], keep, sc);
     else
       inverse_tc<SKIP & 7, kShort>(gram, gs[buf], bs[buf], keep, sc);
     if constexpr (!(SKIP & 8)) store_ainv_head<E>(sc, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
