@@ -37,7 +37,7 @@ namespace {
 
 // kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
-// (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..4): the gate ablation gate_tiles_probe<m>.
+// (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..5): the gate ablation gate_tiles_probe<m>.
 // MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
@@ -148,9 +148,11 @@ int main(int argc, char** argv) {
     // alternated at the library's 6 blocks per SM and launch bounds
     std::printf("\n== gate ablations at 6 blocks per SM, MINB 6 (kernel us, two rounds)\n");
     for (int round = 0; round < 2; ++round)
-      std::printf("  library %6.1f | exp -> fma %6.1f | no gs/bs loads %6.1f | no stores %6.1f | only stores %6.1f | no gate %6.1f\n",
+      std::printf("  library %6.1f | exp -> fma %6.1f | no gs/bs loads %6.1f | no stores %6.1f | only stores %6.1f | only "
+                  "stores, no gate values %6.1f | no gate %6.1f\n",
                   run_us<0, 6>(a, 6, reps, false, ds), run_us<32, 6>(a, 6, reps, false, ds), run_us<64, 6>(a, 6, reps, false, ds),
-                  run_us<96, 6>(a, 6, reps, false, ds), run_us<128, 6>(a, 6, reps, false, ds), run_us<1, 6>(a, 6, reps, false, ds));
+                  run_us<96, 6>(a, 6, reps, false, ds), run_us<128, 6>(a, 6, reps, false, ds), run_us<160, 6>(a, 6, reps, false, ds),
+                  run_us<1, 6>(a, 6, reps, false, ds));
     Args al = a;
     al.kkt_solve_variant = 5;
     EventTimer timer;

@@ -278,7 +278,8 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
 // gate_tiles with one part of its work taken out, for the probe's ablations (not used by the kernels). MODE 1: the
 // exp replaced by a multiply-add (no MUFU); 2: the gate values from registers, not the gs / bs slots (no shared
 // loads); 3: nothing stored (the values summed, one store per lane that never happens); 4: the raw dot products
-// stored (no loads, no exp: the stores and the wait for the Gram's products only). Values are wrong on purpose.
+// stored (no loads, no exp: the stores and the wait for the Gram's products only); 5: as 4 without the one read of
+// gs / bs per lane, so that the gate values' device loads and gs / bs stores go too. Values are wrong on purpose.
 // SKIP 1 (no gate at all) also drops the gate values' loads from device memory: nothing reads gs / bs then.
 template <int MODE>
 __device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
@@ -289,6 +290,7 @@ __device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], floa
   // modes 2 and 4 still read one gate value and beta per lane: with no reader of gs / bs, the compiler would drop
   // their stores and the gate_beta_row loads from device memory too
   float const g0 = MODE == 2 || MODE == 4 ? gs[lane] : 0.f, b0 = MODE == 2 || MODE == 4 ? bs[lane] : 0.f;
+  static_assert(MODE >= 1 && MODE <= 5, "gate_tiles_probe: modes 1..5");
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
     if (n == 2 && warp >= 2) break;  // no third tile
@@ -307,7 +309,7 @@ __device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], floa
           int const j = 16 * cb + 8 * jj + 2 * t + e;
           float const gj = MODE == 2 ? -0.01f * float(j) : gs[j];
           float const x = MODE == 1 ? 1.f + (gi - gj) : __expf(gi - gj);
-          float const val = MODE == 4 ? G[n][jj][2 * hh + e] + g0 * b0 : bi * x * G[n][jj][2 * hh + e];
+          float const val = MODE == 4 ? G[n][jj][2 * hh + e] + g0 * b0 : MODE == 5 ? G[n][jj][2 * hh + e] : bi * x * G[n][jj][2 * hh + e];
           v[e] = (keep >> (8 * n + 4 * hh + 2 * jj + e)) & 1u ? val : 0.f;
           sum += v[e];
         }
