@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
     struct Row { std::string name; double us, bytes; };
     std::vector<Row> rows;
     auto wanted = [&](std::string const& n) {
-      return only.empty() || std::any_of(only.begin(), only.end(), [&](std::string const& s) { return n.find(s) != std::string::npos; });
+      auto const has = [&](std::string const& s) { return n.find(s) != std::string::npos; };
+      return only.empty() || std::any_of(only.begin(), only.end(), has);
     };
     auto add = [&](std::string n, double bytes, std::function<void()> f) {
       if (wanted(n)) rows.push_back({n, time_us(f, reps), bytes});

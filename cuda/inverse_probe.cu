@@ -150,10 +150,11 @@ int main(int argc, char** argv) {
     // alternated at the library's 6 blocks per SM and launch bounds
     std::printf("\n== gate ablations at 6 blocks per SM, MINB 6 (kernel us, two rounds)\n");
     for (int round = 0; round < 2; ++round)
-      std::printf("  library %6.1f | exp -> fma %6.1f | no gs/bs loads %6.1f | no stores %6.1f | only stores %6.1f | only "
-                  "stores, no gate values %6.1f | no gate %6.1f\n",
-                  run_us<0, 6>(a, 6, reps, false, ds), run_us<32, 6>(a, 6, reps, false, ds), run_us<64, 6>(a, 6, reps, false, ds),
-                  run_us<96, 6>(a, 6, reps, false, ds), run_us<128, 6>(a, 6, reps, false, ds), run_us<160, 6>(a, 6, reps, false, ds),
+      std::printf("  library %6.1f | exp -> fma %6.1f | no gs/bs loads %6.1f | no stores %6.1f | only stores %6.1f"
+                  " | only stores, no gate values %6.1f | no gate %6.1f\n",
+                  run_us<0, 6>(a, 6, reps, false, ds), run_us<32, 6>(a, 6, reps, false, ds),
+                  run_us<64, 6>(a, 6, reps, false, ds), run_us<96, 6>(a, 6, reps, false, ds),
+                  run_us<128, 6>(a, 6, reps, false, ds), run_us<160, 6>(a, 6, reps, false, ds),
                   run_us<1, 6>(a, 6, reps, false, ds));
     {
       // the staged gate values against the library: same values into the same gate, so A_inv must be byte-equal

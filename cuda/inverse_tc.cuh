@@ -219,8 +219,8 @@ __device__ __forceinline__ unsigned gate_keep_mask(int rows) {
 }
 
 // Block row and column of this warp's n-th gate tile (`tiles` = gram_tile_set(warp)); block (0, 0) for the third
-// tile that warps 2 and 3 do not have. (gate_tiles spells it out: written through this helper, one fp16 intra 3
-// kernel compiled to a different instruction order.)
+// tile that warps 2 and 3 do not have. (gate_tiles still spells it out, so that the probe's changes leave the
+// library's code alone.)
 __device__ __forceinline__ void gate_tile_rc(unsigned tiles, int n, int& rb, int& cb) {
   int const tile = static_cast<int>((tiles >> (8 * n)) & 0xFFu);
   bool const real = tile != 0xFF;
@@ -282,8 +282,8 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
 // gs / bs per lane, so that the gate values' device loads and gs / bs stores go too. Values are wrong on purpose.
 // SKIP 1 (no gate at all) also drops the gate values' loads from device memory: nothing reads gs / bs then.
 template <int MODE>
-__device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
-                                                 float* sc) {
+__device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], float const* gs, float const* bs,
+                                                 unsigned keep, float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   unsigned const tiles = gram_tile_set(warp);
   float sum = 0.f;
@@ -309,7 +309,8 @@ __device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], floa
           int const j = 16 * cb + 8 * jj + 2 * t + e;
           float const gj = MODE == 2 ? -0.01f * float(j) : gs[j];
           float const x = MODE == 1 ? 1.f + (gi - gj) : __expf(gi - gj);
-          float const val = MODE == 4 ? G[n][jj][2 * hh + e] + g0 * b0 : MODE == 5 ? G[n][jj][2 * hh + e] : bi * x * G[n][jj][2 * hh + e];
+          float const dot = G[n][jj][2 * hh + e];
+          float const val = MODE == 4 ? dot + g0 * b0 : MODE == 5 ? dot : bi * x * dot;
           v[e] = (keep >> (8 * n + 4 * hh + 2 * jj + e)) & 1u ? val : 0.f;
           sum += v[e];
         }

@@ -15,8 +15,7 @@ constexpr std::size_t kkt_solve_v5_smem_bytes() {
   return ktile > kInverseTcBytes ? ktile : kInverseTcBytes;
 }
 
-// A 4-byte cp.async (kStaged's copies; kept here, not in common.cuh: added there, it changed the instruction order of
-// two fp16 intra 3 kernels that never call it).
+// A 4-byte cp.async (kStaged's copies; here until a library kernel needs one).
 __device__ __forceinline__ void cp_async4(void* smem, void const* gmem) {
   unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem));
@@ -56,8 +55,9 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
   if constexpr (kStaged) {
     for (int x = tid; x < 2 * G * kBT; x += 128) {
       int const arr = x / (G * kBT), h = (x / kBT) % G, r = x % kBT;
+      float const* src = arr == 0 ? a.g_cumsum : static_cast<float const*>(a.beta);
       if (r < c.rows)
-        cp_async4(stg + x, (arr == 0 ? a.g_cumsum : static_cast<float const*>(a.beta)) + (c.row0 + r) * HV + hk * G + h);
+        cp_async4(stg + x, src + (c.row0 + r) * HV + hk * G + h);
       else
         stg[x] = 0.f;
     }
