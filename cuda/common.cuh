@@ -86,6 +86,10 @@ __device__ __forceinline__ void cp_async8(void* smem, void const* gmem) {
   unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(gmem));
 }
+__device__ __forceinline__ void cp_async4(void* smem, void const* gmem) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
@@ -455,6 +459,32 @@ __device__ __forceinline__ float3 gate_beta_row(Args const& a, ChunkDesc const& 
   float const g = a.g_cumsum[i], b = load_scalar(a.beta, a.beta_t, i);
   return make_float3(g, b, b * expf(g));
 }
+
+// One value head's gate values of a chunk into shared memory, dst[0..63] = g_cumsum and dst[64..127] = beta of
+// the chunk's rows (0 past its end), one value per thread of the first 128: issue() starts the copy at a point where
+// dst is free, the caller commits it into a cp.async group, and before the barrier that publishes the group calls
+// publish() after waiting for it. g_cumsum and fp32 beta travel by 4-byte cp.async, so no thread holds them in
+// registers (gate_beta_row's way: measured on the H100, intra 3 115 -> 109 us and kkt+solve 5 56.1 -> 55.3 at
+// T = 8192, cuda/NOTES.md twentieth session). A 2-byte beta is loaded into a register and stored by publish().
+struct GateStage {
+  float held = 0.f;
+  __device__ __forceinline__ void issue(Args const& a, ChunkDesc const& c, int hv, float* dst, int tid) {
+    if (tid >= 2 * kBT) return;
+    int const r = tid & (kBT - 1);
+    int64_t const i = (c.row0 + r) * a.d.HV + hv;
+    if (r >= c.rows)
+      dst[tid] = 0.f;
+    else if (tid < kBT)
+      cp_async4(dst + tid, a.g_cumsum + i);
+    else if (a.beta_t == ElemType::f32)
+      cp_async4(dst + tid, static_cast<float const*>(a.beta) + i);
+    else
+      held = load_scalar(a.beta, a.beta_t, i);
+  }
+  __device__ __forceinline__ void publish(Args const& a, ChunkDesc const& c, float* dst, int tid) const {
+    if (a.beta_t != ElemType::f32 && tid >= kBT && tid < 2 * kBT && (tid & (kBT - 1)) < c.rows) dst[tid] = held;
+  }
+};
 
 // gs[r] = g_cumsum (if gs), bs[r] = beta and es[r] = beta e^g_cumsum (if es) of the chunk's row r for
 // value head hv, 0 past the chunk's end; threads 0..63 load them, the caller's barrier publishes them.

@@ -185,7 +185,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   E* Mw = Mu + kBT * LDM;                                    // [64][LDM] A_inv diag(beta e^gc)
   E* Mul = Mw + kBT * LDM;                                   // [64][LDM] lo of A_inv diag(beta) (PRE)
   E* Stg = Mw + kBT * LDM;                                   // [4][16][LDG] output staging (not PRE)
-  __shared__ float gs[2][kBT], bs[2][kBT], es[2][kBT];
+  __shared__ float gb[2][2 * kBT];  // per value head g_cumsum, beta (GateStage), double-buffered
   block_time_begin(a.block_times);
 
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
@@ -193,28 +193,23 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   ChunkDesc const c = a.chunks[blockIdx.x / H];
   int64_t const vstride = static_cast<int64_t>(HV) * V;
   TileCopy<E, kBT, K, 128> const copy(tid);  // K = V: one thread-to-piece map for the k, q and v tiles
-  auto load_v = [&](int hv) {
-    copy.issue(vs, LDK, static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V, vstride, c.rows);
-    cp_async_commit();
-  };
+  auto issue_v = [&](int hv) { copy.issue(vs, LDK, static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V, vstride, c.rows); };
   E* Qs = reinterpret_cast<E*>(sc);                          // [64][LDK] q over the slots (SC)
   float* gq = reinterpret_cast<float*>(smem + 3 * L::tile);  // [G][64] every value head's g_cumsum (SC)
   copy.issue(ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
   if constexpr (SC) copy.issue(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
+  GateStage stage;
+  stage.issue(a, c, hk * G, gb[0], tid);  // the first head's gate values with the k tile
   cp_async_commit();
-  load_v(hk * G);
-  float3 nxt = make_float3(0.f, 0.f, 0.f);  // threads < 64: the next head's row values
-  if (tid < kBT) {
-    float3 const h0 = gate_beta_row(a, c, hk * G);
-    gs[0][tid] = h0.x, bs[0][tid] = h0.y, es[0][tid] = h0.z;
-    if (G > 1) nxt = gate_beta_row(a, c, hk * G + 1);
-  }
+  issue_v(hk * G);
+  cp_async_commit();
   if constexpr (SC)
     for (int i = tid; i < G * kBT; i += 128) {
       int const x = i / kBT, r = i % kBT;
       gq[i] = r < c.rows ? a.g_cumsum[(c.row0 + r) * HV + hk * G + x] : 0.f;
     }
-  cp_async_wait<1>();  // k (and q) landed; v may be in flight
+  cp_async_wait<1>();  // k (and q) and the first head's gate values landed; v may be in flight
+  stage.publish(a, c, gb[0], tid);
   __syncthreads();
   float gram[3][2][4];
   if constexpr (SC) {
@@ -250,13 +245,13 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   int64_t const rstride = static_cast<int64_t>(HV) * kBT;
   for (int gi = 0; gi < G; ++gi) {
     int const hv = hk * G + gi, buf = gi & 1;
-    __syncthreads();  // the last head's products (vs, the operands over the slots) are done
-    if (gi > 0) load_v(hv);
-    if (tid < kBT && gi + 1 < G) {
-      gs[buf ^ 1][tid] = nxt.x, bs[buf ^ 1][tid] = nxt.y, es[buf ^ 1][tid] = nxt.z;
-      if (gi + 2 < G) nxt = gate_beta_row(a, c, hv + 2);
-    }
-    inverse_tc(gram, gs[buf], bs[buf], keep, sc);
+    __syncthreads();  // the last head's products (vs, the operands over the slots) are done; gb[buf] landed
+    if (gi > 0) issue_v(hv);
+    if (gi + 1 < G) stage.issue(a, c, hv + 1, gb[buf ^ 1], tid);  // into the buffer the last head read
+    cp_async_commit();
+    float const* const gs = gb[buf];
+    float const* const bs = gb[buf] + kBT;
+    inverse_tc(gram, gs, bs, keep, sc);
 
     // A_inv into registers (and to device memory when asked), then the scaled operands over the slots
     float pv[4][8];
@@ -270,7 +265,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     {
       float bq[8], eq[8];  // into registers before the stores below (which the compiler cannot move loads across)
 #pragma unroll
-      for (int e = 0; e < 8; ++e) bq[e] = bs[buf][8 * q + e], eq[e] = es[buf][8 * q + e];
+      for (int e = 0; e < 8; ++e) bq[e] = bs[8 * q + e], eq[e] = bq[e] * expf(gs[8 * q + e]);  // as gate_beta_row
 #pragma unroll
       for (int x = 0; x < 4; ++x) {
         int const i = 16 * x + r;
@@ -287,7 +282,8 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
         store8<E>(Mw + i * LDM + 8 * q, mw);
       }
     }
-    cp_async_wait<0>();  // this head's v
+    cp_async_wait<0>();  // this head's v and the next head's gate values
+    if (gi + 1 < G) stage.publish(a, c, gb[buf ^ 1], tid);
     __syncthreads();
 
     // u = Mu v (+ Mul v), w = Mw k, a 16-row block m and half of the columns per pass (32 accumulators: the Gram

@@ -37,15 +37,14 @@ namespace {
 
 // kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
-// (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..5): the gate ablation gate_tiles_probe<m>;
-// 256: the gate values staged by cp.async with the k tile (kStaged, a candidate).
+// (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..5): the gate ablation gate_tiles_probe<m>.
 // MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0, (SKIP >> 5) & 7, (SKIP & 256) != 0>(a, smem);
+  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0, (SKIP >> 5) & 7>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
 }
@@ -61,8 +60,7 @@ template <int SKIP, int MINB = 1>
 double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
   auto kern = probe_v5_kernel<SKIP, MINB>;
   // pad the dynamic shared memory so that exactly blocks_per_sm fit (228 KB per SM, 1 KB reserved per block)
-  std::size_t const staged = (SKIP & 256) ? sizeof(float) * 2 * kBT * static_cast<std::size_t>(a.d.HV / a.d.H) : 0;
-  std::size_t const bytes = std::max(kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>() + staged,
+  std::size_t const bytes = std::max(kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>(),
                                      static_cast<std::size_t>(233472 / blocks_per_sm - 3200));  // static 2 KB + reserved 1 KB
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
@@ -156,24 +154,6 @@ int main(int argc, char** argv) {
                   run_us<64, 6>(a, 6, reps, false, ds), run_us<96, 6>(a, 6, reps, false, ds),
                   run_us<128, 6>(a, 6, reps, false, ds), run_us<160, 6>(a, 6, reps, false, ds),
                   run_us<1, 6>(a, 6, reps, false, ds));
-    {
-      // the staged gate values against the library: same values into the same gate, so A_inv must be byte-equal
-      // (each run starts from NaN bytes); two rounds alternated at 6 blocks per SM
-      std::printf("\n== gate values staged by cp.async with the k tile (candidate), 6 blocks per SM, MINB 6\n");
-      std::vector<unsigned char> lib(ws.A_inv.size()), got(ws.A_inv.size());
-      bool equal = true;
-      for (int round = 0; round < 2; ++round) {
-        ws.A_inv.fill_bytes(0xFF);
-        double const l = run_us<0, 6>(a, 6, reps, false, ds);
-        ws.A_inv.download(lib.data(), lib.size());
-        ws.A_inv.fill_bytes(0xFF);
-        double const c = run_us<256, 6>(a, 6, reps, false, ds);
-        ws.A_inv.download(got.data(), got.size());
-        equal = equal && got == lib;
-        std::printf("  library %6.1f | staged %6.1f us\n", l, c);
-      }
-      std::printf("  staged A_inv byte-equal to the library's: %s\n", equal ? "yes" : "NO");
-    }
     Args al = a;
     al.kkt_solve_variant = 5;
     EventTimer timer;
