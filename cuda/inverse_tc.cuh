@@ -279,16 +279,16 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
 // exp replaced by a multiply-add (no MUFU); 2: the gate values from registers, not the gs / bs slots (no shared
 // loads); 3: nothing stored (the values summed, one store per lane that never happens); 4: the raw dot products
 // stored (no loads, no exp: the stores and the wait for the Gram's products only); 5: as 4 without the one read of
-// gs / bs per lane, so that the gate values' device loads and gs / bs stores go too. Values are wrong on purpose.
-// SKIP 1 (no gate at all) also drops the gate values' loads from device memory: nothing reads gs / bs then.
+// gs / bs per lane. Values are wrong on purpose. Until the gate values came by cp.async (GateStage, twentieth
+// session), mode 5 and SKIP 1 (no gate at all) also dropped their loads from device memory, nothing reading them;
+// the copies stay now (asm volatile), so those rows no longer include that saving.
 template <int MODE>
 __device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], float const* gs, float const* bs,
                                                  unsigned keep, float* sc) {
   int const warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   unsigned const tiles = gram_tile_set(warp);
   float sum = 0.f;
-  // modes 2 and 4 still read one gate value and beta per lane: with no reader of gs / bs, the compiler would drop
-  // their stores and the gate_beta_row loads from device memory too
+  // modes 2 and 4 still read one gate value and beta per lane
   float const g0 = MODE == 2 || MODE == 4 ? gs[lane] : 0.f, b0 = MODE == 2 || MODE == 4 ? bs[lane] : 0.f;
   static_assert(MODE >= 1 && MODE <= 5, "gate_tiles_probe: modes 1..5");
 #pragma unroll

@@ -9,8 +9,9 @@
 //     from all three (one inverse code);
 //   - the CPU model of the same arithmetic (emulated-fused-v5, ...) predicting o's floor ratio within 5%;
 //   - precise-v3 meeting the accuracy goal (o <= 1.2x the bf16 floor) where "fused" is at ~2x.
-// Families and shapes cover tails, varlen, G = 1..4 (the per-head loop and its double buffers), K = 64
-// and fp16. (test_gpu_stages runs all three through the floor-ratio gate, end to end and isolated, too.)
+// Families and shapes cover tails, varlen, G = 1..4 (the per-head loop and its double buffers), K = 64, fp16, and
+// beta in fp32, bf16 and fp16 (GateStage: cp.async, or a register for a 2-byte beta). (test_gpu_stages runs all
+// three through the floor-ratio gate, end to end and isolated, too.)
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
