@@ -16,13 +16,7 @@ export LD_LIBRARY_PATH=$PWD/.device/lib:${LD_LIBRARY_PATH:-}
 timeout 200 $T --report_level=short > $R/test_cuda-$GPU-$SHA.txt 2>&1; echo "test_cuda exit $?"; tail -3 $R/test_cuda-$GPU-$SHA.txt; pack
 device_sanitize "${TEST:-gpu_tc/ragged_G2}"
 if [ "${AB:-1}" != 0 ]; then
-  for v in old new; do carried bs_$v; done
-  for shape in "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"; do
-    for v in old new old new; do
-      echo "== $v $shape" >> "$R/stages-ab-$GPU-$SHA.txt"
-      timeout 60 /tmp/bs_$v $shape --reps 20 ${ONLY:+--only "$ONLY"} >> "$R/stages-ab-$GPU-$SHA.txt" 2>&1
-    done
-  done
+  device_ab "--T 8192" "--T 32768" "--B 4 --T 4096 --HV 16"
   grep -vE "^(device|shape|stage) " "$R/stages-ab-$GPU-$SHA.txt" | cut -c1-110; pack
 fi
 [ "${BENCH:-1}" = 0 ] && { echo "all $(( $(date +%s) - t0 )) s"; exit 0; }

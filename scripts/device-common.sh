@@ -43,6 +43,8 @@ carried() { xz -dc ".device/bin/$1.xz" > "/tmp/$1" && chmod +x "/tmp/$1"; }
 #                         picks printed
 #   device_bench          `gdnv bench` JSON at T = 8192, 32768 and B=4 T=4096 HV=16 ($R/bench-$GPU-*-$SHA.json)
 #   device_sanitize TEST  racecheck and memcheck of one test case into $R/sanitizer-$GPU-$SHA.txt
+#   device_ab SHAPE...    the carried gdnv_bench_stages bs_old / bs_new alternated old, new, old, new per shape
+#                         (--only "$ONLY" where ONLY is set) into $R/stages-ab-$GPU-$SHA.txt
 device_stages() {
   local S
   S=$(find $B -name gdnv_bench_stages -type f | head -1)
@@ -57,6 +59,16 @@ device_bench() {
   echo "bench exit $?"
   timeout 120 $B/gdnv bench --B 4 --T 4096 --H 16 --HV 16 --json "$R/bench-$GPU-B4-T4096-H16-HV16-$SHA.json" >> "$R/bench.log" 2>&1
   echo "bench B4 exit $?"; pack
+}
+device_ab() {
+  local shape v
+  for v in old new; do carried bs_$v; done
+  for shape in "$@"; do
+    for v in old new old new; do
+      echo "== $v $shape" >> "$R/stages-ab-$GPU-$SHA.txt"
+      timeout 100 /tmp/bs_$v $shape --reps 20 ${ONLY:+--only "$ONLY"} >> "$R/stages-ab-$GPU-$SHA.txt" 2>&1
+    done
+  done
 }
 device_sanitize() {
   for tool in racecheck memcheck; do
