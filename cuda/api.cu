@@ -139,6 +139,7 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
   beta = mk(BT * d.HV, elem_size(beta_t));
   if (with_h0) h0 = mk(d.N * d.HV * d.K * d.V, 4);
   g_cumsum = mk(BT * d.HV, 4);
+  gate_pack = mk(d.num_chunks * d.HV * 2 * kBT, 4);
   A = mk(BT * d.HV * kBT, 4);
   A_inv = mk(BT * d.HV * kBT, elem_size(ainv));
   w = mk(BT * d.HV * d.K, e);
@@ -155,6 +156,7 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
   args.q = q.get(), args.k = k.get(), args.v = v.get(), args.g = g.get(), args.beta = beta.get();
   args.h0 = with_h0 ? static_cast<float const*>(h0.get()) : nullptr;
   args.g_cumsum = static_cast<float*>(g_cumsum.get());
+  args.gate_pack = static_cast<float*>(gate_pack.get());
   args.A = static_cast<float*>(A.get());
   args.A_inv = A_inv.get(), args.w = w.get(), args.u = u.get(), args.v_new = v_new.get(), args.h = h.get();
   args.scores = scores.get();
@@ -163,7 +165,7 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
 }
 
 void Workspace::poison() {
-  for (DeviceBuffer* b : {&g_cumsum, &A, &A_inv, &w, &u, &v_new, &h, &scores, &o, &final_state}) b->fill_bytes(0xFF);
+  for (DeviceBuffer* b : {&g_cumsum, &gate_pack, &A, &A_inv, &w, &u, &v_new, &h, &scores, &o, &final_state}) b->fill_bytes(0xFF);
 }
 
 ElemType uv_type(Args const& a) { return a.precise_uv ? ElemType::f32 : a.qkv; }

@@ -12,6 +12,11 @@
 //   3 (this) variant 2's arithmetic (the same bytes), the memory access changed: one 256-thread block per
 //     (chunk, 32 value heads), the chunk's rows read and written whole (a warp per row: 32 consecutive
 //     values) through a transposed shared tile, one warp scanning four value heads out of it.
+//     Where Args::gate_pack is set it also reads beta's rows the same way and writes each value head's 64
+//     g_cumsum and 64 beta values (as floats, 0 past the chunk's end) as one 512-byte run: the gate values of
+//     kkt_solve_fused 5 and intra_fused 3, which a block then copies in 16 sectors instead of 128. That costs
+//     this kernel 5.0 -> 6.5 us at T = 8192 and 6.1 -> 9.9 at T = 32768 (H100, warm) and saves the fused kernels
+//     more (cuda/NOTES.md, twenty-first session).
 #include "common.cuh"
 
 namespace gdn_cuda {
@@ -22,8 +27,10 @@ constexpr int kCumsumLd = kBT + 2;          // transposed tile: column hv at hv 
 
 __global__ void __launch_bounds__(256) chunk_cumsum_kernel(ChunkDesc const* __restrict__ chunks,
                                                            void const* __restrict__ g, ElemType gt,
-                                                           float* __restrict__ out, int HV) {
+                                                           void const* __restrict__ beta, ElemType bt,
+                                                           float* __restrict__ out, float* __restrict__ pack, int HV) {
   __shared__ __align__(8) float tile[kCumsumCols * kCumsumLd];
+  __shared__ __align__(8) float btile[kCumsumCols * kCumsumLd];  // beta, transposed alike (pack only)
   ChunkDesc const c = chunks[blockIdx.x];
   int const hv0 = blockIdx.y * kCumsumCols, cols = min(kCumsumCols, HV - hv0);
   int const tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -31,7 +38,10 @@ __global__ void __launch_bounds__(256) chunk_cumsum_kernel(ChunkDesc const* __re
 #pragma unroll
   for (int k = 0; k < kBT * kCumsumCols / 256; ++k) {
     int const r = warp + 8 * k;
-    tile[lane * kCumsumLd + r] = r < c.rows && lane < cols ? load_scalar(g, gt, (c.row0 + r) * HV + hv0 + lane) : 0.f;
+    bool const in = r < c.rows && lane < cols;
+    int64_t const i = (c.row0 + r) * HV + hv0 + lane;
+    tile[lane * kCumsumLd + r] = in ? load_scalar(g, gt, i) : 0.f;
+    if (pack != nullptr) btile[lane * kCumsumLd + r] = in ? load_scalar(beta, bt, i) : 0.f;
   }
   __syncthreads();
 #pragma unroll
@@ -54,6 +64,18 @@ __global__ void __launch_bounds__(256) chunk_cumsum_kernel(ChunkDesc const* __re
     int const r = warp + 8 * k;
     if (r < c.rows && lane < cols) out[(c.row0 + r) * HV + hv0 + lane] = tile[lane * kCumsumLd + r];
   }
+  if (pack == nullptr) return;
+  // a warp per value head: lanes 0..15 its 64 g_cumsum rows, 16..31 its 64 beta rows, 16 bytes each
+  int const half = lane >> 4, r4 = 4 * (lane & 15);
+  for (int x = warp; x < cols; x += 8) {
+    float const* src = (half ? btile : tile) + x * kCumsumLd + r4;
+    float4 v = make_float4(src[0], src[1], src[2], src[3]);
+    if (!half) {  // the scan carried its total past the chunk's end
+      v.x = r4 < c.rows ? v.x : 0.f, v.y = r4 + 1 < c.rows ? v.y : 0.f;
+      v.z = r4 + 2 < c.rows ? v.z : 0.f, v.w = r4 + 3 < c.rows ? v.w : 0.f;
+    }
+    *reinterpret_cast<float4*>(pack + ((blockIdx.x * static_cast<int64_t>(HV) + hv0 + x) * 2 + half) * kBT + r4) = v;
+  }
 }
 
 }  // namespace
@@ -61,7 +83,8 @@ __global__ void __launch_bounds__(256) chunk_cumsum_kernel(ChunkDesc const* __re
 void chunk_cumsum(Args const& a, Stream s) {
   if (a.d.num_chunks == 0) return;
   dim3 const grid(static_cast<unsigned>(a.d.num_chunks), static_cast<unsigned>(ceil_div(a.d.HV, kCumsumCols)));
-  chunk_cumsum_kernel<<<grid, 256, 0, s>>>(a.chunks, a.g, a.g_t, a.g_cumsum, static_cast<int>(a.d.HV));
+  chunk_cumsum_kernel<<<grid, 256, 0, s>>>(a.chunks, a.g, a.g_t, a.beta, a.beta_t, a.g_cumsum, a.gate_pack,
+                                           static_cast<int>(a.d.HV));
   GDN_LAUNCH_CHECK();
 }
 

@@ -461,14 +461,22 @@ __device__ __forceinline__ float3 gate_beta_row(Args const& a, ChunkDesc const& 
 }
 
 // One value head's gate values of a chunk into shared memory, dst[0..63] = g_cumsum and dst[64..127] = beta of
-// the chunk's rows (0 past its end), one value per thread of the first 128: issue() starts the copy at a point where
-// dst is free, the caller commits it into a cp.async group, and before the barrier that publishes the group calls
-// publish() after waiting for it. g_cumsum and fp32 beta travel by 4-byte cp.async, so no thread holds them in
-// registers (gate_beta_row's way: measured on the H100, intra 3 115 -> 109 us and kkt+solve 5 56.1 -> 55.3 at
-// T = 8192, cuda/NOTES.md twentieth session). A 2-byte beta is loaded into a register and stored by publish().
+// the chunk's rows (0 past its end; dst 16-byte aligned): issue() starts the copy at a point where dst is free, the
+// caller commits it into a cp.async group, and before the barrier that publishes the group calls publish() after
+// waiting for it. Nothing travels through registers (gate_beta_row's way: measured on the H100, intra 3 115 -> 109
+// us and kkt+solve 5 56.1 -> 55.3 at T = 8192, cuda/NOTES.md twentieth session):
+//   - from Args::gate_pack where chunk_cumsum wrote it: 512 contiguous bytes, 32 16-byte copies (H100, warm, the
+//     rows' way in the same binary and run: kkt+solve 5 55.0 -> 50.6 us at T = 8192, 181 -> 169 at T = 32768;
+//     cuda/NOTES.md twenty-first session);
+//   - else g_cumsum and fp32 beta by 4-byte cp.async, one sector per row and array; a 2-byte beta is loaded into a
+//     register and stored by publish().
 struct GateStage {
   float held = 0.f;
-  __device__ __forceinline__ void issue(Args const& a, ChunkDesc const& c, int hv, float* dst, int tid) {
+  __device__ __forceinline__ void issue(Args const& a, ChunkDesc const& c, int64_t chunk, int hv, float* dst, int tid) {
+    if (a.gate_pack != nullptr) {
+      if (tid < 2 * kBT / 4) cp_async16(dst + 4 * tid, a.gate_pack + (chunk * a.d.HV + hv) * (2 * kBT) + 4 * tid);
+      return;
+    }
     if (tid >= 2 * kBT) return;
     int const r = tid & (kBT - 1);
     int64_t const i = (c.row0 + r) * a.d.HV + hv;
@@ -482,9 +490,33 @@ struct GateStage {
       held = load_scalar(a.beta, a.beta_t, i);
   }
   __device__ __forceinline__ void publish(Args const& a, ChunkDesc const& c, float* dst, int tid) const {
-    if (a.beta_t != ElemType::f32 && tid >= kBT && tid < 2 * kBT && (tid & (kBT - 1)) < c.rows) dst[tid] = held;
+    if (a.gate_pack == nullptr && a.beta_t != ElemType::f32 && tid >= kBT && tid < 2 * kBT && (tid & (kBT - 1)) < c.rows)
+      dst[tid] = held;
   }
 };
+
+// The g_cumsum of n value heads hv0.. of a chunk, dst[x * 64 + r] for head hv0 + x (0 past the chunk's end), by
+// cp.async into the caller's next group, spread over `threads` threads: from Args::gate_pack where chunk_cumsum wrote
+// it (16-byte pieces of each head's run), else 4 bytes per row (one sector per row and head). dst 16-byte aligned.
+// (intra_fused 3's score rows loaded them with plain loads that every thread waited for before the k tile's barrier:
+// 141.9 -> 133.0 us at T = 8192, H100, warm; 134.4 by the rows' way.)
+__device__ __forceinline__ void stage_g_cumsum(Args const& a, ChunkDesc const& c, int64_t chunk, int hv0, int n,
+                                               float* dst, int tid, int threads) {
+  if (a.gate_pack != nullptr) {
+    for (int i = tid; i < n * (kBT / 4); i += threads) {
+      int const x = i / (kBT / 4), p = i % (kBT / 4);
+      cp_async16(dst + x * kBT + 4 * p, a.gate_pack + (chunk * a.d.HV + hv0 + x) * (2 * kBT) + 4 * p);
+    }
+    return;
+  }
+  for (int i = tid; i < n * kBT; i += threads) {
+    int const x = i / kBT, r = i % kBT;
+    if (r < c.rows)
+      cp_async4(dst + i, a.g_cumsum + (c.row0 + r) * a.d.HV + hv0 + x);
+    else
+      dst[i] = 0.f;
+  }
+}
 
 // gs[r] = g_cumsum (if gs), bs[r] = beta and es[r] = beta e^g_cumsum (if es) of the chunk's row r for
 // value head hv, 0 past the chunk's end; threads 0..63 load them, the caller's barrier publishes them.

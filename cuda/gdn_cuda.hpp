@@ -124,6 +124,12 @@ struct Args {
   void const* beta = nullptr;
   float const* h0 = nullptr;  // may be null (zeros)
   float* g_cumsum = nullptr;
+  // [num_chunks][HV][2][64] fp32: per chunk and value head, g_cumsum of its 64 rows then beta, 0 past the chunk's
+  // end. Written by chunk_cumsum where non-null (it reads beta for it); kkt_solve_fused 5 and
+  // intra_fused 3 then copy their gate values from it (16 sectors per head instead of one per row and array). The
+  // caller keeps it consistent: whoever changes g_cumsum or beta after chunk_cumsum (the harness's isolated stages
+  // upload the reference's) sets it to null, and the fused kernels read g_cumsum and beta themselves.
+  float* gate_pack = nullptr;
   float* A = nullptr;
   void* A_inv = nullptr;
   void* w = nullptr;
@@ -254,7 +260,8 @@ class DeviceBuffer {
 // All inputs, intermediates and outputs of one problem, allocated for `plan`; args() points into them.
 struct Workspace {
   Plan plan;
-  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, A, A_inv, w, u, v_new, h, scores, o, final_state;
+  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, gate_pack, A, A_inv, w, u, v_new, h, scores, o,
+      final_state;
   Args args;
   Workspace(Plan plan, ElemType qkv, ElemType g_t, ElemType beta_t, ElemType ainv, bool with_h0);
   void poison();  // every output/intermediate buffer filled with NaN bytes

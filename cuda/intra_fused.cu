@@ -185,12 +185,13 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   E* Mw = Mu + kBT * LDM;                                    // [64][LDM] A_inv diag(beta e^gc)
   E* Mul = Mw + kBT * LDM;                                   // [64][LDM] lo of A_inv diag(beta) (PRE)
   E* Stg = Mw + kBT * LDM;                                   // [4][16][LDG] output staging (not PRE)
-  __shared__ float gb[2][2 * kBT];  // per value head g_cumsum, beta (GateStage), double-buffered
+  __shared__ __align__(16) float gb[2][2 * kBT];  // per value head g_cumsum, beta (GateStage), double-buffered
   block_time_begin(a.block_times);
 
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
   int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  ChunkDesc const c = a.chunks[blockIdx.x / H];
+  int64_t const chunk = blockIdx.x / H;
+  ChunkDesc const c = a.chunks[chunk];
   int64_t const vstride = static_cast<int64_t>(HV) * V;
   TileCopy<E, kBT, K, 128> const copy(tid);  // K = V: one thread-to-piece map for the k, q and v tiles
   auto issue_v = [&](int hv) { copy.issue(vs, LDK, static_cast<E const*>(a.v) + (c.row0 * HV + hv) * V, vstride, c.rows); };
@@ -199,15 +200,11 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   copy.issue(ks, LDK, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
   if constexpr (SC) copy.issue(Qs, LDK, static_cast<E const*>(a.q) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
   GateStage stage;
-  stage.issue(a, c, hk * G, gb[0], tid);  // the first head's gate values with the k tile
+  stage.issue(a, c, chunk, hk * G, gb[0], tid);  // the first head's gate values with the k tile
+  if constexpr (SC) stage_g_cumsum(a, c, chunk, hk * G, G, gq, tid, 128);  // and every head's g_cumsum
   cp_async_commit();
   issue_v(hk * G);
   cp_async_commit();
-  if constexpr (SC)
-    for (int i = tid; i < G * kBT; i += 128) {
-      int const x = i / kBT, r = i % kBT;
-      gq[i] = r < c.rows ? a.g_cumsum[(c.row0 + r) * HV + hk * G + x] : 0.f;
-    }
   cp_async_wait<1>();  // k (and q) and the first head's gate values landed; v may be in flight
   stage.publish(a, c, gb[0], tid);
   __syncthreads();
@@ -247,7 +244,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
     int const hv = hk * G + gi, buf = gi & 1;
     __syncthreads();  // the last head's products (vs, the operands over the slots) are done; gb[buf] landed
     if (gi > 0) issue_v(hv);
-    if (gi + 1 < G) stage.issue(a, c, hv + 1, gb[buf ^ 1], tid);  // into the buffer the last head read
+    if (gi + 1 < G) stage.issue(a, c, chunk, hv + 1, gb[buf ^ 1], tid);  // into the buffer the last head read
     cp_async_commit();
     float const* const gs = gb[buf];
     float const* const bs = gb[buf] + kBT;

@@ -36,14 +36,15 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
   constexpr int LDS = K + 8;
   E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the Gram
   float* sc = reinterpret_cast<float*>(smem);   // the inverse's slots, over the k tile
-  __shared__ float gb[2][2 * kBT];              // per value head g_cumsum, beta (GateStage), double-buffered
+  __shared__ __align__(16) float gb[2][2 * kBT];  // per value head g_cumsum, beta (GateStage), double-buffered
 
   int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
   int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
-  ChunkDesc const c = a.chunks[blockIdx.x / H];
+  int64_t const chunk = blockIdx.x / H;
+  ChunkDesc const c = a.chunks[chunk];
   TileCopy<E, kBT, K, 128>(tid).issue(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
   GateStage stage;
-  stage.issue(a, c, hk * G, gb[0], tid);  // the first head's gate values with the k tile
+  stage.issue(a, c, chunk, hk * G, gb[0], tid);  // the first head's gate values with the k tile
   cp_async_commit();
   cp_async_wait<0>();
   stage.publish(a, c, gb[0], tid);
@@ -63,7 +64,7 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
     __syncthreads();  // the slots' previous readers (the Gram's k tile, the last head's store) are done; gb[buf] landed
     GDNV_PHASE();     // a head starts
     if (gi + 1 < G) {  // the next head's, into the buffer the last head read
-      stage.issue(a, c, hv + 1, gb[buf ^ 1], tid);
+      stage.issue(a, c, chunk, hv + 1, gb[buf ^ 1], tid);
       cp_async_commit();
     }
     float const* const gs = gb[buf];

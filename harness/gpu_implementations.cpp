@@ -266,6 +266,7 @@ class GpuImplementation final : public Implementation {
       sync();
       out["g_cumsum"] = download(ws.g_cumsum, tok, gc::ElemType::f32);
       upload(ws.g_cumsum, ref->g_cumsum, gc::ElemType::f32);
+      a.gate_pack = nullptr;  // chunk_cumsum packed its own g_cumsum: the next stages read the reference's
       if (has_A) {
         run_kkt();
         sync();

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Where state_output_fused 4's 32-column step goes: gdnv_bench_stages builds of its step ablations against bs_new
 # (the library's kernel), alternated twice per shape, all built here and carried (.device/bin). bs_ablM: the bs_new
-# build with state_output_fused.cu recompiled from cuda/pending/so4-step-ablations.patch with -DGDNV_SO4_ABLATE=M
-# (1: W h_c over half its k steps; 2: no W h_c; 3: the update K^T Db over half its k steps -- wrong values, the same
-# barriers and copies) and put into a copy of libgdnv_cuda.a (`ar r`) before linking. Run after another device
-# script in the same lease; packs into $OUT/so4-ablate.tar.gz.
+# build with state_output_fused.cu recompiled from bench/results/so4-step-ablations-experiment.patch with
+# -DGDNV_SO4_ABLATE=M (1: W h_c over half its k steps; 2: no W h_c; 3: the update K^T Db over half its k steps --
+# wrong values, the same barriers and copies) and put into a copy of libgdnv_cuda.a (`ar r`) before linking. Run
+# after another device script in the same lease; packs into $OUT/so4-ablate.tar.gz. Measured: cuda/NOTES.md,
+# twenty-first session.
 #   SHA=<tree> bash scripts/device-so4-ablate.sh
 source "$(dirname "$0")/device-common.sh"
 device_env so4-ablate

@@ -309,7 +309,8 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
                f_wu = CH * 2080 * 2 * (K + V), f_state = CH * 4 * 64 * K * V,
                f_out = CH * (2080 * 2 * K + 2 * 64 * K * V + 2080 * 2 * V);
 
-  Traffic const t_cumsum{{{"g", z.g}}, {{"g_cumsum", z.gcs}}};
+  // chunk_cumsum also writes the fused kernels' gate pack (Args::gate_pack: g_cumsum and beta per chunk and head)
+  Traffic const t_cumsum{{{"g", z.g}, {"beta", z.beta}}, {{"g_cumsum", z.gcs}, {"gate pack", CH * 128 * 4}}};
   Traffic const t_kkt{{{"k", z.qk}, {"beta", z.beta}, {"g_cumsum", z.gcs}}, {{"A", z.A}}};
   Traffic const t_solve16{{{"A (lower blocks)", z.A_lower4}}, {{"A_inv bf16", z.ainv16}}};
   Traffic const t_solve32{{{"A (lower blocks)", z.A_lower4}}, {{"A_inv fp32", z.ainv32}}};

@@ -248,6 +248,26 @@ void expect_pair_scan_bytes(int64_t T, int64_t H, int64_t G, std::vector<int64_t
     }
   BOOST_TEST(checked == rows * HV);
   BOOST_TEST(mismatches == 0, mismatches << " of " << checked << " g_cumsum values differ from the pair scan's bytes");
+
+  // the gate pack (Args::gate_pack): per chunk and value head its g_cumsum rows, then its beta rows (fp32 here),
+  // each 64 long with zeros past the chunk's end -- exactly what the fused kernels read instead of the two arrays
+  BOOST_TEST_REQUIRE(run.a.gate_pack != nullptr);
+  BOOST_TEST_REQUIRE((run.a.beta_t == gc::ElemType::f32));
+  std::vector<float> beta(g.size()), pack(run.plan.chunks.size() * static_cast<size_t>(HV) * 128);
+  run.ws->beta.download(beta.data(), beta.size() * 4);
+  run.ws->gate_pack.download(pack.data(), pack.size() * 4);
+  int64_t pack_bad = 0;
+  for (size_t ci = 0; ci < run.plan.chunks.size(); ++ci) {
+    gc::ChunkDesc const& ch = run.plan.chunks[ci];
+    for (int64_t hv = 0; hv < HV; ++hv)
+      for (int r = 0; r < 64; ++r) {
+        size_t const i = static_cast<size_t>((ch.row0 + r) * HV + hv), at = (ci * static_cast<size_t>(HV) + hv) * 128 + r;
+        float const wg = r < ch.rows ? got[i] : 0.f, wb = r < ch.rows ? beta[i] : 0.f;
+        pack_bad += std::memcmp(&wg, &pack[at], 4) != 0;
+        pack_bad += std::memcmp(&wb, &pack[at + 64], 4) != 0;
+      }
+  }
+  BOOST_TEST(pack_bad == 0, pack_bad << " of " << pack.size() << " gate pack values differ from g_cumsum / beta");
 }
 
 }  // namespace

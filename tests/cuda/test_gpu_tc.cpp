@@ -192,6 +192,50 @@ BOOST_AUTO_TEST_CASE(intra_v3_without_ainv_store) {
   BOOST_TEST(!gc::kkt_solve_runs_v5(f32inv));
   BOOST_TEST(gc::timed_blocks(f32inv, gc::Stage::kkt_solve_fused) == plan.d.num_chunks * 6);
 }
+
+// The gate values from chunk_cumsum's pack (Args::gate_pack) and from the g_cumsum / beta rows (gate_pack null, as
+// the harness's isolated stages run): the same A_inv, w, u and score-row bytes from kkt+solve 5 and intra 3 (with
+// and without the score rows), with fp32 and bf16 beta, G = 3 (the two-buffer ring reused) and chunk tails. The pack
+// is NaN-poisoned before the run that must not read it.
+BOOST_AUTO_TEST_CASE(gate_pack_and_rows_same_bytes_G3_ragged) {
+  namespace gc = gdn_cuda;
+  for (gc::ElemType const bt : {gc::ElemType::f32, gc::ElemType::bf16}) {
+    gc::Plan plan = gc::make_plan(1, 258, 2, 6, 128, 128, {0, 1, 65, 195, 258});  // lengths 1, 64, 130, 63
+    gc::Workspace ws(plan, gc::ElemType::bf16, gc::ElemType::f32, bt, gc::ElemType::bf16, true);
+    gc::fill_random_inputs(ws, 6);
+    ws.poison();
+    gc::Args a = ws.args;
+    a.intra_variant = 3, a.kkt_solve_variant = 5;
+    gc::chunk_cumsum(a, nullptr);
+    auto bytes = [](gc::DeviceBuffer const& b) { return gdnv::test::device_bytes(b); };
+    auto run = [&](gc::Args const& x) {
+      for (gc::DeviceBuffer* b : {&ws.A_inv, &ws.w, &ws.u}) b->fill_bytes(0xFF);
+      gc::intra_fused(x, nullptr);
+      gc::synchronize();
+      auto const w = bytes(ws.w), u = bytes(ws.u), ai = bytes(ws.A_inv);
+      ws.A_inv.fill_bytes(0xFF);
+      gc::kkt_solve_fused(x, nullptr);
+      gc::synchronize();
+      BOOST_TEST((bytes(ws.A_inv) == ai), "kkt+solve 5 and intra 3 wrote different A_inv");
+      gc::Args s = x;  // intra 3 with the score rows: every value head's g_cumsum staged at once
+      s.scores_in_intra = true;
+      BOOST_TEST_REQUIRE(gc::intra_writes_scores(s));
+      ws.scores.fill_bytes(0xFF);
+      gc::intra_fused(s, nullptr);
+      gc::synchronize();
+      BOOST_TEST((bytes(ws.w) == w), "intra 3 with score rows wrote different w");
+      return std::vector<std::vector<unsigned char>>{w, u, ai, bytes(ws.scores)};
+    };
+    auto const packed = run(a);
+    gc::Args rows = a;
+    rows.gate_pack = nullptr;
+    ws.gate_pack.fill_bytes(0xFF);
+    auto const direct = run(rows);
+    char const* const names[] = {"w", "u", "A_inv", "score rows"};
+    for (int i = 0; i < 4; ++i)
+      BOOST_TEST((packed[i] == direct[i]), names[i] << " differ between the gate pack and the rows, beta " << gc::elem_name(bt));
+  }
+}
 #endif
 
 BOOST_AUTO_TEST_SUITE_END()
