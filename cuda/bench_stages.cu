@@ -88,10 +88,13 @@ int main(int argc, char** argv) {
     auto add = [&](std::string n, double bytes, std::function<void()> f) {
       if (wanted(n)) rows.push_back({n, time_us(f, reps), bytes});
     };
-    Args anp = a;  // no gate pack (Args::gate_pack): chunk_cumsum reads g only, the fused kernels read the rows
-    anp.gate_pack = nullptr;
+    // the "(no gate pack)" rows: Args::gate_pack unset, so chunk_cumsum reads g only and the fused kernels the rows
+    auto const no_pack = [](Args x) {
+      x.gate_pack = nullptr;
+      return x;
+    };
     add("chunk_cumsum", tok_hv * 20, [&] { chunk_cumsum(a, nullptr); });  // + beta read, the pack written
-    add("chunk_cumsum (no gate pack)", tok_hv * 8, [&] { chunk_cumsum(anp, nullptr); });
+    add("chunk_cumsum (no gate pack)", tok_hv * 8, [&, x = no_pack(a)] { chunk_cumsum(x, nullptr); });
     add("kkt (fp32 A)", tok_h * K * e + tok_hv * 8 + tok_hv * 64 * 4, [&] { kkt(a, nullptr); });
     add("solve_tril (bf16 A_inv)", tok_hv * (160 + 128), [&] { solve_tril(a, nullptr); });
     add("solve_tril (fp32 A_inv)", tok_hv * (160 + 256), [&] { solve_tril(a32, nullptr); });
@@ -102,9 +105,7 @@ int main(int argc, char** argv) {
     double const kkt_solve_bytes = tok_h * K * e + tok_hv * 8 + tok_hv * 128;  // read k, beta, g_cumsum; write A_inv
     add("kkt_solve_fused v4", kkt_solve_bytes, [&] { kkt_solve_fused(ak4, nullptr); });
     add("kkt_solve_fused v5", kkt_solve_bytes, [&] { kkt_solve_fused(ak5, nullptr); });
-    Args ak5np = ak5;
-    ak5np.gate_pack = nullptr;
-    add("kkt_solve_fused v5 (no gate pack)", kkt_solve_bytes, [&] { kkt_solve_fused(ak5np, nullptr); });
+    add("kkt_solve_fused v5 (no gate pack)", kkt_solve_bytes, [&, x = no_pack(ak5)] { kkt_solve_fused(x, nullptr); });
     add("wu (bf16 A_inv)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 128 + 2 * K * e), [&] { wu(a, nullptr); });
     add("wu (fp32 A_inv split)", tok_h * K * e + tok_hv * (2 * K * e + 8 + 256 + 2 * K * e), [&] { wu(a32, nullptr); });
     double const hbytes = double(B) * plan.d.NT * HV * K * K * e;
@@ -172,12 +173,8 @@ int main(int argc, char** argv) {
     i3s.scores_in_intra = true;
     add("intra v3 (A_inv on chip)", 0, [&] { intra_fused(i3, nullptr); });
     add("intra v3 + score rows", 0, [&] { intra_fused(i3s, nullptr); });
-    Args i3np = i3;
-    i3np.gate_pack = nullptr;
-    add("intra v3 (A_inv on chip, no gate pack)", 0, [&] { intra_fused(i3np, nullptr); });
-    Args i3snp = i3s;
-    i3snp.gate_pack = nullptr;
-    add("intra v3 + score rows (no gate pack)", 0, [&] { intra_fused(i3snp, nullptr); });
+    add("intra v3 (A_inv on chip, no gate pack)", 0, [&, x = no_pack(i3)] { intra_fused(x, nullptr); });
+    add("intra v3 + score rows (no gate pack)", 0, [&, x = no_pack(i3s)] { intra_fused(x, nullptr); });
     Args f3 = i3, f3s = i3s;
     f3.fuse_state_output = f3s.fuse_state_output = true;
     f3.h = f3.v_new = f3s.h = f3s.v_new = nullptr;
@@ -197,9 +194,7 @@ int main(int argc, char** argv) {
     f3s4sc.scores_in_state = ffwd.scores_in_state = true;
     add("forward intra3 + so4 c64 sc", 0, [&] { forward(f3s4sc, nullptr); });
     add("forward fused-forward", 0, [&] { forward(ffwd, nullptr); });
-    Args ffwdnp = ffwd;
-    ffwdnp.gate_pack = nullptr;
-    add("forward fused-forward (no gate pack)", 0, [&] { forward(ffwdnp, nullptr); });
+    add("forward fused-forward (no gate pack)", 0, [&, x = no_pack(ffwd)] { forward(x, nullptr); });
     add_copy_modes("forward intra3+scores + so4 c32", f3s4c32, true);
     add_copy_modes("forward intra3 + so4 c64 sc", f3s4sc, true);
     add_copy_modes("forward fused-forward", ffwd, true);
