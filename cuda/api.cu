@@ -170,7 +170,13 @@ void Workspace::poison() {
 
 ElemType uv_type(Args const& a) { return a.precise_uv ? ElemType::f32 : a.qkv; }
 
-void forward(Args const& a, Stream s) {
+bool pipeline_reads_gate_pack(Args const& a) {
+  return (a.fusion == Fusion::kkt_solve && kkt_solve_runs_v5(a)) || (a.fusion == Fusion::intra && intra_runs_v3(a));
+}
+
+void forward(Args const& args, Stream s) {
+  Args a = args;
+  if (!pipeline_reads_gate_pack(a)) a.gate_pack = nullptr;
   chunk_cumsum(a, s);
   switch (a.fusion) {
     case Fusion::none:

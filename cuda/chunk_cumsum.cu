@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(256) chunk_cumsum_kernel(ChunkDesc const* __re
       v.x = r4 < c.rows ? v.x : 0.f, v.y = r4 + 1 < c.rows ? v.y : 0.f;
       v.z = r4 + 2 < c.rows ? v.z : 0.f, v.w = r4 + 3 < c.rows ? v.w : 0.f;
     }
-    *reinterpret_cast<float4*>(pack + ((blockIdx.x * static_cast<int64_t>(HV) + hv0 + x) * 2 + half) * kBT + r4) = v;
+    *reinterpret_cast<float4*>(pack + gate_pack_offset(blockIdx.x, HV, hv0 + x) + half * kBT + r4) = v;
   }
 }
 

@@ -460,6 +460,12 @@ __device__ __forceinline__ float3 gate_beta_row(Args const& a, ChunkDesc const& 
   return make_float3(g, b, b * expf(g));
 }
 
+// Where chunk `chunk`'s gate values for value head hv start in Args::gate_pack (chunk_cumsum writes them, GateStage and
+// stage_g_cumsum read them): 64 g_cumsum floats, then 64 beta floats, a 512-byte run per chunk and value head.
+__host__ __device__ __forceinline__ int64_t gate_pack_offset(int64_t chunk, int64_t HV, int64_t hv) {
+  return (chunk * HV + hv) * (2 * kBT);
+}
+
 // One value head's gate values of a chunk into shared memory, dst[0..63] = g_cumsum and dst[64..127] = beta of
 // the chunk's rows (0 past its end; dst 16-byte aligned): issue() starts the copy at a point where dst is free, the
 // caller commits it into a cp.async group, and before the barrier that publishes the group calls publish() after
@@ -474,7 +480,7 @@ struct GateStage {
   float held = 0.f;
   __device__ __forceinline__ void issue(Args const& a, ChunkDesc const& c, int64_t chunk, int hv, float* dst, int tid) {
     if (a.gate_pack != nullptr) {
-      if (tid < 2 * kBT / 4) cp_async16(dst + 4 * tid, a.gate_pack + (chunk * a.d.HV + hv) * (2 * kBT) + 4 * tid);
+      if (tid < 2 * kBT / 4) cp_async16(dst + 4 * tid, a.gate_pack + gate_pack_offset(chunk, a.d.HV, hv) + 4 * tid);
       return;
     }
     if (tid >= 2 * kBT) return;
@@ -505,7 +511,7 @@ __device__ __forceinline__ void stage_g_cumsum(Args const& a, ChunkDesc const& c
   if (a.gate_pack != nullptr) {
     for (int i = tid; i < n * (kBT / 4); i += threads) {
       int const x = i / (kBT / 4), p = i % (kBT / 4);
-      cp_async16(dst + x * kBT + 4 * p, a.gate_pack + (chunk * a.d.HV + hv0 + x) * (2 * kBT) + 4 * p);
+      cp_async16(dst + x * kBT + 4 * p, a.gate_pack + gate_pack_offset(chunk, a.d.HV, hv0 + x) + 4 * p);
     }
     return;
   }

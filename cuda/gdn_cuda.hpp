@@ -125,7 +125,8 @@ struct Args {
   float const* h0 = nullptr;  // may be null (zeros)
   float* g_cumsum = nullptr;
   // [num_chunks][HV][2][64] fp32: per chunk and value head, g_cumsum of its 64 rows then beta, 0 past the chunk's
-  // end. Written by chunk_cumsum where non-null (it reads beta for it); kkt_solve_fused 5 and
+  // end. Written by chunk_cumsum where non-null (it reads beta for it; forward() unsets it for pipelines that do
+  // not read it: pipeline_reads_gate_pack); kkt_solve_fused 5 and
   // intra_fused 3 then copy their gate values from it (16 sectors per head instead of one per row and array). The
   // caller keeps it consistent: whoever changes g_cumsum or beta after chunk_cumsum (the harness's isolated stages
   // upload the reference's) sets it to null, and the fused kernels read g_cumsum and beta themselves.
@@ -202,6 +203,10 @@ int state_output_block_columns(Args const& a);
 // Whether these Args run the GQA-shared variants (grid: one block per chunk and key head).
 bool kkt_solve_runs_v5(Args const& a);
 bool intra_runs_v3(Args const& a);
+// Whether the pipeline these Args pick (Args::fusion) reads Args::gate_pack: kkt_solve_fused 5 or intra_fused 3.
+// forward() (and the harness's pipeline) unset the pack where not, so that chunk_cumsum writes it only for them
+// (8 more bytes per row and value head, and beta read).
+bool pipeline_reads_gate_pack(Args const& a);
 
 enum class Stage : int {
   chunk_cumsum, kkt, solve_tril, wu, chunk_state, chunk_output, kkt_solve_fused, intra_fused, state_output_fused,

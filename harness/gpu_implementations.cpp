@@ -239,6 +239,7 @@ class GpuImplementation final : public Implementation {
     auto run_kkt = [&] { cb ? cb->kkt(a, nullptr) : gc::kkt(a, nullptr); };
     auto run_solve = [&] { cb ? cb->solve(a, nullptr, v_ == Variant::cublas_fp64) : gc::solve_tril(a, nullptr); };
     a.fusion = fusion();
+    if (!gc::pipeline_reads_gate_pack(a)) a.gate_pack = nullptr;  // as gc::forward
     bool const has_A = a.fusion == gc::Fusion::none;  // the fused kernels never store A
 
     std::vector<int64_t> const tok{d.B, d.T, d.HV};

@@ -236,6 +236,46 @@ BOOST_AUTO_TEST_CASE(gate_pack_and_rows_same_bytes_G3_ragged) {
       BOOST_TEST((packed[i] == direct[i]), names[i] << " differ between the gate pack and the rows, beta " << gc::elem_name(bt));
   }
 }
+
+// forward() has chunk_cumsum write the gate pack only for the pipelines that read it (kkt+solve 5, intra 3): the
+// unfused and kkt+solve 4 forwards leave the poisoned pack as it was; intra 3's forward writes chunk_cumsum's bytes.
+BOOST_AUTO_TEST_CASE(forward_writes_gate_pack_only_where_read) {
+  namespace gc = gdn_cuda;
+  gc::Plan plan = gc::make_plan(1, 258, 2, 6, 128, 128, {0, 1, 65, 195, 258});
+  gc::Workspace ws(plan, gc::ElemType::bf16, gc::ElemType::f32, gc::ElemType::f32, gc::ElemType::bf16, true);
+  gc::fill_random_inputs(ws, 7);
+  gc::Args a = ws.args;
+  a.scale = 0.088f;
+  auto const pack_after = [&](gc::Args const& x) {
+    ws.poison();
+    gc::forward(x, nullptr);
+    gc::synchronize();
+    return gdnv::test::device_bytes(ws.gate_pack);
+  };
+  std::vector<unsigned char> const poisoned(ws.gate_pack.size(), 0xFF);
+  gc::Args none = a, kkt4 = a, kkt5 = a, intra3 = a, intra1 = a;
+  none.fusion = gc::Fusion::none;
+  kkt4.fusion = kkt5.fusion = gc::Fusion::kkt_solve;
+  kkt4.kkt_solve_variant = 4, kkt5.kkt_solve_variant = 5;
+  intra3.fusion = intra1.fusion = gc::Fusion::intra;
+  intra3.intra_variant = 3, intra1.intra_variant = 1;
+  BOOST_TEST(!gc::pipeline_reads_gate_pack(none));
+  BOOST_TEST(!gc::pipeline_reads_gate_pack(kkt4));
+  BOOST_TEST(!gc::pipeline_reads_gate_pack(intra1));
+  BOOST_TEST(gc::pipeline_reads_gate_pack(kkt5));
+  BOOST_TEST(gc::pipeline_reads_gate_pack(intra3));
+  gc::Args f32 = intra3;  // fp32 inputs run intra 1
+  f32.qkv = gc::ElemType::f32;
+  BOOST_TEST(!gc::pipeline_reads_gate_pack(f32));
+  BOOST_TEST((pack_after(none) == poisoned), "the unfused forward wrote the gate pack");
+  BOOST_TEST((pack_after(kkt4) == poisoned), "the kkt+solve 4 forward wrote the gate pack");
+  auto const written = pack_after(intra3);
+  ws.poison();
+  gc::chunk_cumsum(a, nullptr);
+  gc::synchronize();
+  BOOST_TEST((written == gdnv::test::device_bytes(ws.gate_pack)), "intra 3's forward did not write chunk_cumsum's pack");
+  BOOST_TEST((pack_after(kkt5) == written), "kkt+solve 5's forward did not write chunk_cumsum's pack");
+}
 #endif
 
 BOOST_AUTO_TEST_SUITE_END()
