@@ -18,6 +18,10 @@ class EmulatedImplementation final : public Implementation {
     if (m_.fold_beta)
       a += "; beta folded into the A_inv operand: u = round(A_inv diag(beta)) v, w = round(A_inv "
            "diag(beta e^g)) k (intra variant 3)";
+    if (m_.pair_walk)
+      a += "; state walk of two chunks per step (planned state_output_fused variant 5): chunk 2 from the pair's "
+           "snapshot, v_new_2 = u_2 - (e^G1 W_2 h + round(W_2 K_1^T) Db_1), o_2 with the cross block "
+           "round(e^g Q_2 K_1^T) Db_1, one state update per pair";
     if (faults_.any()) a += " (with deliberate faults: a selftest variant)";
     return a;
   }
@@ -40,9 +44,10 @@ class EmulatedImplementation final : public Implementation {
     opt.precise_uv = m_.precise_uv;
     opt.tc_inverse = m_.tc_inverse;
     opt.fold_beta = m_.fold_beta;
+    opt.pair_walk = m_.pair_walk;
     return stage_outputs_of(emulated_forward(p, opt));
   }
-  bool has_isolated_stages() const override { return true; }
+  bool has_isolated_stages() const override { return !m_.pair_walk; }
   StageOutputs run_isolated(Problem const& p, ChunkedResult const& ref) override {
     EmulatedOptions opt;
     opt.faults = faults_;
@@ -100,6 +105,7 @@ std::vector<EmulatedModel> const& emulated_models() {
       {"emulated-fused-v5", false, true, false},
       {"emulated-fused-intra-v3", false, true, true},
       {"emulated-precise-v3", true, true, true},
+      {"emulated-fused-forward-pairs", false, true, true, true},
   };
   return models;
 }

@@ -22,9 +22,10 @@ struct EmulatedModel {
   bool precise_uv = false;  // the "precise" pipeline
   bool tc_inverse = false;  // kkt_solve_fused.cu variant 5 / intra_fused.cu variant 3: 3xTF32 merges
   bool fold_beta = false;   // intra_fused.cu variant 3: beta folded into the A_inv operand
+  bool pair_walk = false;   // a state walk of two chunks per step (planned; EmulatedOptions::pair_walk)
 };
 // The correct models, in `--impl` order: emulated, emulated-precise, emulated-fused-v5,
-// emulated-fused-intra-v3, emulated-precise-v3.
+// emulated-fused-intra-v3, emulated-precise-v3, emulated-fused-forward-pairs.
 std::vector<EmulatedModel> const& emulated_models();
 
 // Every intermediate of a ChunkedResult as StageOutputs (the tensor names of the schema).

@@ -189,7 +189,7 @@ float round_to_tf32(float x) {
 bool EmulatedFaults::any() const {
   return A_with_diagonal || strict_output_mask || gate_one_token_late || tf32_merges || state_in_input_dtype ||
          drop_initial_state || gqa_modulo || state_leaks_across_sequences || beta_power != 1 || missing_scale ||
-         exp_before_mask || stale_state_read || no_state_decay || w_without_gate;
+         exp_before_mask || stale_state_read || no_state_decay || w_without_gate || pair_without_chunk1_terms;
 }
 
 bool emulation_supports(Problem const& p, std::string* why) {
@@ -208,6 +208,7 @@ bool emulation_supports(Problem const& p, std::string* why) {
 ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
   std::string why;
   if (!emulation_supports(p, &why)) throw std::invalid_argument("emulated: " + why);
+  if (opt.pair_walk && opt.stage_inputs) throw std::invalid_argument("emulated: the pair walk has no isolated stages");
   EmulatedFaults const& f = opt.faults;
   DType const qd = p.q.dtype, kd = p.k.dtype, vd = p.v.dtype;
   Tensor const q = p.qk_l2norm ? l2norm_fp32(p.q) : p.q;
@@ -253,6 +254,14 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
   auto run_sequence = [&](int64_t n, int64_t hv, MatF& S) {
     Sequence const& s = seqs[static_cast<size_t>(n)];
     int64_t const hk = f.gqa_modulo ? hv % H : p.key_head(hv);
+    // EmulatedOptions::pair_walk: what the first chunk of an open pair leaves to the second (S is not advanced
+    // until the pair closes)
+    struct OpenPair {
+      bool open = false;
+      MatF Sb, delta, K, gated;  // the pair's snapshot, chunk 1's delta, its keys, round(delta e^{G_1 - gamma})
+      VecF gamma;
+      float G = 0.0f;
+    } pair;
     for (int64_t c = 0; c < s.num_chunks(); ++c) {
       int64_t const t0 = s.begin + c * kChunk;
       int64_t const m = std::min<int64_t>(kChunk, s.length - c * kChunk);
@@ -322,17 +331,44 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
       MatF const W_in = fed ? fed_rows(fed->w, kd, s.b, t0, hv, m) : W;
 
       // State: the snapshot and the W*S operand are the input-dtype rounding of the fp32 state.
-      MatF const Sb = rounded(kd, S);
-      MatF const Delta = U_in - W_in * Sb;
+      // pair_walk: a chunk that closes a pair takes its W*S from the pair's snapshot (see EmulatedOptions).
+      bool const closes = opt.pair_walk && pair.open;
+      bool const opens = opt.pair_walk && !closes && c + 1 < s.num_chunks();
+      MatF const Sb = closes ? pair.Sb : rounded(kd, S);
+      MatF sub = W_in * Sb;
+      if (closes) {  // u_2 - (e^{G_1} W_2 h + round(W_2 K_1^T) Db_1)
+        sub *= std::exp(pair.G);
+        if (!f.pair_without_chunk1_terms) sub.noalias() += rounded(kd, MatF(W_in * pair.K.transpose())) * pair.gated;
+      }
+      MatF const Delta = U_in - sub;
       MatF const v_new = rounded(uvd, Delta);
       float const gl = gamma[m - 1];
       MatF gated(m, V);
       for (int64_t i = 0; i < m; ++i) gated.row(i) = Delta.row(i) * std::exp(gl - gamma[i]);
       round_all(kd, gated);
-      MatF S_next = f.no_state_decay ? S : MatF(S * std::exp(gl));
-      S_next.noalias() += Kc.transpose() * gated;
-      if (f.state_in_input_dtype) round_all(kd, S_next);
-      MatF const Hs = f.stale_state_read ? rounded(kd, S_next) : Sb;
+      MatF S_next;
+      MatF Hs;
+      if (opens) {  // the state waits for the pair's second chunk
+        S_next = S;
+        Hs = Sb;
+      } else if (closes) {
+        // one update over both chunks: e^{G_1 + G_2} S + K_1^T round(delta_1 e^{G_1 - gamma + G_2}) + K_2^T Db_2
+        MatF g1(pair.delta.rows(), V);
+        for (int64_t i = 0; i < g1.rows(); ++i) g1.row(i) = pair.delta.row(i) * std::exp(pair.G - pair.gamma[i] + gl);
+        round_all(kd, g1);
+        S_next = S * std::exp(pair.G + gl);
+        S_next.noalias() += pair.K.transpose() * g1;
+        S_next.noalias() += Kc.transpose() * gated;
+        // the state this chunk starts from, as stored h (the walk itself never forms it)
+        MatF h2 = S * std::exp(pair.G);
+        h2.noalias() += pair.K.transpose() * pair.gated;
+        Hs = rounded(kd, h2);
+      } else {
+        S_next = f.no_state_decay ? S : MatF(S * std::exp(gl));
+        S_next.noalias() += Kc.transpose() * gated;
+        if (f.state_in_input_dtype) round_all(kd, S_next);
+        Hs = f.stale_state_read ? rounded(kd, S_next) : Sb;
+      }
 
       // Output: inter-chunk part from the snapshot, intra-chunk scores rounded before the product.
       MatF Hs_in = Hs;
@@ -342,8 +378,14 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
         for (int64_t i = 0; i < K * V; ++i) Hs_in.data()[i] = round_in(kd, static_cast<float>(src[i]));
         v_new_in = fed_rows(fed->v_new, uvd, s.b, t0, hv, m);
       }
-      MatF O_inter = Q * Hs_in;
-      for (int64_t i = 0; i < m; ++i) O_inter.row(i) *= eg[i];
+      MatF O_inter = Q * (closes ? Sb : Hs_in);
+      for (int64_t i = 0; i < m; ++i) O_inter.row(i) *= closes ? std::exp(gamma[i] + pair.G) : eg[i];
+      if (closes && !f.pair_without_chunk1_terms) {  // + the cross block: round(e^{gamma_i} q_i . k_j) of chunk 1's keys, times Db_1
+        MatF C = Q * pair.K.transpose();
+        for (int64_t i = 0; i < m; ++i) C.row(i) *= std::exp(gamma[i]);
+        if (!pre) round_all(vd, C);
+        O_inter.noalias() += C * pair.gated;
+      }
       MatF P = Q * Kc.transpose();
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < m; ++j) {
@@ -371,6 +413,12 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
       store_rows(r.u, s.b, t0, hv, U);
       store_rows(r.v_new, s.b, t0, hv, v_new);
       store_rows(r.o, s.b, t0, hv, O);
+      if (opens) {
+        pair.open = true;
+        pair.Sb = Sb, pair.delta = Delta, pair.K = Kc, pair.gated = gated, pair.gamma = gamma, pair.G = gl;
+      } else {
+        pair.open = false;
+      }
       S = std::move(S_next);
     }
     double* fdst = r.final_state.ptr() + r.final_state.offset({n, hv, 0, 0});

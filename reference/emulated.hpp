@@ -52,6 +52,9 @@ struct EmulatedFaults {
   bool stale_state_read = false;      // h / inter-chunk output read the end-of-chunk state
   bool no_state_decay = false;        // S not decayed by e^{gamma_last} between chunks
   bool w_without_gate = false;        // w = A_inv (beta k): the e^gamma factor forgotten
+  // EmulatedOptions::pair_walk without the terms of chunk 1's delta in chunk 2 (round(W_2 K_1^T) Db_1 in v_new,
+  // the cross score block in o): the bug a two-chunk walk is most likely to have
+  bool pair_without_chunk1_terms = false;
 
   bool any() const;
 };
@@ -79,6 +82,15 @@ struct EmulatedOptions {
   // w = round(A_inv diag(beta e^gamma)) k, the fp32 A_inv scaled column by column in fp32 and rounded once
   // to the input dtype (with precise_uv the u operand stays fp32, as the kernel's hi + lo pair).
   bool fold_beta = false;
+  // The arithmetic of a state walk that takes two chunks per step (planned as state_output_fused variant 5;
+  // cuda/NOTES.md, twenty-second session): in a sequence's chunk pairs (1, 2) -- an odd last chunk alone --
+  // chunk 1 runs as above from the pair's snapshot round(h); chunk 2 takes the same snapshot:
+  //   v_new_2 = u_2 - (e^{G_1} W_2 round(h) + round(W_2 K_1^T) Db_1),  Db_1 = round(delta_1 e^{G_1 - gamma}),
+  //   o_2 = scale (e^{gamma_i + G_1} Q_2 round(h) + round(e^{gamma_i} Q_2 K_1^T) Db_1 + P_22 v_new_2),
+  // and the state advances once per pair: e^{G_1 + G_2} h + K_1^T round(delta_1 e^{G_1 - gamma + G_2}) + K_2^T Db_2.
+  // Chunk 2's stored h is round(e^{G_1} h + K_1^T Db_1), which the walk never forms. The state-pass faults are not
+  // modelled with it, and it has no isolated stages (std::invalid_argument).
+  bool pair_walk = false;
 };
 
 // True when the model covers these inputs: q, k, v stored as bf16, fp16 or fp32 (fp64 inputs

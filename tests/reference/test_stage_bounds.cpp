@@ -190,6 +190,74 @@ BOOST_DATA_TEST_CASE(gqa_kernel_models_are_inside_on_every_family, bdata::make(g
   }
 }
 
+// The arithmetic of a state walk of two chunks per step (EmulatedOptions::pair_walk: the planned state_output_fused
+// variant 5) on fused-intra-v3's: inside fused-intra-v3's declared bounds for every tensor, on every family, in bf16
+// and fp16. The walk's own roundings -- round(W_2 K_1^T), the cross score block round(e^gamma Q_2 K_1^T), Db_1
+// rounded a second time times e^{G_2} -- stand where the second chunk's snapshot rounding stood; no new declaration.
+BOOST_DATA_TEST_CASE(pair_walk_model_is_inside_on_every_family, bdata::make(generator_families()), family) {
+  EmulatedOptions eo;
+  eo.tc_inverse = eo.fold_beta = eo.pair_walk = true;
+  DeclaredArithmetic d;
+  d.merges = Precision::tf32x3;
+  for (DType dt : {DType::bf16, DType::f16}) {
+    Problem const p = test::small_family_case(family, dt, 11);
+    ChunkedResult const ref = chunked_forward(p);
+    StageBounds const b = stage_bounds(p, ref, d);
+    ChunkedResult const got = emulated_forward(p, eo);
+    std::string line;
+    for (auto const& name : bounded_tensors()) {
+      double const r = test::max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name)));
+      BOOST_TEST(r <= 1.0, "pairs " << family << " " << dtype_name(dt) << " " << name << ": R_det " << r);
+      line += " " + name + " " + std::to_string(r);
+    }
+    BOOST_TEST_MESSAGE("pairs " << family << " " << dtype_name(dt) << ":" << line);
+  }
+}
+
+// The same bounds catch the two-chunk walk's likeliest bug: chunk 2 without the terms of chunk 1's delta.
+BOOST_AUTO_TEST_CASE(pair_walk_without_chunk1_terms_breaks_the_bounds) {
+  EmulatedOptions eo;
+  eo.tc_inverse = eo.fold_beta = eo.pair_walk = true;
+  eo.faults.pair_without_chunk1_terms = true;
+  DeclaredArithmetic d;
+  d.merges = Precision::tf32x3;
+  for (auto const& family : {"fla-test", "model-like"}) {
+    Problem const p = test::small_family_case(family, DType::bf16, 11);
+    ChunkedResult const ref = chunked_forward(p);
+    StageBounds const b = stage_bounds(p, ref, d);
+    ChunkedResult const got = emulated_forward(p, eo);
+    for (auto const& name : {"v_new", "o"}) {
+      double const r = test::max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name)));
+      BOOST_TEST(r > 1.0, family << " " << name << ": R_det " << r);
+      BOOST_TEST_MESSAGE("pairs without chunk 1's terms, " << family << " " << name << ": R_det " << r);
+    }
+  }
+}
+
+// The pair walk is what runs: against the one-chunk walk of the same model, a sequence's first chunk (a pair's
+// first, from the same snapshot) has the same v_new and o bytes; its second chunk's v_new and the final state differ.
+BOOST_AUTO_TEST_CASE(pair_walk_changes_the_second_chunk_on_not_the_first) {
+  Problem const p = test::small_family_case("fla-test", DType::bf16, 11);  // T = 200: chunks of 64, 64, 64, 8
+  EmulatedOptions one;
+  one.tc_inverse = one.fold_beta = true;
+  EmulatedOptions two = one;
+  two.pair_walk = true;
+  ChunkedResult const a = emulated_forward(p, one), b = emulated_forward(p, two);
+  auto rows_equal = [&](Tensor const& x, Tensor const& y, int64_t t0, int64_t t1) {
+    for (int64_t bb = 0; bb < p.B; ++bb)
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t hv = 0; hv < p.HV; ++hv)
+          for (int64_t c = 0; c < x.dim(3); ++c)
+            if (x.at({bb, t, hv, c}) != y.at({bb, t, hv, c})) return false;
+    return true;
+  };
+  BOOST_TEST(rows_equal(a.v_new, b.v_new, 0, 64));
+  BOOST_TEST(rows_equal(a.o, b.o, 0, 64));
+  BOOST_TEST(!rows_equal(a.v_new, b.v_new, 64, 128));
+  BOOST_TEST(!rows_equal(a.o, b.o, 64, 128));
+  BOOST_TEST((a.final_state.data != b.final_state.data));
+}
+
 BOOST_AUTO_TEST_CASE(folded_beta_breaks_an_fp32_beta_v_declaration) {
   EmulatedOptions eo;
   eo.tc_inverse = eo.fold_beta = true;
