@@ -22,7 +22,7 @@ struct EmulatedModel {
   bool precise_uv = false;  // the "precise" pipeline
   bool tc_inverse = false;  // kkt_solve_fused.cu variant 5 / intra_fused.cu variant 3: 3xTF32 merges
   bool fold_beta = false;   // intra_fused.cu variant 3: beta folded into the A_inv operand
-  bool pair_walk = false;   // a state walk of two chunks per step (planned; EmulatedOptions::pair_walk)
+  bool pair_walk = false;   // a state walk of two chunks per step (EmulatedOptions::pair_walk; its kernel is a patch)
 };
 // The correct models, in `--impl` order: emulated, emulated-precise, emulated-fused-v5,
 // emulated-fused-intra-v3, emulated-precise-v3, emulated-fused-forward-pairs.

@@ -82,8 +82,9 @@ struct EmulatedOptions {
   // w = round(A_inv diag(beta e^gamma)) k, the fp32 A_inv scaled column by column in fp32 and rounded once
   // to the input dtype (with precise_uv the u operand stays fp32, as the kernel's hi + lo pair).
   bool fold_beta = false;
-  // The arithmetic of a state walk that takes two chunks per step (planned as state_output_fused variant 5;
-  // cuda/NOTES.md, twenty-second session): in a sequence's chunk pairs (1, 2) -- an odd last chunk alone --
+  // The arithmetic of a state walk that takes two chunks per step (state_output_fused variant 5's, which took
+  // 1.22x variant 4's time and stays a patch: bench/results/so5-pairs-experiment.patch, cuda/NOTES.md, twenty-third
+  // session): in a sequence's chunk pairs (1, 2) -- an odd last chunk alone --
   // chunk 1 runs as above from the pair's snapshot round(h); chunk 2 takes the same snapshot:
   //   v_new_2 = u_2 - (e^{G_1} W_2 round(h) + round(W_2 K_1^T) Db_1),  Db_1 = round(delta_1 e^{G_1 - gamma}),
   //   o_2 = scale (e^{gamma_i + G_1} Q_2 round(h) + round(e^{gamma_i} Q_2 K_1^T) Db_1 + P_22 v_new_2),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# state_output_fused 5, two chunks per step (bench/results/so5-pairs-experiment.patch; not in the library until this
-# passes): gpu_tc (check_forward_pairs runs in every K = 128 case: bounds, the CPU model's o prediction, intra's bytes,
+# state_output_fused 5, two chunks per step (bench/results/so5-pairs-experiment.patch; measured 1.22x variant 4's time,
+# cuda/NOTES.md, twenty-third session): gpu_tc (check_forward_pairs runs in every K = 128 case: bounds, the CPU model's o prediction, intra's bytes,
 # first chunks' v_new / o bytes), racecheck and memcheck of gpu_tc/ragged_G2, gpu_state_output and gpu_scores (the
 # variant dispatch), then the warm stages of state_output_fused 4 c32 and 5 and their forwards, twice per shape. From
 # test_cuda and gdnv_bench_stages built here with the patch applied and carried as .device/bin/test_cuda.xz and
