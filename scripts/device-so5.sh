@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# state_output_fused 5, two chunks per step (bench/results/so5-pairs-experiment.patch; measured 1.22x variant 4's time,
-# cuda/NOTES.md, twenty-third session): gpu_tc (check_forward_pairs runs in every K = 128 case: bounds, the CPU model's o prediction, intra's bytes,
-# first chunks' v_new / o bytes), racecheck and memcheck of gpu_tc/ragged_G2, gpu_state_output and gpu_scores (the
-# variant dispatch), then the warm stages of state_output_fused 4 c32 and 5 and their forwards, twice per shape. From
-# test_cuda and gdnv_bench_stages built here with the patch applied and carried as .device/bin/test_cuda.xz and
-# .device/bin/bs_v5.xz (carry those two and .device/lib); packs into $OUT/results.tar.gz.
+# state_output_fused 5, two chunks per step (bench/results/so5-pairs-experiment.patch; measured 1.22x variant 4's
+# time, cuda/NOTES.md, twenty-third session): gpu_tc (check_forward_pairs runs in every K = 128 case: bounds, the CPU
+# model's o prediction, intra's bytes, first chunks' v_new / o bytes), racecheck and memcheck of gpu_tc/ragged_G2,
+# gpu_state_output and gpu_scores (the variant dispatch), then the warm stages of state_output_fused 4 c32 and 5 and
+# their forwards, twice per shape. From test_cuda and gdnv_bench_stages built here with the patch applied and carried
+# as .device/bin/test_cuda.xz and .device/bin/bs_v5.xz (carry those two and .device/lib); packs into
+# $OUT/results.tar.gz.
 #   SHA=<tree>-so5 [ROUNDS=2] bash scripts/device-so5.sh
 source "$(dirname "$0")/device-common.sh"
 device_env so5
