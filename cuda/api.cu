@@ -147,6 +147,7 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
   v_new = mk(BT * d.HV * d.V, 4);
   h = mk(d.B * d.NT * d.HV * d.K * d.V, e);
   scores = mk(BT * d.HV * kBT, e);
+  ainv_beta = mk(BT * d.HV * kBT, e);
   o = mk(BT * d.HV * d.V, e);
   final_state = mk(d.N * d.HV * d.K * d.V, 4);
   args.d = d;
@@ -159,13 +160,14 @@ Workspace::Workspace(Plan plan_, ElemType qkv, ElemType g_t, ElemType beta_t, El
   args.gate_pack = static_cast<float*>(gate_pack.get());
   args.A = static_cast<float*>(A.get());
   args.A_inv = A_inv.get(), args.w = w.get(), args.u = u.get(), args.v_new = v_new.get(), args.h = h.get();
-  args.scores = scores.get();
+  args.scores = scores.get(), args.ainv_beta = ainv_beta.get();
   args.o = o.get();
   args.final_state = static_cast<float*>(final_state.get());
 }
 
 void Workspace::poison() {
-  for (DeviceBuffer* b : {&g_cumsum, &gate_pack, &A, &A_inv, &w, &u, &v_new, &h, &scores, &o, &final_state}) b->fill_bytes(0xFF);
+  for (DeviceBuffer* b : {&g_cumsum, &gate_pack, &A, &A_inv, &w, &u, &v_new, &h, &scores, &ainv_beta, &o, &final_state})
+    b->fill_bytes(0xFF);
 }
 
 ElemType uv_type(Args const& a) { return a.precise_uv ? ElemType::f32 : a.qkv; }

@@ -195,6 +195,14 @@ int main(int argc, char** argv) {
     f3s4sc.scores_in_state = ffwd.scores_in_state = true;
     add("forward intra3 + so4 c64 sc", 0, [&] { forward(f3s4sc, nullptr); });
     add("forward fused-forward", 0, [&] { forward(ffwd, nullptr); });
+    // the walk forming the delta from v (Args::delta_from_v): intra 3 writing round(A_inv diag(beta)) (+ score rows at
+    // 32 columns), so4 reading it and v; the forward as `--impl fused-forward-from-v` runs it
+    Args fv = ffwd, fvc32 = f3s4c32;
+    fv.delta_from_v = fvc32.delta_from_v = true;
+    add("intra v3 Mu + score rows (from v)", 0, [&] { intra_fused(fvc32, nullptr); });
+    add("state_output_fused 4 c32 from v", 0, [&] { state_output_fused(fvc32, nullptr); });
+    add("forward fused-forward-from-v", 0, [&] { forward(fv, nullptr); });
+    add("forward intra3 Mu+scores + so4 c32 from v", 0, [&] { forward(fvc32, nullptr); });
     add("forward fused-forward (no gate pack)", 0, [&, x = no_pack(ffwd)] { forward(x, nullptr); });
     add_copy_modes("forward intra3+scores + so4 c32", f3s4c32, true);
     add_copy_modes("forward intra3 + so4 c64 sc", f3s4sc, true);

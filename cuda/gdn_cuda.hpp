@@ -114,6 +114,13 @@ struct Args {
   // the score matrix in the output) kept as hi + lo 16-bit pairs (~2^-16). Any Fusion; needs the
   // state variant 2, 3 or 4 and output variant 2. See uv_type().
   bool precise_uv = false;
+  // The walk forms the delta from v itself (FlashQLA's form, gdn-algorithm.md; CPU model EmulatedOptions::delta_from_v):
+  // intra_fused 3 writes only Args::ainv_beta = round(A_inv diag(beta)) (and A_inv where set, and the score rows),
+  // no w or u, reading no v; state_output_fused 4 then takes, per chunk, delta = ainv_beta round(v - diag(e^g) K h_c)
+  // instead of u - W h_c: per step the same K box and a 64-column box instead of W's two boxes. Needs
+  // delta_from_v_runs() (16-bit, K = V = 128, Fusion::intra with intra 3, the fused state + output in variant 4, no
+  // precise_uv, no cluster); elsewhere refused (std::invalid_argument).
+  bool delta_from_v = false;
   // device pointers
   ChunkDesc const* chunks = nullptr;
   int64_t const* seq_chunk_begin = nullptr;
@@ -138,6 +145,7 @@ struct Args {
   void* v_new = nullptr;
   void* h = nullptr;
   void* scores = nullptr;  // [B*T][HV][64], input dtype: round_E((Q K^T) .* Gamma .* M) rows (chunk_scores)
+  void* ainv_beta = nullptr;  // [B*T][HV][64], input dtype: round_E(A_inv diag(beta)) rows (Args::delta_from_v)
   void* o = nullptr;
   float* final_state = nullptr;
   // Opt-in per-block timing (nullptr = off): every stage but chunk_cumsum writes
@@ -179,6 +187,8 @@ void intra_fused(Args const& a, Stream stream);      // k, v, beta, g_cumsum -> 
 // precise_uv, and the value heads' gates fit beside the q tile (HV / H <= 47 at K = 128); not where
 // Args::fuse_state_output and state_output_computes_scores() (forward() would not read them).
 bool intra_writes_scores(Args const& a);
+// Whether these Args can run with Args::delta_from_v (see there); `why` gets the reason otherwise.
+bool delta_from_v_runs(Args const& a, std::string* why = nullptr);
 // Stages 5 + 6 in one kernel (state_output_fused.cu): k, w, u, g_cumsum, h0, q -> o, final_state, and h /
 // v_new where those pointers are set; the bytes of chunk_state 2 + chunk_output 2. Variant 2 (the default,
 // Args::state_output_variant) runs chunk_scores into Args::scores first (refused when it is null; skipped
@@ -265,8 +275,8 @@ class DeviceBuffer {
 // All inputs, intermediates and outputs of one problem, allocated for `plan`; args() points into them.
 struct Workspace {
   Plan plan;
-  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, gate_pack, A, A_inv, w, u, v_new, h, scores, o,
-      final_state;
+  DeviceBuffer chunks, seq_begin, q, k, v, g, beta, h0, g_cumsum, gate_pack, A, A_inv, w, u, v_new, h, scores, ainv_beta,
+      o, final_state;
   Args args;
   Workspace(Plan plan, ElemType qkv, ElemType g_t, ElemType beta_t, ElemType ainv, bool with_h0);
   void poison();  // every output/intermediate buffer filled with NaN bytes

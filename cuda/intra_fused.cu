@@ -48,6 +48,10 @@
 //     the A_inv pieces read conflict-free and stored 16 bytes at once, the gate mask per block and TileCopy loads
 //     (inverse_tc.cuh): H200, T = 8192, warm, 110.1 us (125.5 cold at tree 3397c3a; ncu: 36.9M warp instructions
 //     against 47.5M); 168 registers, no spills.
+//     Args::delta_from_v (template MU; fused-forward-from-v): per value head only round_E(A_inv diag(beta)), u's
+//     operand above, to Args::ainv_beta (and A_inv where set; the score rows as above): no v tile, no w or u. The
+//     state walk then forms the delta from v itself (state_output_fused.cu, So4Layout FV): intra writes 64 values
+//     per row and value head instead of 256 and reads no v.
 #include "inverse_tc.cuh"
 #include "kkt_tile.cuh"
 
@@ -170,10 +174,13 @@ struct IntraTcLayout {
   static constexpr int64_t kMaxScoreHeads = (kInverseTcBytes - tile) / (sizeof(float) * kBT);
 };
 
-template <class E, class UT, int K, bool SC>
+// MU (Args::delta_from_v): per value head only round(A_inv diag(beta)) to Args::ainv_beta (and A_inv where set): no v
+// tile, no w or u -- the state walk forms the delta from v itself.
+template <class E, class UT, int K, bool SC, bool MU = false>
 __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   using L = IntraTcLayout<E, UT, K>;
   static_assert(!SC || !L::PRE, "the score rows are written by the plain kernel only");
+  static_assert(!MU || !L::PRE, "delta_from_v: the plain kernel only");
   static_assert(L::kMaxScoreHeads >= 1, "a value head's gates must fit after the q tile (intra_writes_scores)");
   constexpr bool PRE = L::PRE;
   constexpr int V = K, LDK = L::LDK, LDM = L::LDM, NT = V / 8;
@@ -203,7 +210,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   stage.issue(a, c, chunk, hk * G, gb[0], tid);  // the first head's gate values with the k tile
   if constexpr (SC) stage_g_cumsum(a, c, chunk, hk * G, G, gq, tid, 128);  // and every head's g_cumsum
   cp_async_commit();
-  issue_v(hk * G);
+  if constexpr (!MU) issue_v(hk * G);
   cp_async_commit();
   cp_async_wait<1>();  // k (and q) and the first head's gate values landed; v may be in flight
   stage.publish(a, c, gb[0], tid);
@@ -243,7 +250,7 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   for (int gi = 0; gi < G; ++gi) {
     int const hv = hk * G + gi, buf = gi & 1;
     __syncthreads();  // the last head's products (vs, the operands over the slots) are done; gb[buf] landed
-    if (gi > 0) issue_v(hv);
+    if (!MU && gi > 0) issue_v(hv);
     if (gi + 1 < G) stage.issue(a, c, chunk, hv + 1, gb[buf ^ 1], tid);  // into the buffer the last head read
     cp_async_commit();
     float const* const gs = gb[buf];
@@ -257,6 +264,23 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
       ainv_piece(sc, x, pv[x]);
       if (a.A_inv != nullptr && 16 * x + r < c.rows)
         store8<E, true>(static_cast<E*>(a.A_inv) + (c.row0 + 16 * x + r) * rstride + hv * kBT + 8 * q, pv[x]);
+    }
+    if constexpr (MU) {
+      // round(A_inv diag(beta)), the u operand's expression below, to device memory: the walk's delta operand
+      float bq[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) bq[e] = bs[8 * q + e];
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        float mu[8];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) mu[e] = pv[x][e] * bq[e];
+        if (16 * x + r < c.rows)
+          store8<E, true>(static_cast<E*>(a.ainv_beta) + (c.row0 + 16 * x + r) * rstride + hv * kBT + 8 * q, mu);
+      }
+      cp_async_wait<0>();  // the next head's gate values
+      if (gi + 1 < G) stage.publish(a, c, gb[buf ^ 1], tid);
+      continue;  // (the loop's barrier orders the publish before the next head's reads)
     }
     __syncthreads();
     {
@@ -332,11 +356,11 @@ __global__ void __launch_bounds__(128, 3) intra_v3_kernel(Args a) {
   block_time_end(a.block_times);
 }
 
-template <class E, class UT, int K, bool SC>
+template <class E, class UT, int K, bool SC, bool MU = false>
 void launch_intra_v3(Args const& a, Stream s) {
   constexpr std::size_t bytes = IntraTcLayout<E, UT, K>::bytes;
-  ensure_smem<intra_v3_kernel<E, UT, K, SC>>(bytes);
-  intra_v3_kernel<E, UT, K, SC><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
+  ensure_smem<intra_v3_kernel<E, UT, K, SC, MU>>(bytes);
+  intra_v3_kernel<E, UT, K, SC, MU><<<static_cast<unsigned>(a.d.num_chunks * a.d.H), 128, bytes, s>>>(a);
 }
 
 template <class E, class UT, int K>
@@ -360,13 +384,18 @@ bool intra_writes_scores(Args const& a) {
 }
 
 void intra_fused(Args const& a, Stream s) {
-  if (a.d.num_chunks == 0) return;
   if (a.ainv != a.qkv) throw std::invalid_argument("intra_fused: A_inv must be stored in the input dtype");
+  std::string why;
+  if (a.delta_from_v && !delta_from_v_runs(a, &why)) throw std::invalid_argument("intra_fused: Args::delta_from_v: " + why);
+  if (a.d.num_chunks == 0) return;
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
       if (intra_runs_v3(a)) {
-        if (a.precise_uv)
+        if (a.delta_from_v) {  // K = 128 (delta_from_v_runs)
+          if (!a.ainv_beta) throw std::invalid_argument("intra_fused: Args::delta_from_v needs Args::ainv_beta");
+          intra_writes_scores(a) ? launch_intra_v3<E, E, 128, true, true>(a, s) : launch_intra_v3<E, E, 128, false, true>(a, s);
+        } else if (a.precise_uv)
           a.d.K == 128 ? launch_intra_v3<E, float, 128, false>(a, s) : launch_intra_v3<E, float, 64, false>(a, s);
         else if (intra_writes_scores(a))
           a.d.K == 128 ? launch_intra_v3<E, E, 128, true>(a, s) : launch_intra_v3<E, E, 64, true>(a, s);

@@ -12,6 +12,8 @@
 //     warm, session 7), the forward with it 334 against variant 2's 437; blocks of 32 or 64 value columns
 //     (Args::state_output_columns; 64 where it saves a wave: B = 4, T = 4096, HV = 16, 208 us against 229).
 //   1 warp roles, as described next: 606 us.
+// Variant 4 also runs with Args::delta_from_v (So4Layout FV): the delta formed from v and round(A_inv diag(beta))
+// instead of u - W h_c (FlashQLA's form, its own arithmetic: `fused-forward-from-v`, not these bytes).
 //
 // Variant 1. One block of 384 threads per (sequence, value head, V tile of BV = 32 columns), the grid of chunk_state 2
 // (state_tile), with two warp roles:
@@ -67,6 +69,7 @@ constexpr int kBarState = 1;  // the state warps among themselves
 constexpr int kBarOut = 2;    // the output warps among themselves
 constexpr int kBarFull = 3;   // + b: buffer b holds h_c and v_new_c
 constexpr int kBarEmpty = 5;  // + b: the output warps are done with buffer b
+constexpr int kBarWalk0 = 1;  // variant 4 with Args::delta_from_v: X written (the whole block)
 
 template <int K>
 struct SoLayout {
@@ -894,14 +897,21 @@ void launch_state_output_v3(Args const& a, Stream s) {
 // in registers). No P box (52 instead of 60 KB per stage), no chunk_scores launch or score rows written by
 // intra_fused 3: at B = 1, T = 8192, HV = 32 the rows are 33.5 MB written and read again, and intra 3 read q (33.5
 // MB) only for them. The same bytes: the tests compare it with the two kernels like the other variants.
-template <int BV_, bool SC_ = false>
+// FV (Args::delta_from_v): the delta formed from v, delta = Mu round(v - diag(e^g) K h_c) with Mu = round(A_inv
+// diag(beta)) from intra_fused 3: the stage holds one Mu box (64 x 64) where W's two boxes were, and v's columns
+// where U's were; warpgroup 0 runs K h_c on the K boxes (as W h_c ran on W's), writes round(v - e^g K h_c) into
+// a buffer in the Db buffer's layout and, after a warpgroup barrier, multiplies Mu by it.
+// One more 64-deep product and a shared-memory round trip on the step's chain, for a walk without w and u: intra
+// writes 64 values per row instead of 256 and reads no v.
+template <int BV_, bool SC_ = false, bool FV_ = false>
 struct So4Layout {
   static constexpr int K = 128, BV = BV_;
   static_assert(BV == 32 || BV == 64, "32- or 64-column blocks");
   static constexpr bool SC = SC_;           // the score rows computed on chip (no P box)
+  static constexpr bool FV = FV_;           // the delta from v (one Mu box instead of W's two)
   static constexpr int BOX = kBT * 64 * 2;  // 64 rows x 128 bytes, swizzled
-  static constexpr int kBoxes = SC ? 6 : 7;  // W, Q, K (two each) and the score rows P
-  static constexpr int kW = 0, kQ = 2 * BOX, kK = 4 * BOX, kP = 6 * BOX, kU = kBoxes * BOX;
+  static constexpr int kBoxes = (SC ? 6 : 7) - (FV ? 1 : 0);  // W (Mu), Q, K (two each) and the score rows P
+  static constexpr int kW = 0, kQ = (FV ? 1 : 2) * BOX, kK = kQ + 2 * BOX, kP = kK + 2 * BOX, kU = kBoxes * BOX;
   static_assert(kU == (SC ? kP : kP + BOX), "U follows the P box, or takes its place (SC)");
   // + U, 64 rows x 64 bytes dense (BV = 32) or x 128 bytes swizzled as the boxes (BV = 64: conflict-free pairs)
   static constexpr int STAGE = kU + kBT * BV * 2;
@@ -913,7 +923,10 @@ struct So4Layout {
   static constexpr int kSb = kStages * STAGE;  // [2] snapshot h_c, 8 or 16 KB each (no swizzle, as variant 3)
   static constexpr int kDb = kSb + 2 * K * BV * 2;
   static constexpr int kVs = kDb + kBT * BV * 2;
-  static constexpr int kBytes = kVs + 2 * kBT * BV * 2;
+  // FV: X = round(v - e^g K h_c), the B operand of Mu X in the Db layout, in a buffer of its own (written again only
+  // in the next step, after its barriers: no write over what the warpgroup's product may still read)
+  static constexpr int kXs = kVs + 2 * kBT * BV * 2;
+  static constexpr int kBytes = kXs + (FV ? kBT * BV * 2 : 0);
   static constexpr int kAlign = 1024;  // swizzle atoms
   static_assert(STAGE % kAlign == 0 && BOX % kAlign == 0, "1024-byte aligned boxes");
   static_assert(kBytes + kAlign <= 227 * 1024, "fits an SM's shared memory");
@@ -925,12 +938,14 @@ struct So4Layout {
 
 // CS: blocks per cluster (1: no cluster, every block its own copies; else CS consecutive V-tile blocks of a head,
 // cluster rank vt % CS, sharing the W, Q, K and score-row boxes)
-template <class E, int BV, bool SC, int CS>
+// FV: the delta from v (So4Layout): tw maps Args::ainv_beta, tu maps v.
+template <class E, int BV, bool SC, int CS, bool FV = false>
 __global__ void __launch_bounds__(256, 1)
     state_output_v4_kernel(Args a, __grid_constant__ CUtensorMap const tw, __grid_constant__ CUtensorMap const tq,
                            __grid_constant__ CUtensorMap const tk, __grid_constant__ CUtensorMap const tu,
                            __grid_constant__ CUtensorMap const tp) {
-  using L = So4Layout<BV, SC>;
+  using L = So4Layout<BV, SC, FV>;
+  static_assert(!FV || CS == 1, "the delta from v: own copies only");
   constexpr int K = L::K, V = K, NB = BV / 8, NA = BV / 2;  // 8-column groups, accumulator registers
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Aligned by an offset from smem_raw, not through an integer cast: the compiler then still knows the pointer
@@ -975,7 +990,7 @@ __global__ void __launch_bounds__(256, 1)
       tma_load_3d(st + L::kU, &tu, bar, vt * BV, hv, r0);
     } else {
       tma_load_3d(st + L::kW, &tw, bar, 0, hv, r0);
-      tma_load_3d(st + L::kW + L::BOX, &tw, bar, 64, hv, r0);
+      if constexpr (!FV) tma_load_3d(st + L::kW + L::BOX, &tw, bar, 64, hv, r0);
       tma_load_3d(st + L::kQ, &tq, bar, 0, hk, r0);
       tma_load_3d(st + L::kQ + L::BOX, &tq, bar, 64, hk, r0);
       tma_load_3d(st + L::kU, &tu, bar, vt * BV, hv, r0);
@@ -1058,28 +1073,30 @@ __global__ void __launch_bounds__(256, 1)
     float const eg = expf(gl);
     float er[2];  // warpgroup 1: e^{g_r} of its output rows
 
-    // 2. warpgroup 0: D = W h_c and the delta; warpgroup 1: O = Q h_c (left running)
+    // 2. warpgroup 0: D = W h_c (FV: K h_c) and the delta; warpgroup 1: O = Q h_c (left running)
     uint64_t const desc_s = wgmma_desc(Sb, 128, 2048);
     if (wg == 0) {
       float D[NA], D1[NA];
 #pragma unroll
       for (int i = 0; i < NA; ++i) D[i] = 0.f, D1[i] = 0.f;
-      uint64_t const desc_w0 = wgmma_desc_sw128(st + L::kW, 16, 1024);
-      uint64_t const desc_w1 = wgmma_desc_sw128(st + L::kW + L::BOX, 16, 1024);
+      unsigned char* const wa = st + (FV ? L::kK : L::kW);  // FV: the K boxes, read K-major as W's are
+      uint64_t const desc_w0 = wgmma_desc_sw128(wa, 16, 1024);
+      uint64_t const desc_w1 = wgmma_desc_sw128(wa + L::BOX, 16, 1024);
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D, desc_w0 + 2 * ks, desc_s + 16 * ks);
 #pragma unroll
       for (int ks = 4; ks < 8; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D1, desc_w1 + 2 * (ks - 4), desc_s + 16 * ks);
       wgmma_commit();
-      // under the products: the decays and the U pairs
+      // under the products: the decays and the U pairs (FV: v's pairs and e^{g_r})
       unsigned char const* Us = st + L::kU;
-      float decay[2];
+      float decay[2], eg0[2];
       float2 u2[2][NB];
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         int const r = 16 * warp + g + 8 * hh;
         decay[hh] = expf(r < c.rows ? gl - gsb[r] : 0.f);
+        if constexpr (FV) eg0[hh] = expf(r < c.rows ? gsb[r] : 0.f);
 #pragma unroll
         for (int j = 0; j < NB; ++j)  // one 32-bit load per pair
           u2[hh][j] = load2f(reinterpret_cast<E const*>(Us + L::u_pair(r, j, t)));
@@ -1087,6 +1104,37 @@ __global__ void __launch_bounds__(256, 1)
       wgmma_wait<0>();
       wgmma_fence_operands(D);
       wgmma_fence_operands(D1);
+      if constexpr (FV) {
+        // X = round(v - e^{g_r} K h_c) in the update's B operand layout (Mu X has the update's k = 64 chunk rows),
+        // then D = Mu X; rows past the chunk's end are 0 (v and K zeroed)
+        unsigned char* const Xs = smem + L::kXs;
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          int const r = 16 * warp + g + 8 * hh;
+#pragma unroll
+          for (int j = 0; j < NB; ++j) {
+            int const e = 4 * j + 2 * hh;
+            store2<E>(reinterpret_cast<E*>(Xs + 1024 * j + 16 * r + 4 * t), u2[hh][j].x - eg0[hh] * (D[e] + D1[e]),
+                      u2[hh][j].y - eg0[hh] * (D[e + 1] + D1[e + 1]));
+          }
+        }
+        fence_proxy_async_smem();  // X, before wgmma reads it
+        // every warp of warpgroup 0 wrote its rows: a barrier of the whole block (warpgroup 1 arrives right after
+        // issuing O = Q h_c), not one of warpgroup 0 alone (bar.sync 1, 128): with that, compute-sanitizer's racecheck
+        // reported hazards between accesses that the step's block barriers order (11 on the ragged byte test)
+        named_barrier(kBarWalk0, 256);
+#pragma unroll
+        for (int i = 0; i < NA; ++i) D[i] = 0.f;
+        wgmma_fence_operands(D);  // the zeros stay put
+        uint64_t const desc_mu = wgmma_desc_sw128(st + L::kW, 16, 1024);
+        uint64_t const desc_x = wgmma_desc(Xs, 128, 1024);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) wgmma_m64nk16_ss<E, 0, 1>(D, desc_mu + 2 * ks, desc_x + 16 * ks);
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_fence_operands(D);
+      }
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         int const r = 16 * warp + g + 8 * hh;
@@ -1094,8 +1142,8 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
         for (int j = 0; j < NB; ++j) {
           int const e = 4 * j + 2 * hh;
-          float const d0 = u2[hh][j].x - (D[e] + D1[e]);
-          float const d1 = u2[hh][j].y - (D[e + 1] + D1[e + 1]);
+          float const d0 = FV ? D[e] : u2[hh][j].x - (D[e] + D1[e]);
+          float const d1 = FV ? D[e + 1] : u2[hh][j].y - (D[e + 1] + D1[e + 1]);
           int const off = 1024 * j + 16 * r + 4 * t;
           store2<E>(reinterpret_cast<E*>(Vs + off), d0, d1);
           store2<E>(reinterpret_cast<E*>(Db + off), ok ? d0 * decay[hh] : 0.f, ok ? d1 * decay[hh] : 0.f);
@@ -1141,6 +1189,7 @@ __global__ void __launch_bounds__(256, 1)
       for (int ks = 0; ks < 8; ++ks)
         wgmma_m64nk16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
       wgmma_commit();
+      if constexpr (FV) named_barrier(kBarWalk0, 256);  // warpgroup 0's X is written (its Mu X follows)
       wgmma_fence_operands(O);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
@@ -1259,14 +1308,15 @@ int so4_max_clusters(unsigned grid) {
 // Args::state_output_cluster: 2 clusters of the head's V-tile blocks, 3 clusters of two (the same at 64 columns)
 constexpr int kClusterHead = 2, kClusterPairs = 3;
 
-template <class E, int BV, bool SC>
+template <class E, int BV, bool SC, bool FV = false>
 void launch_state_output_v4(Args const& a, Stream s) {
-  using L = So4Layout<BV, SC>;
+  using L = So4Layout<BV, SC, FV>;
   uint64_t const rows = static_cast<uint64_t>(a.d.B * a.d.T), HV = static_cast<uint64_t>(a.d.HV);
-  CUtensorMap const tw = tma_map_3d(a.w, L::K, HV, rows, 64, kBT, true);
+  // FV: the Mu rows (64 columns, one box) in W's place and v in U's
+  CUtensorMap const tw = FV ? tma_map_3d(a.ainv_beta, kBT, HV, rows, kBT, kBT, true) : tma_map_3d(a.w, L::K, HV, rows, 64, kBT, true);
   CUtensorMap const tq = tma_map_3d(a.q, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
   CUtensorMap const tk = tma_map_3d(a.k, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
-  CUtensorMap const tu = tma_map_3d(a.u, L::K, HV, rows, BV, kBT, L::kUSwizzled);
+  CUtensorMap const tu = tma_map_3d(FV ? a.v : a.u, L::K, HV, rows, BV, kBT, L::kUSwizzled);
   CUtensorMap const tp = SC ? tw : tma_map_3d(a.scores, kBT, HV, rows, kBT, kBT, true);  // SC: unused
   std::size_t const bytes = L::kBytes + L::kAlign;  // room to align the base to a swizzle atom
   unsigned const grid = static_cast<unsigned>(a.d.N * a.d.HV * (L::K / BV));
@@ -1274,15 +1324,18 @@ void launch_state_output_v4(Args const& a, Stream s) {
   // at 64 columns in one wave 390 against 314 us at T = 8192; at 32 columns the clusters of four do not fit one wave)
   auto run = [&](auto cs) {
     constexpr int CS = decltype(cs)::value;
-    ensure_smem<state_output_v4_kernel<E, BV, SC, CS>>(bytes);
     if constexpr (CS == 1) {
-      state_output_v4_kernel<E, BV, SC, 1><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
-    } else {
+      ensure_smem<state_output_v4_kernel<E, BV, SC, 1, FV>>(bytes);
+      state_output_v4_kernel<E, BV, SC, 1, FV><<<grid, 256, bytes, s>>>(a, tw, tq, tk, tu, tp);
+    } else if constexpr (!FV) {
+      ensure_smem<state_output_v4_kernel<E, BV, SC, CS>>(bytes);
       ClusterLaunch cl(grid, 256, bytes, CS, s);
       GDN_CUDA_CHECK(cudaLaunchKernelEx(&cl.cfg, state_output_v4_kernel<E, BV, SC, CS>, a, tw, tq, tk, tu, tp));
     }
   };
-  if (a.state_output_cluster == kClusterHead)
+  if (FV)  // own copies only (delta_from_v_runs)
+    run(std::integral_constant<int, 1>{});
+  else if (a.state_output_cluster == kClusterHead)
     run(std::integral_constant<int, L::K / BV>{});
   else if (a.state_output_cluster == kClusterPairs)
     run(std::integral_constant<int, 2>{});
@@ -1353,6 +1406,20 @@ int state_output_max_clusters(Args const& a) {
   return n;
 }
 
+bool delta_from_v_runs(Args const& a, std::string* why) {
+  auto no = [&](char const* r) {
+    if (why) *why = r;
+    return false;
+  };
+  if (a.qkv == ElemType::f32) return no("16-bit inputs only");
+  if (a.d.K != 128 || a.d.V != 128) return no("K = V = 128 only (state_output_fused 4)");
+  if (a.fusion != Fusion::intra || a.intra_variant != 3) return no("needs Fusion::intra with intra variant 3 (which writes Args::ainv_beta)");
+  if (!a.fuse_state_output || a.state_output_variant != 4) return no("needs the fused state + output in variant 4");
+  if (a.precise_uv || a.split_state) return no("not with precise_uv or split_state");
+  if (a.state_output_cluster > 1) return no("own copies only (Args::state_output_cluster 0 or 1)");
+  return true;
+}
+
 void state_output_fused(Args const& a, Stream s) {
   if (a.state_output_variant < 1 || a.state_output_variant > 4)
     throw std::invalid_argument("state_output_fused: Args::state_output_variant " + std::to_string(a.state_output_variant) +
@@ -1361,6 +1428,9 @@ void state_output_fused(Args const& a, Stream s) {
   if (a.state_output_cluster < 0 || a.state_output_cluster > kClusterPairs)
     throw std::invalid_argument("state_output_fused: Args::state_output_cluster " + std::to_string(a.state_output_cluster) +
                                 " is not 0 (chosen), 1 (no cluster), 2 (clusters of the head's blocks) or 3 (clusters of two)");
+  std::string why;
+  if (a.delta_from_v && !delta_from_v_runs(a, &why)) throw std::invalid_argument("state_output_fused: Args::delta_from_v: " + why);
+  if (a.delta_from_v && !a.ainv_beta) throw std::invalid_argument("state_output_fused: Args::delta_from_v needs Args::ainv_beta");
   if (!state_output_runs_fused(a)) {
     // the two kernels, h and v_new through device memory (block times not recorded: timed_blocks says 0)
     if (!a.h || !a.v_new)
@@ -1385,7 +1455,11 @@ void state_output_fused(Args const& a, Stream s) {
   dispatch_elem(a.qkv, [&](auto e) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
-      if (variant == 4 && sc) {  // 64 columns (state_output_computes_scores)
+      if (a.delta_from_v) {  // variant 4 (delta_from_v_runs)
+        if (sc) launch_state_output_v4<E, 64, true, true>(a, s);
+        else if (columns == 64) launch_state_output_v4<E, 64, false, true>(a, s);
+        else launch_state_output_v4<E, 32, false, true>(a, s);
+      } else if (variant == 4 && sc) {  // 64 columns (state_output_computes_scores)
         launch_state_output_v4<E, 64, true>(a, s);
       } else if (variant == 4) {
         if (columns == 64) launch_state_output_v4<E, 64, false>(a, s); else launch_state_output_v4<E, 32, false>(a, s);

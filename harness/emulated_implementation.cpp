@@ -22,6 +22,9 @@ class EmulatedImplementation final : public Implementation {
       a += "; state walk of two chunks per step (planned state_output_fused variant 5): chunk 2 from the pair's "
            "snapshot, v_new_2 = u_2 - (e^G1 W_2 h + round(W_2 K_1^T) Db_1), o_2 with the cross block "
            "round(e^g Q_2 K_1^T) Db_1, one state update per pair";
+    if (m_.delta_from_v)
+      a += "; the walk forms the delta from v (state_output_fused 4 with Args::delta_from_v, fused-forward-from-v): "
+           "delta = round(A_inv diag(beta)) round(v - diag(e^g) K round(h)), no w or u formed";
     if (faults_.any()) a += " (with deliberate faults: a selftest variant)";
     return a;
   }
@@ -45,9 +48,12 @@ class EmulatedImplementation final : public Implementation {
     opt.tc_inverse = m_.tc_inverse;
     opt.fold_beta = m_.fold_beta;
     opt.pair_walk = m_.pair_walk;
-    return stage_outputs_of(emulated_forward(p, opt));
+    opt.delta_from_v = m_.delta_from_v;
+    StageOutputs out = stage_outputs_of(emulated_forward(p, opt));
+    if (m_.delta_from_v) out.erase("w"), out.erase("u");  // as its kernels: never formed
+    return out;
   }
-  bool has_isolated_stages() const override { return !m_.pair_walk; }
+  bool has_isolated_stages() const override { return !m_.pair_walk && !m_.delta_from_v; }
   StageOutputs run_isolated(Problem const& p, ChunkedResult const& ref) override {
     EmulatedOptions opt;
     opt.faults = faults_;
@@ -106,6 +112,7 @@ std::vector<EmulatedModel> const& emulated_models() {
       {"emulated-fused-intra-v3", false, true, true},
       {"emulated-precise-v3", true, true, true},
       {"emulated-fused-forward-pairs", false, true, true, true},
+      {"emulated-fused-forward-from-v", false, true, true, false, true},
   };
   return models;
 }

@@ -23,9 +23,10 @@ struct EmulatedModel {
   bool tc_inverse = false;  // kkt_solve_fused.cu variant 5 / intra_fused.cu variant 3: 3xTF32 merges
   bool fold_beta = false;   // intra_fused.cu variant 3: beta folded into the A_inv operand
   bool pair_walk = false;   // a state walk of two chunks per step (EmulatedOptions::pair_walk; its kernel is a patch)
+  bool delta_from_v = false;  // the walk forms the delta from v (EmulatedOptions::delta_from_v): no w, u reported
 };
 // The correct models, in `--impl` order: emulated, emulated-precise, emulated-fused-v5,
-// emulated-fused-intra-v3, emulated-precise-v3, emulated-fused-forward-pairs.
+// emulated-fused-intra-v3, emulated-precise-v3, emulated-fused-forward-pairs, emulated-fused-forward-from-v.
 std::vector<EmulatedModel> const& emulated_models();
 
 // Every intermediate of a ChunkedResult as StageOutputs (the tensor names of the schema).

@@ -4,12 +4,13 @@
 namespace gdnv {
 std::vector<std::string> gpu_implementation_names() {
   return {"unfused", "unfused-splitstate", "unfused-fp32inv", "fused", "fused-intra", "precise",
-          "fused-v5", "fused-intra-v3", "precise-v3", "fused-forward", "cublas", "cublas-fp64"};
+          "fused-v5", "fused-intra-v3", "precise-v3", "fused-forward", "fused-forward-from-v", "cublas", "cublas-fp64"};
 }
 
 std::vector<std::string> pair_partners(std::string const& name) {
   if (name.rfind("fused", 0) != 0) return {};
   if (name == "fused-forward") return {"unfused", "fused-intra-v3"};
+  if (name == "fused-forward-from-v") return {"unfused", "fused-forward"};
   return {"unfused"};
 }
 }  // namespace gdnv
@@ -29,7 +30,7 @@ namespace gc = gdn_cuda;
 
 enum class Variant {
   unfused, unfused_splitstate, unfused_fp32inv, fused, fused_intra, precise, fused_v5, fused_intra_v3, precise_v3,
-  fused_forward, cublas, cublas_fp64
+  fused_forward, fused_forward_from_v, cublas, cublas_fp64
 };
 
 bool to_elem(DType t, gc::ElemType& e) {
@@ -146,6 +147,12 @@ class GpuImplementation final : public Implementation {
                "rows Q K^T computed on chip; at K = 64 variant 2, reading the score rows that the intra kernel "
                "wrote from the k tile it holds): h, v_new and the score rows stay on chip, the same products in the "
                "same order, so the bytes of fused-intra-v3; " + common;
+      case Variant::fused_forward_from_v:
+        return "fused intra CUDA kernel, variant 3 writing only round(A_inv diag(beta)) (and A_inv, and the score rows "
+               "at 32 columns; no w, u), then state_output_fused variant 4 forming the delta from v: delta = "
+               "round(A_inv diag(beta)) round(v - diag(e^g) K round(h)) (FlashQLA's form; the arithmetic of "
+               "emulated-fused-forward-from-v): one rounding where u - W h has three; w and u not formed, so not "
+               "reported; " + common;
       case Variant::cublas:
         return "cuBLAS: KKT by cublasGemmStridedBatchedEx (fp32 compute) + our mask kernel, inverse by "
                "cublasStrsmBatched (fp32) against I, A_inv fp32; cumsum, w/u, state, output: our kernels; " + common;
@@ -173,11 +180,13 @@ class GpuImplementation final : public Implementation {
     d.num_chunks = static_cast<int64_t>(p.chunks().size());
     std::string const r = gc::can_implement(d, q, g, b, ainv_type(q));
     if (!r.empty()) return Availability::not_supported(r);
+    if (v_ == Variant::fused_forward_from_v && (q == gc::ElemType::f32 || p.K != 128 || p.V != 128))
+      return Availability::not_supported("the delta from v runs in state_output_fused 4: 16-bit inputs, K = V = 128");
     return Availability::ok();
   }
 
   StageOutputs run(Problem const& p) override { return execute(p, nullptr); }
-  bool has_isolated_stages() const override { return true; }
+  bool has_isolated_stages() const override { return v_ != Variant::fused_forward_from_v; }
   StageOutputs run_isolated(Problem const& p, ChunkedResult const& ref) override { return execute(p, &ref); }
 
  private:
@@ -198,7 +207,8 @@ class GpuImplementation final : public Implementation {
       case Variant::precise:
       case Variant::fused_intra_v3:
       case Variant::precise_v3:
-      case Variant::fused_forward: return gc::Fusion::intra;
+      case Variant::fused_forward:
+      case Variant::fused_forward_from_v: return gc::Fusion::intra;
       default: return gc::Fusion::none;
     }
   }
@@ -225,10 +235,12 @@ class GpuImplementation final : public Implementation {
     a.split_state = split_state();
     a.precise_uv = v_ == Variant::precise || v_ == Variant::precise_v3;
     a.kkt_solve_variant = v_ == Variant::fused_v5 ? 5 : 4;
-    a.intra_variant = v_ == Variant::fused_intra_v3 || v_ == Variant::precise_v3 || v_ == Variant::fused_forward ? 3 : 1;
-    a.fuse_state_output = v_ == Variant::fused_forward;
-    a.scores_in_intra = v_ == Variant::fused_forward;  // where state_output_fused does not compute them:
-    a.scores_in_state = v_ == Variant::fused_forward;  // state_output_computes_scores() (K = 128)
+    bool const from_v = v_ == Variant::fused_forward_from_v, ffwd = v_ == Variant::fused_forward || from_v;
+    a.intra_variant = v_ == Variant::fused_intra_v3 || v_ == Variant::precise_v3 || ffwd ? 3 : 1;
+    a.fuse_state_output = ffwd;
+    a.scores_in_intra = ffwd;  // where state_output_fused does not compute them:
+    a.scores_in_state = ffwd;  // state_output_computes_scores() (K = 128)
+    a.delta_from_v = from_v;
     gc::ElemType const uvt = gc::uv_type(a);  // u, v_new
     if (p.qk_l2norm) {
       gc::l2norm(ws.q.get(), ws.q.get(), qkv, d.B * d.T * d.H, d.K, nullptr);
@@ -310,8 +322,10 @@ class GpuImplementation final : public Implementation {
     out["g_cumsum"] = download(ws.g_cumsum, tok, gc::ElemType::f32);
     if (has_A) out["A"] = download(ws.A, tok64, gc::ElemType::f32);
     out["A_inv"] = download(ws.A_inv, tok64, ai);
-    out["w"] = download(ws.w, tokK, qkv);
-    out["u"] = download(ws.u, tokV, uvt);
+    if (!a.delta_from_v) {  // never formed by that walk
+      out["w"] = download(ws.w, tokK, qkv);
+      out["u"] = download(ws.u, tokV, uvt);
+    }
     out["v_new"] = download(ws.v_new, tokV, uvt);
     out["h"] = download(ws.h, hshape, qkv);
     out["o"] = download(ws.o, tokV, qkv);
@@ -336,6 +350,7 @@ std::unique_ptr<Implementation> make_gpu_implementation(std::string const& name)
   if (name == "fused-intra-v3") return std::make_unique<GpuImplementation>(name, Variant::fused_intra_v3);
   if (name == "precise-v3") return std::make_unique<GpuImplementation>(name, Variant::precise_v3);
   if (name == "fused-forward") return std::make_unique<GpuImplementation>(name, Variant::fused_forward);
+  if (name == "fused-forward-from-v") return std::make_unique<GpuImplementation>(name, Variant::fused_forward_from_v);
   if (name == "cublas") return std::make_unique<GpuImplementation>(name, Variant::cublas);
   if (name == "cublas-fp64") return std::make_unique<GpuImplementation>(name, Variant::cublas_fp64);
   return nullptr;

@@ -28,7 +28,8 @@ std::vector<std::string> gpu_implementation_names();
 
 // The implementations gdnv check compares a fused kernel with value by value ("pairs"): "unfused" for
 // every "fused*" name, and for a kernel that claims another implementation's bytes that one too
-// (fused-forward: fused-intra-v3). Empty for names that are not fused kernels.
+// (fused-forward: fused-intra-v3), or that changes one's arithmetic in one place, that one (fused-forward-from-v:
+// fused-forward, how far the delta formed from v moves each tensor). Empty for names that are not fused kernels.
 std::vector<std::string> pair_partners(std::string const& name);
 
 #ifdef GDNV_HAVE_CUDA

@@ -56,9 +56,11 @@ std::optional<DeclaredArithmetic> known_declared_arithmetic(std::string const& n
   // dtype) covers it, fp32 would not (tests/reference/test_stage_bounds.cpp).
   // fused-forward: fused-intra-v3's bytes (state_output_fused.cu runs chunk_state 2 + chunk_output 2's products).
   // emulated-fused-forward-pairs: fused-intra-v3's arithmetic with a two-chunk state walk, inside the same
-  // declaration (tests/reference/test_stage_bounds.cpp, gqa_kernel_models_are_inside_on_every_family).
+  // declaration (tests/reference/test_stage_bounds.cpp, gqa_kernel_models_are_inside_on_every_family), and so is
+  // fused-forward-from-v (the walk forms the delta from v: one rounding, of v - e^g K h, where u - W h has three).
   if (n == "fused-v5" || n == "emulated-fused-v5" || n == "fused-intra-v3" || n == "emulated-fused-intra-v3" ||
-      n == "fused-forward" || n == "emulated-fused-forward-pairs") {
+      n == "fused-forward" || n == "emulated-fused-forward-pairs" || n == "fused-forward-from-v" ||
+      n == "emulated-fused-forward-from-v") {
     d.merges = Precision::tf32x3;
     return d;
   }

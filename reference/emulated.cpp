@@ -209,6 +209,8 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
   std::string why;
   if (!emulation_supports(p, &why)) throw std::invalid_argument("emulated: " + why);
   if (opt.pair_walk && opt.stage_inputs) throw std::invalid_argument("emulated: the pair walk has no isolated stages");
+  if (opt.delta_from_v && (!opt.fold_beta || opt.precise_uv || opt.stage_inputs || opt.pair_walk))
+    throw std::invalid_argument("emulated: delta_from_v needs fold_beta, without precise_uv, isolated stages or the pair walk");
   EmulatedFaults const& f = opt.faults;
   DType const qd = p.q.dtype, kd = p.k.dtype, vd = p.v.dtype;
   Tensor const q = p.qk_l2norm ? l2norm_fp32(p.q) : p.q;
@@ -304,6 +306,7 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
 
       // w, u: the beta-scaled operands rounded to the input dtype, fp32 products, stored rounded.
       MatF U, W;
+      MatF Mu_op;  // delta_from_v: round(A_inv diag(beta)), the operand of the walk's delta
       if (!opt.fold_beta) {
         MatF vb(m, V), kb(m, K);
         for (int64_t i = 0; i < m; ++i) {
@@ -326,6 +329,7 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
         round_all(kd, Mw);
         U = rounded(uvd, Mu * Vc);
         W = rounded(kd, Mw * Kc);
+        if (opt.delta_from_v) Mu_op = Mu;
       }
       MatF const U_in = fed ? fed_rows(fed->u, uvd, s.b, t0, hv, m) : U;
       MatF const W_in = fed ? fed_rows(fed->w, kd, s.b, t0, hv, m) : W;
@@ -340,7 +344,15 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
         sub *= std::exp(pair.G);
         if (!f.pair_without_chunk1_terms) sub.noalias() += rounded(kd, MatF(W_in * pair.K.transpose())) * pair.gated;
       }
-      MatF const Delta = U_in - sub;
+      MatF Delta;
+      if (opt.delta_from_v) {  // Mu round(v - diag(e^gamma) K round(h))
+        MatF X = Kc * Sb;
+        for (int64_t i = 0; i < m; ++i) X.row(i) = Vc.row(i) - X.row(i) * (f.w_without_gate ? 1.0f : eg[i]);
+        round_all(vd, X);
+        Delta = Mu_op * X;
+      } else {
+        Delta = U_in - sub;
+      }
       MatF const v_new = rounded(uvd, Delta);
       float const gl = gamma[m - 1];
       MatF gated(m, V);

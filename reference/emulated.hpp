@@ -92,6 +92,14 @@ struct EmulatedOptions {
   // Chunk 2's stored h is round(e^{G_1} h + K_1^T Db_1), which the walk never forms. The state-pass faults are not
   // modelled with it, and it has no isolated stages (std::invalid_argument).
   bool pair_walk = false;
+  // The arithmetic of a walk that forms the delta from v itself (FlashQLA's form; intra_fused 3 then writes only
+  // Mu = round(A_inv diag(beta)), no w or u: Args::delta_from_v, `fused-forward-from-v`): with fold_beta's Mu,
+  //   delta = Mu round(v - diag(e^gamma) (K round(h))),  K round(h) an fp32 product of the stored k and the snapshot,
+  // the same value as u - W h in exact arithmetic (W h = Mu diag(e^gamma) K h) with one rounding (of the
+  // parenthesis) where FLA has three (u, w and their difference's operands). w and u are still stored by the model
+  // (fold_beta's, for reference) although the kernels never form them. Needs fold_beta (std::invalid_argument);
+  // no isolated stages, not with pair_walk; w_without_gate drops the e^gamma factor here too.
+  bool delta_from_v = false;
 };
 
 // True when the model covers these inputs: q, k, v stored as bf16, fp16 or fp32 (fp64 inputs

@@ -35,7 +35,7 @@ $G bench --B 4 --T 4096 --H 16 --HV 16 --json "$OUT/bench-$GPU-B4-T4096-H16-HV16
 grep -E "^ +(kkt_solve|intra_fused|forward|chunk_state|chunk_output|chunk_scores|state_output)" "$OUT/bench-$GPU.log" | cut -c1-110
 fi
 # every GPU implementation on the shipped dataset, with the fused-vs-unfused pairs
-ALL=unfused,unfused-splitstate,unfused-fp32inv,fused,fused-intra,precise,fused-v5,fused-intra-v3,precise-v3,fused-forward,cublas,cublas-fp64
+ALL=unfused,unfused-splitstate,unfused-fp32inv,fused,fused-intra,precise,fused-v5,fused-intra-v3,precise-v3,fused-forward,fused-forward-from-v,cublas,cublas-fp64
 $G check datasets/default.h5 --impl $ALL --attribution --json "$OUT/check-default-$GPU.json" --top 0 \
   >"$OUT/check-default-$GPU.txt" 2>&1; echo "check exit $?"; grep -E "passed,|failed|explained" "$OUT/check-default-$GPU.txt" | tail -30
 # the real-layer capture: every bounded tensor of every kernel against its R_det gate

@@ -161,7 +161,8 @@ void add_conditioning(nlohmann::json& case_entry, std::vector<ChunkConditioning>
 }
 
 // Fused kernels against the pipelines they replace ("pairs" in the JSON; pair_partners: unfused, and for
-// fused-forward also fused-intra-v3, whose bytes it claims): both sides are judged against the reference;
+// fused-forward also fused-intra-v3, whose bytes it claims; for fused-forward-from-v, fused-forward): both sides
+// are judged against the reference;
 // this says in addition whether they compute the same numbers.
 bool is_pair_member(std::string const& name) { return name == "unfused" || name.rfind("fused", 0) == 0; }
 

@@ -238,6 +238,99 @@ BOOST_AUTO_TEST_CASE(refuses_unknown_variant) {
   BOOST_TEST(!test::untouched(run.ws->o));
 }
 
+// Args::delta_from_v (the walk forms the delta from v; intra 3 writes round(A_inv diag(beta)) only): its accuracy
+// against the fp64 reference is test_gpu_tc's (fused-forward-from-v); here the bytes. Every width and score-row
+// mode computes each output column with the same products in the same k order, so 32-column blocks (score rows from
+// intra 3), 64-column blocks reading them and 64-column blocks computing them on chip write the same o, v_new, h and
+// final state; w and u are never written; h and v_new stay untouched where their pointers are null.
+void expect_delta_from_v_same_bytes(test::StateCase const& c) {
+  test::StateRun run(c, 43);
+  gc::Workspace& ws = *run.ws;
+  gc::Args f = run.a;
+  f.intra_variant = 3, f.fuse_state_output = true, f.state_output_variant = 4, f.scores_in_intra = true;
+  f.delta_from_v = true;
+  std::string why;
+  BOOST_TEST_REQUIRE(gc::delta_from_v_runs(f, &why), why);
+  int const e16 = 2;
+  struct Out { gc::DeviceBuffer* buf; char const* name; int width; };
+  Out const outs[] = {{&ws.o, "o", e16}, {&ws.final_state, "final_state", 4}, {&ws.h, "h", e16}, {&ws.v_new, "v_new", e16}};
+  std::vector<std::vector<unsigned char>> first;
+  struct Mode { int columns; bool sc; };
+  for (Mode const m : {Mode{32, false}, Mode{64, false}, Mode{64, true}, Mode{32, true}}) {
+    BOOST_TEST_CONTEXT("delta_from_v, " << m.columns << " columns, Args::scores_in_state " << m.sc) {
+      ws.poison();
+      gc::Args x = f;
+      x.state_output_columns = m.columns, x.scores_in_state = m.sc;
+      gc::forward(x, nullptr);
+      gc::synchronize();
+      BOOST_TEST(test::untouched(ws.w), "w written");
+      BOOST_TEST(test::untouched(ws.u), "u written");
+      BOOST_TEST(!test::untouched(ws.o));
+      BOOST_TEST(!test::untouched(ws.ainv_beta));
+      for (size_t i = 0; i < std::size(outs); ++i) {
+        std::vector<unsigned char> got = test::device_bytes(*outs[i].buf);
+        if (first.size() < std::size(outs)) {
+          first.push_back(std::move(got));
+          continue;
+        }
+        size_t const d = bytes_differing(got, first[i]);
+        BOOST_TEST(d == 0u, outs[i].name << ": " << d << " of " << got.size() << " bytes differ from 32 columns', at most "
+                                         << max_ulps(got, first[i], outs[i].width) << " ulp apart");
+      }
+    }
+  }
+  ws.poison();  // h and v_new not stored: the same o and final state, their buffers untouched
+  gc::Args x = f;
+  x.h = nullptr, x.v_new = nullptr;
+  gc::forward(x, nullptr);
+  gc::synchronize();
+  BOOST_TEST(test::untouched(ws.h));
+  BOOST_TEST(test::untouched(ws.v_new));
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.o), first[0]) == 0u);
+  BOOST_TEST(bytes_differing(test::device_bytes(ws.final_state), first[1]) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(delta_from_v_same_bytes_bf16_G2) { expect_delta_from_v_same_bytes({}); }
+
+BOOST_AUTO_TEST_CASE(delta_from_v_same_bytes_fp16_G4_no_h0) {
+  test::StateCase c;
+  c.T = 333, c.H = 1, c.HV = 4, c.e = gc::ElemType::f16, c.h0 = false;
+  expect_delta_from_v_same_bytes(c);
+}
+
+BOOST_AUTO_TEST_CASE(delta_from_v_same_bytes_ragged_G1) {
+  test::StateCase c;
+  c.H = 2, c.HV = 2;
+  c.seqlens = {1, 0, 63, 64, 65, 128, 129, 200, 3};
+  expect_delta_from_v_same_bytes(c);
+}
+
+// Where the delta from v does not run (K = 64, clusters, another variant or fusion, no Args::ainv_beta) the call is
+// refused before anything runs.
+BOOST_AUTO_TEST_CASE(delta_from_v_refusals) {
+  auto refused = [](test::StateCase const& c, auto&& change) {
+    test::StateRun run(c, 7);
+    gc::Args f = run.a;
+    f.intra_variant = 3, f.fuse_state_output = true, f.state_output_variant = 4, f.scores_in_intra = true;
+    f.delta_from_v = true;
+    change(f);
+    run.ws->poison();
+    BOOST_CHECK_THROW(gc::forward(f, nullptr), std::invalid_argument);
+    gc::synchronize();
+    BOOST_TEST(test::untouched(run.ws->o));
+  };
+  test::StateCase k64;
+  k64.T = 200, k64.K = 64;
+  refused(k64, [](gc::Args&) {});
+  test::StateCase c;
+  c.T = 200;
+  refused(c, [](gc::Args& f) { f.state_output_cluster = 2; });
+  refused(c, [](gc::Args& f) { f.state_output_variant = 2; });
+  refused(c, [](gc::Args& f) { f.intra_variant = 1; });
+  refused(c, [](gc::Args& f) { f.ainv_beta = nullptr; });
+  refused(c, [](gc::Args& f) { f.precise_uv = true; });
+}
+
 BOOST_AUTO_TEST_CASE(grid_is_chunk_state_2s) {
   test::StateCase c;
   c.H = 2, c.HV = 6;

@@ -79,6 +79,24 @@ double o_floor_ratio(Problem const& p, ChunkedResult const& ref, StageOutputs co
   return compare_outputs(p, ref, out).metrics.at("o").floor_ratio;
 }
 
+// fused-forward-from-v (the walk forms the delta from v: Args::delta_from_v): inside the bounds of the arithmetic it
+// declares (fused-intra-v3's), o's error predicted by its CPU model (emulated-fused-forward-from-v) as for the kernels
+// above, no w or u reported, and fused-intra-v3's A_inv bytes (intra 3's inverse, stored beside round(A_inv diag(beta))).
+void check_forward_from_v(Problem const& p, ChunkedResult const& ref, StageOutputs const& v3) {
+  StageOutputs const out = make_implementation("fused-forward-from-v")->run(p);
+  BOOST_TEST(out.count("w") + out.count("u") == 0u, "fused-forward-from-v must not report w or u");
+  for (auto const& [t, x] : out) BOOST_TEST(test::all_finite(x), "fused-forward-from-v " << t << ": NaN/Inf");
+  expect_inside_bounds("fused-forward-from-v", p, ref, out);
+  double const got = o_floor_ratio(p, ref, out);
+  double const model = o_floor_ratio(p, ref, make_implementation("emulated-fused-forward-from-v")->run(p));
+  BOOST_TEST(got <= 1.05 * model + 0.02, "fused-forward-from-v: o floor ratio GPU " << got << " vs model " << model);
+  BOOST_TEST(got >= 0.95 * model - 0.02, "fused-forward-from-v: o floor ratio GPU " << got << " vs model " << model);
+  BOOST_TEST_MESSAGE("ACCURACY fused-forward-from-v: o floor ratio " << got << " (CPU model " << model
+                                                                     << ", fused-intra-v3 " << o_floor_ratio(p, ref, v3) << ")");
+  auto const s = compare_pair(out, v3).at("A_inv");
+  BOOST_TEST(s.equal == s.elements, "fused-forward-from-v A_inv differs from fused-intra-v3's");
+}
+
 void check_gqa_variants(Problem const& p) {
   ChunkedResult const ref = chunked_forward(p);
   StageOutputs const exact = make_implementation("fused")->run(p);
@@ -97,6 +115,7 @@ void check_gqa_variants(Problem const& p) {
     BOOST_TEST(got >= 0.95 * model - 0.02, name << ": o floor ratio GPU " << got << " vs model " << model);
     BOOST_TEST_MESSAGE("ACCURACY " << name << ": o floor ratio " << got << " (CPU model " << model << ")");
   }
+  if (p.K == 128 && p.V == 128) check_forward_from_v(p, ref, v3);
   expect_near_fp32_merges(v5.at("A_inv"), exact.at("A_inv"));
   for (auto const* other : {&v3, &p3}) {
     auto const s = compare_pair(*other, v5).at("A_inv");

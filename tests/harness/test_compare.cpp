@@ -126,6 +126,7 @@ BOOST_AUTO_TEST_CASE(pair_partners_of_the_fused_kernels) {
   BOOST_TEST((pair_partners("fused") == std::vector<std::string>{"unfused"}));
   BOOST_TEST((pair_partners("fused-intra-v3") == std::vector<std::string>{"unfused"}));
   BOOST_TEST((pair_partners("fused-forward") == std::vector<std::string>{"unfused", "fused-intra-v3"}));
+  BOOST_TEST((pair_partners("fused-forward-from-v") == std::vector<std::string>{"unfused", "fused-forward"}));
   for (char const* n : {"unfused", "precise", "cublas", "emulated", "captured:x"}) BOOST_TEST(pair_partners(n).empty(), n);
   auto const names = gpu_implementation_names();
   for (auto const& n : names)

@@ -86,6 +86,19 @@ BOOST_AUTO_TEST_CASE(fused_forward_declares_fused_intra_v3s_arithmetic) {
   BOOST_TEST((*known_declared_arithmetic("fused-forward[isolated]") == *ff));
 }
 
+// fused-forward-from-v forms the delta from v (one rounding where u - W h has three) and stays inside fused-intra-v3's
+// declaration (tests/reference/test_stage_bounds.cpp, on every family), so it declares that; so does its CPU model.
+BOOST_AUTO_TEST_CASE(fused_forward_from_v_declares_fused_intra_v3s_arithmetic) {
+  auto const v3 = known_declared_arithmetic("fused-intra-v3");
+  BOOST_TEST_REQUIRE(v3.has_value());
+  for (char const* n : {"fused-forward-from-v", "emulated-fused-forward-from-v"}) {
+    auto const d = known_declared_arithmetic(n);
+    BOOST_TEST_REQUIRE(d.has_value(), n);
+    BOOST_TEST((*d == *v3), n);
+  }
+  BOOST_TEST((*make_implementation("emulated-fused-forward-from-v")->declared_arithmetic() == *v3));
+}
+
 BOOST_AUTO_TEST_CASE(declared_arithmetic_by_implementation) {
   DeclaredArithmetic const plain;  // A_inv in the input dtype, fp32 everything up to it, FLA's later roundings
   for (char const* n : {"emulated", "emulated[isolated]", "unfused", "fused", "fused-intra", "unfused[isolated]"}) {

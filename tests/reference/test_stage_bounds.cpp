@@ -162,19 +162,24 @@ BOOST_DATA_TEST_CASE(correct_emulation_is_inside_on_every_family, bdata::make(ge
 // breaks (the next test), so the kernels declare FLA's beta v operand. The state walk of two chunks per step
 // (EmulatedOptions::pair_walk, the planned state_output_fused 5) on fused-intra-v3's arithmetic declares the same:
 // its own roundings -- round(W_2 K_1^T), the cross score block round(e^gamma Q_2 K_1^T), Db_1 rounded a second time
-// times e^{G_2} -- stand where the second chunk's snapshot rounding stood.
+// times e^{G_2} -- stand where the second chunk's snapshot rounding stood. So does the walk that forms the delta
+// from v (EmulatedOptions::delta_from_v, fused-forward-from-v): its one rounding, of v - e^gamma K round(h) before
+// the product with round(A_inv diag(beta)), stands where u's and w's roundings stood (w and u are not formed: the
+// bounds of the tensors it has).
 BOOST_DATA_TEST_CASE(gqa_kernel_models_are_inside_on_every_family, bdata::make(generator_families()), family) {
   struct Model {
     char const* name;
-    bool fold, precise, pairs;
+    bool fold, precise, pairs, from_v;
   };
-  for (Model const m : {Model{"fused-v5", false, false, false}, Model{"fused-intra-v3", true, false, false},
-                        Model{"precise-v3", true, true, false}, Model{"fused-forward-pairs", true, false, true}}) {
+  for (Model const m : {Model{"fused-v5", false, false, false, false}, Model{"fused-intra-v3", true, false, false, false},
+                        Model{"precise-v3", true, true, false, false}, Model{"fused-forward-pairs", true, false, true, false},
+                        Model{"fused-forward-from-v", true, false, false, true}}) {
     EmulatedOptions eo;
     eo.tc_inverse = true;
     eo.fold_beta = m.fold;
     eo.precise_uv = m.precise;
     eo.pair_walk = m.pairs;
+    eo.delta_from_v = m.from_v;
     DeclaredArithmetic d;
     d.merges = Precision::tf32x3;
     if (m.precise) d.v_operand = d.u = d.v_new = d.scores = Precision::fp32;  // the model keeps these fp32
@@ -192,6 +197,57 @@ BOOST_DATA_TEST_CASE(gqa_kernel_models_are_inside_on_every_family, bdata::make(g
       BOOST_TEST_MESSAGE(m.name << " " << family << " " << dtype_name(dt) << ":" << line);
     }
   }
+}
+
+// The delta formed from v without its gate factor (v - K round(h) instead of v - e^gamma K round(h): the bug such a
+// walk is likeliest to have) breaks v_new's and o's bounds; and on a sequence's first chunk (the snapshot is the
+// initial state's rounding either way) v_new differs from fused-intra-v3's only by the form, inside the bounds.
+BOOST_AUTO_TEST_CASE(delta_from_v_without_its_gate_breaks_the_bounds) {
+  EmulatedOptions eo;
+  eo.tc_inverse = eo.fold_beta = eo.delta_from_v = true;
+  eo.faults.w_without_gate = true;
+  DeclaredArithmetic d;
+  d.merges = Precision::tf32x3;
+  for (auto const& family : {"fla-test", "model-like"}) {
+    Problem const p = test::small_family_case(family, DType::bf16, 11);
+    ChunkedResult const ref = chunked_forward(p);
+    StageBounds const b = stage_bounds(p, ref, d);
+    ChunkedResult const got = emulated_forward(p, eo);
+    for (auto const& name : {"v_new", "o"}) {
+      double const r = test::max_r_det(stage_bound_ratios(p, ref, b, name, tensor_of(got, name)));
+      BOOST_TEST(r > 1.0, family << " " << name << ": R_det " << r);
+      BOOST_TEST_MESSAGE("delta from v without e^gamma, " << family << " " << name << ": R_det " << r);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(delta_from_v_is_refused_without_fold_beta_or_with_isolated_stages) {
+  Problem const p = test::small_family_case("fla-test", DType::bf16, 11);
+  EmulatedOptions eo;
+  eo.tc_inverse = eo.delta_from_v = true;
+  BOOST_CHECK_THROW(emulated_forward(p, eo), std::invalid_argument);  // no fold_beta
+  eo.fold_beta = true;
+  ChunkedResult const ref = chunked_forward(p);
+  eo.stage_inputs = &ref;
+  BOOST_CHECK_THROW(emulated_forward(p, eo), std::invalid_argument);
+  eo.stage_inputs = nullptr;
+  eo.pair_walk = true;
+  BOOST_CHECK_THROW(emulated_forward(p, eo), std::invalid_argument);
+}
+
+// The from-v form is what runs: its v_new differs from fused-intra-v3's (u - W round(h), three roundings) in most
+// entries, its A_inv is the same.
+BOOST_AUTO_TEST_CASE(delta_from_v_changes_v_new_not_A_inv) {
+  Problem const p = test::small_family_case("fla-test", DType::bf16, 11);
+  EmulatedOptions v3;
+  v3.tc_inverse = v3.fold_beta = true;
+  EmulatedOptions fv = v3;
+  fv.delta_from_v = true;
+  ChunkedResult const a = emulated_forward(p, v3), b = emulated_forward(p, fv);
+  BOOST_TEST((a.A_inv.data == b.A_inv.data));
+  size_t differ = 0;
+  for (size_t i = 0; i < a.v_new.data.size(); ++i) differ += a.v_new.data[i] != b.v_new.data[i];
+  BOOST_TEST(differ > a.v_new.data.size() / 10, differ << " of " << a.v_new.data.size() << " v_new values differ");
 }
 
 // The same bounds catch the two-chunk walk's likeliest bug: chunk 2 without the terms of chunk 1's delta.
