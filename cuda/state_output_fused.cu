@@ -69,7 +69,6 @@ constexpr int kBarState = 1;  // the state warps among themselves
 constexpr int kBarOut = 2;    // the output warps among themselves
 constexpr int kBarFull = 3;   // + b: buffer b holds h_c and v_new_c
 constexpr int kBarEmpty = 5;  // + b: the output warps are done with buffer b
-constexpr int kBarWalk0 = 1;  // variant 4 with Args::delta_from_v: X written (the whole block)
 
 template <int K>
 struct SoLayout {
@@ -958,6 +957,7 @@ __global__ void __launch_bounds__(256, 1)
   constexpr bool MC = CS > 1;
   static_assert(CS == 1 || CS == 2 || CS == K / BV, "clusters of two or of the head's V-tile blocks");
   __shared__ uint64_t empty[MC ? L::kStages : 1];
+  __shared__ uint64_t xbar;  // FV: warpgroup 0's X written (128 arrivals per step)
   // MC with three stages: the producer waits for the cluster's arrivals and refills after the step's products are
   // issued (the handshake at the refill point put the cluster's blocks in lockstep: cuda/NOTES.md, clusters)
   constexpr bool kDeferRefill = MC && L::kStages > 2;
@@ -1013,6 +1013,7 @@ __global__ void __launch_bounds__(256, 1)
       mbar_init(&full[i], 1);
       if constexpr (MC) mbar_init(&empty[i], CS);
     }
+    if constexpr (FV) mbar_init(&xbar, 128);
     mbar_init_fence();
   }
   __syncthreads();
@@ -1119,10 +1120,12 @@ __global__ void __launch_bounds__(256, 1)
           }
         }
         fence_proxy_async_smem();  // X, before wgmma reads it
-        // every warp of warpgroup 0 wrote its rows: a barrier of the whole block (warpgroup 1 arrives right after
-        // issuing O = Q h_c), not one of warpgroup 0 alone (bar.sync 1, 128): with that, compute-sanitizer's racecheck
-        // reported hazards between accesses that the step's block barriers order (11 on the ragged byte test)
-        named_barrier(kBarWalk0, 256);
+        // every warp of warpgroup 0 wrote its rows: an mbarrier of warpgroup 0's 128 threads (measured, H100, T =
+        // 32768: the walk 670 us; bar.sync 1, 128 647 us but compute-sanitizer's racecheck then reports hazards
+        // between accesses the step's block barriers order, as it does with bar.arrive; a block barrier that
+        // warpgroup 1 meets after issuing O = Q h_c 733 us; cuda/NOTES.md, twenty-fourth session)
+        mbar_arrive(&xbar);
+        mbar_wait(&xbar, static_cast<uint32_t>(step) & 1u);
 #pragma unroll
         for (int i = 0; i < NA; ++i) D[i] = 0.f;
         wgmma_fence_operands(D);  // the zeros stay put
@@ -1189,7 +1192,6 @@ __global__ void __launch_bounds__(256, 1)
       for (int ks = 0; ks < 8; ++ks)
         wgmma_m64nk16_ss<E, 0, 1>(O, (ks < 4 ? desc_q0 : desc_q1) + 2 * (ks & 3), desc_s + 16 * ks);
       wgmma_commit();
-      if constexpr (FV) named_barrier(kBarWalk0, 256);  // warpgroup 0's X is written (its Mu X follows)
       wgmma_fence_operands(O);
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {

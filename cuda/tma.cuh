@@ -30,6 +30,10 @@ __device__ __forceinline__ void mbar_init_fence() {
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
 }
+// One plain arrival (release at CTA scope).
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
 // Waits until the phase with the given parity (0, 1, 0, ... for the barrier's successive uses) has completed: a
 // try_wait loop, SEM the instruction's semantics qualifiers ("" for the default acquire at CTA scope).
 #define GDNV_MBAR_WAIT_LOOP(SEM)                                                \
