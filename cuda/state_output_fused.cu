@@ -1315,7 +1315,8 @@ void launch_state_output_v4(Args const& a, Stream s) {
   using L = So4Layout<BV, SC, FV>;
   uint64_t const rows = static_cast<uint64_t>(a.d.B * a.d.T), HV = static_cast<uint64_t>(a.d.HV);
   // FV: the Mu rows (64 columns, one box) in W's place and v in U's
-  CUtensorMap const tw = FV ? tma_map_3d(a.ainv_beta, kBT, HV, rows, kBT, kBT, true) : tma_map_3d(a.w, L::K, HV, rows, 64, kBT, true);
+  CUtensorMap const tw =
+      FV ? tma_map_3d(a.ainv_beta, kBT, HV, rows, kBT, kBT, true) : tma_map_3d(a.w, L::K, HV, rows, 64, kBT, true);
   CUtensorMap const tq = tma_map_3d(a.q, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
   CUtensorMap const tk = tma_map_3d(a.k, L::K, static_cast<uint64_t>(a.d.H), rows, 64, kBT, true);
   CUtensorMap const tu = tma_map_3d(FV ? a.v : a.u, L::K, HV, rows, BV, kBT, L::kUSwizzled);

@@ -112,6 +112,22 @@ void expect_variant_equals_two_kernels(test::StateCase const& c, bool store_inte
   }
 }
 
+// fp16 at K = 128 with four value heads on one key head, T = 333 (variant 3's other instance; the delta from v's fp16
+// kernels)
+test::StateCase fp16_K128_G4_case() {
+  test::StateCase c;
+  c.T = 333, c.H = 1, c.HV = 4, c.e = gc::ElemType::f16;
+  return c;
+}
+
+// One, two and three chunks per sequence, empty and one-token sequences, G = 1.
+test::StateCase ragged_G1_case() {
+  test::StateCase c;
+  c.H = 2, c.HV = 2;
+  c.seqlens = {1, 0, 63, 64, 65, 128, 129, 200, 3};
+  return c;
+}
+
 void expect_fused_equals_two_kernels(test::StateCase const& c, bool store_intermediates = true) {
   // both widths, the score rows read (chunk_scores') or computed on chip, each block copying its tiles, the head's
   // blocks in one cluster sharing them (TMA multicast), or clusters of two (the same as the head's at 64 columns)
@@ -134,19 +150,9 @@ BOOST_AUTO_TEST_CASE(equals_two_kernels_fp16_K64_G3_no_h0) {
 }
 
 // fp16 at K = 128: variant 3's other instance (K = 64 runs variant 2).
-BOOST_AUTO_TEST_CASE(equals_two_kernels_fp16_K128_G4) {
-  test::StateCase c;
-  c.T = 333, c.H = 1, c.HV = 4, c.e = gc::ElemType::f16;
-  expect_fused_equals_two_kernels(c);
-}
+BOOST_AUTO_TEST_CASE(equals_two_kernels_fp16_K128_G4) { expect_fused_equals_two_kernels(fp16_K128_G4_case()); }
 
-// One, two and three chunks per sequence, empty and one-token sequences.
-BOOST_AUTO_TEST_CASE(equals_two_kernels_ragged_G1) {
-  test::StateCase c;
-  c.H = 2, c.HV = 2;
-  c.seqlens = {1, 0, 63, 64, 65, 128, 129, 200, 3};
-  expect_fused_equals_two_kernels(c);
-}
+BOOST_AUTO_TEST_CASE(equals_two_kernels_ragged_G1) { expect_fused_equals_two_kernels(ragged_G1_case()); }
 
 BOOST_AUTO_TEST_CASE(equals_two_kernels_ragged_K64_not_stored) {
   test::StateCase c;
@@ -293,17 +299,12 @@ void expect_delta_from_v_same_bytes(test::StateCase const& c) {
 BOOST_AUTO_TEST_CASE(delta_from_v_same_bytes_bf16_G2) { expect_delta_from_v_same_bytes({}); }
 
 BOOST_AUTO_TEST_CASE(delta_from_v_same_bytes_fp16_G4_no_h0) {
-  test::StateCase c;
-  c.T = 333, c.H = 1, c.HV = 4, c.e = gc::ElemType::f16, c.h0 = false;
+  test::StateCase c = fp16_K128_G4_case();
+  c.h0 = false;
   expect_delta_from_v_same_bytes(c);
 }
 
-BOOST_AUTO_TEST_CASE(delta_from_v_same_bytes_ragged_G1) {
-  test::StateCase c;
-  c.H = 2, c.HV = 2;
-  c.seqlens = {1, 0, 63, 64, 65, 128, 129, 200, 3};
-  expect_delta_from_v_same_bytes(c);
-}
+BOOST_AUTO_TEST_CASE(delta_from_v_same_bytes_ragged_G1) { expect_delta_from_v_same_bytes(ragged_G1_case()); }
 
 // Where the delta from v does not run (K = 64, clusters, another variant or fusion, no Args::ainv_beta) the call is
 // refused before anything runs.
