@@ -119,7 +119,7 @@ struct Args {
   // no w or u, reading no v; state_output_fused 4 then takes, per chunk, delta = ainv_beta round(v - diag(e^g) K h_c)
   // instead of u - W h_c: per step the same K box and a 64-column box instead of W's two boxes. Needs
   // delta_from_v_runs() (16-bit, K = V = 128, Fusion::intra with intra 3, the fused state + output in variant 4, no
-  // precise_uv, no cluster); elsewhere refused (std::invalid_argument).
+  // precise_uv, no cluster, Args::ainv_beta set); elsewhere refused (std::invalid_argument).
   bool delta_from_v = false;
   // device pointers
   ChunkDesc const* chunks = nullptr;

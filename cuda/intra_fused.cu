@@ -392,8 +392,7 @@ void intra_fused(Args const& a, Stream s) {
     using E = decltype(e);
     if constexpr (!std::is_same_v<E, float>) {
       if (intra_runs_v3(a)) {
-        if (a.delta_from_v) {  // K = 128 (delta_from_v_runs)
-          if (!a.ainv_beta) throw std::invalid_argument("intra_fused: Args::delta_from_v needs Args::ainv_beta");
+        if (a.delta_from_v) {  // K = 128, Args::ainv_beta set (delta_from_v_runs)
           intra_writes_scores(a) ? launch_intra_v3<E, E, 128, true, true>(a, s) : launch_intra_v3<E, E, 128, false, true>(a, s);
         } else if (a.precise_uv)
           a.d.K == 128 ? launch_intra_v3<E, float, 128, false>(a, s) : launch_intra_v3<E, float, 64, false>(a, s);

@@ -1420,6 +1420,7 @@ bool delta_from_v_runs(Args const& a, std::string* why) {
   if (!a.fuse_state_output || a.state_output_variant != 4) return no("needs the fused state + output in variant 4");
   if (a.precise_uv || a.split_state) return no("not with precise_uv or split_state");
   if (a.state_output_cluster > 1) return no("own copies only (Args::state_output_cluster 0 or 1)");
+  if (!a.ainv_beta) return no("needs Args::ainv_beta");
   return true;
 }
 
@@ -1433,7 +1434,6 @@ void state_output_fused(Args const& a, Stream s) {
                                 " is not 0 (chosen), 1 (no cluster), 2 (clusters of the head's blocks) or 3 (clusters of two)");
   std::string why;
   if (a.delta_from_v && !delta_from_v_runs(a, &why)) throw std::invalid_argument("state_output_fused: Args::delta_from_v: " + why);
-  if (a.delta_from_v && !a.ainv_beta) throw std::invalid_argument("state_output_fused: Args::delta_from_v needs Args::ainv_beta");
   if (!state_output_runs_fused(a)) {
     // the two kernels, h and v_new through device memory (block times not recorded: timed_blocks says 0)
     if (!a.h || !a.v_new)

@@ -306,7 +306,7 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
 
       // w, u: the beta-scaled operands rounded to the input dtype, fp32 products, stored rounded.
       MatF U, W;
-      MatF Mu_op;  // delta_from_v: round(A_inv diag(beta)), the operand of the walk's delta
+      MatF Mu;  // fold_beta: round(A_inv diag(beta)), u's operand (and, with delta_from_v, the walk's delta's)
       if (!opt.fold_beta) {
         MatF vb(m, V), kb(m, K);
         for (int64_t i = 0; i < m; ++i) {
@@ -320,7 +320,8 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
       } else {
         // the fused kernel never reads a stored A_inv: isolated, it starts from the exact one in fp32
         MatF const X = fed ? MatF(fed_rows(fed->A_inv, DType::f32, s.b, t0, hv, m).leftCols(m)) : Ainv_f;
-        MatF Mu = X, Mw = X;
+        Mu = X;
+        MatF Mw = X;
         for (int64_t j = 0; j < m; ++j) {
           Mu.col(j) *= beta[j];
           Mw.col(j) *= f.w_without_gate ? beta[j] : beta[j] * eg[j];
@@ -329,7 +330,6 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
         round_all(kd, Mw);
         U = rounded(uvd, Mu * Vc);
         W = rounded(kd, Mw * Kc);
-        if (opt.delta_from_v) Mu_op = Mu;
       }
       MatF const U_in = fed ? fed_rows(fed->u, uvd, s.b, t0, hv, m) : U;
       MatF const W_in = fed ? fed_rows(fed->w, kd, s.b, t0, hv, m) : W;
@@ -339,18 +339,18 @@ ChunkedResult emulated_forward(Problem const& p, EmulatedOptions const& opt) {
       bool const closes = opt.pair_walk && pair.open;
       bool const opens = opt.pair_walk && !closes && c + 1 < s.num_chunks();
       MatF const Sb = closes ? pair.Sb : rounded(kd, S);
-      MatF sub = W_in * Sb;
-      if (closes) {  // u_2 - (e^{G_1} W_2 h + round(W_2 K_1^T) Db_1)
-        sub *= std::exp(pair.G);
-        if (!f.pair_without_chunk1_terms) sub.noalias() += rounded(kd, MatF(W_in * pair.K.transpose())) * pair.gated;
-      }
       MatF Delta;
-      if (opt.delta_from_v) {  // Mu round(v - diag(e^gamma) K round(h))
+      if (opt.delta_from_v) {  // Mu round(v - diag(e^gamma) K round(h)) (no pair walk: refused above)
         MatF X = Kc * Sb;
         for (int64_t i = 0; i < m; ++i) X.row(i) = Vc.row(i) - X.row(i) * (f.w_without_gate ? 1.0f : eg[i]);
         round_all(vd, X);
-        Delta = Mu_op * X;
+        Delta = Mu * X;
       } else {
+        MatF sub = W_in * Sb;
+        if (closes) {  // u_2 - (e^{G_1} W_2 h + round(W_2 K_1^T) Db_1)
+          sub *= std::exp(pair.G);
+          if (!f.pair_without_chunk1_terms) sub.noalias() += rounded(kd, MatF(W_in * pair.K.transpose())) * pair.gated;
+        }
         Delta = U_in - sub;
       }
       MatF const v_new = rounded(uvd, Delta);

@@ -507,15 +507,15 @@ json run_config(Config const& cfg, BenchOptions const& opt, gc::DeviceInfo const
       "floor: a fully fused forward; A_inv, h, v_new not stored", "forward unfused");
   // the walk forming the delta from v (Args::delta_from_v; --impl fused-forward-from-v): intra 3 writes round(A_inv
   // diag(beta)) and the score rows (no w, u, no v read), variant 4 reads that box and v instead of w and u
-  gc::Args ffwd_from_v = ffwd_impl, ain3mu = ifwd3sc4c[0], aso4fv = ifwd3sc4c[0];
-  ffwd_from_v.delta_from_v = ain3mu.delta_from_v = aso4fv.delta_from_v = true;
+  gc::Args ffwd_from_v = ffwd_impl, afv32 = ifwd3sc4c[0];  // afv32: 32 columns, the score rows by intra
+  ffwd_from_v.delta_from_v = afv32.delta_from_v = true;
   Traffic const t_intra_mu{{{"k", z.qk}, {"beta", z.beta}, {"g_cumsum", z.gcs}, {"q", z.qk}},
                            {{"A_inv diag(beta)", z.ainv16}, {"scores", z.ainv16}}};
   add("intra_fused v3, round(A_inv diag(beta)) + score rows (no w, u: for the delta from v)", "fused", "intra fused",
-      t_intra_mu, f_kkt + f_solve, [&] { gc::intra_fused(ain3mu, nullptr); }, intra_unfused, "",
+      t_intra_mu, f_kkt + f_solve, [&] { gc::intra_fused(afv32, nullptr); }, intra_unfused, "",
       "kkt + solve_tril + wu (bf16)");
   add("state_output_fused 4, 32-column blocks, delta from v (kernel alone: score rows from intra)", "fused", "", t_so,
-      f_state + f_out, [&] { gc::state_output_fused(aso4fv, nullptr); }, t_state.total() + t_out.total(), "",
+      f_state + f_out, [&] { gc::state_output_fused(afv32, nullptr); }, t_state.total() + t_out.total(), "",
       "chunk_state + chunk_output");
   add("forward fused-forward-from-v (as --impl fused-forward-from-v)", "pipeline", "forward", t_fwd,
       f_cumsum + f_kkt + f_solve + f_wu + f_state + f_out, [&] { gc::forward(ffwd_from_v, nullptr); }, fwd_unfused16,
