@@ -161,17 +161,21 @@ struct IntraTcLayout {
   static constexpr int LDM = kBT + 8; // the E operands A_inv diag(beta) (hi, lo) and A_inv diag(beta e^gc)
   static constexpr std::size_t tile = sizeof(E) * kBT * LDK;
   static constexpr std::size_t mtile = sizeof(E) * kBT * LDM;
-  static_assert((PRE ? 3 : 2) * mtile <= kInverseTcBytes, "the w/u operands must fit in the inverse's slots");
+  // the area over which the inverse's slots, then the w/u operands and staging go: 23 slots' worth, as when the
+  // inverse used 23 (the operands with PRE need 27,648 bytes, more than its 19 slots)
+  static constexpr std::size_t kSlots = sizeof(float) * kSlotF * 23;
+  static_assert(kInverseTcBytes <= kSlots, "the inverse's slots must fit");
+  static_assert((PRE ? 3 : 2) * mtile <= kSlots, "the w/u operands must fit in the inverse's slots");
   // without PRE, each warp's 16 x V/2 output tile is staged after the operands (16-byte stores)
   static constexpr int LDG = K / 2 + 8;
-  static_assert(PRE || 2 * mtile + sizeof(E) * 4 * 16 * LDG <= kInverseTcBytes, "staging must fit in the slots");
-  static constexpr std::size_t bytes = 2 * tile + kInverseTcBytes;
+  static_assert(PRE || 2 * mtile + sizeof(E) * 4 * 16 * LDG <= kSlots, "staging must fit in the slots");
+  static constexpr std::size_t bytes = 2 * tile + kSlots;
   // Args::scores_in_intra: the q tile and every value head's gates over the slots before the first inverse;
   // the gated score rows then go through a [64][LDP] buffer over the q tile
   static constexpr int LDP = kBT + 8;
   static_assert(LDP <= LDK, "the score row buffer must fit in the q tile");
   // value heads per key head whose gates fit after the q tile (the kernel puts them at 3 * tile)
-  static constexpr int64_t kMaxScoreHeads = (kInverseTcBytes - tile) / (sizeof(float) * kBT);
+  static constexpr int64_t kMaxScoreHeads = (kSlots - tile) / (sizeof(float) * kBT);
 };
 
 // MU (Args::delta_from_v): per value head only round(A_inv diag(beta)) to Args::ainv_beta (and A_inv where set): no v

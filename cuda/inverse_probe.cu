@@ -6,7 +6,7 @@
 //     throughput cost of each phase at full occupancy can be read as a difference of kernel times;
 //   - padding of the dynamic shared memory to hold it at 1..5 blocks per SM.
 // Outputs are garbage for the ablations; nothing here is checked against the reference (the library kernel is, in
-// tests/cuda). Usage: gdnv_inverse_probe [--T 8192] [--H 16] [--HV 32] [--reps 20]
+// tests/cuda). Usage: gdnv_inverse_probe [--B 1] [--T 8192] [--H 16] [--HV 32] [--reps 20]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -77,16 +77,16 @@ double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t T = 8192, H = 16, HV = 32;
+  int64_t B = 1, T = 8192, H = 16, HV = 32;
   int reps = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string const k = argv[i];
     long long const v = std::atoll(argv[i + 1]);
-    if (k == "--T") T = v; else if (k == "--H") H = v; else if (k == "--HV") HV = v; else if (k == "--reps") reps = int(v);
+    if (k == "--B") B = v; else if (k == "--T") T = v; else if (k == "--H") H = v; else if (k == "--HV") HV = v; else if (k == "--reps") reps = int(v);
     else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
   }
   try {
-    Plan plan = make_plan(1, T, H, HV, 128, 128, {});
+    Plan plan = make_plan(B, T, H, HV, 128, 128, {});
     Workspace ws(plan, ElemType::bf16, ElemType::f32, ElemType::f32, ElemType::bf16, false);
     fill_random_inputs(ws, 1);
     Args a = ws.args;
@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
     GDN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     int clock_khz = 0;
     GDN_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
-    std::printf("device %s, %d SMs, max clock %.0f MHz; B=1 T=%lld H=%lld HV=%lld K=128 bf16, %lld blocks\n", prop.name,
-                prop.multiProcessorCount, clock_khz * 1e-3, (long long)T, (long long)H, (long long)HV,
+    std::printf("device %s, %d SMs, max clock %.0f MHz; B=%lld T=%lld H=%lld HV=%lld K=128 bf16, %lld blocks\n", prop.name,
+                prop.multiProcessorCount, clock_khz * 1e-3, (long long)B, (long long)T, (long long)H, (long long)HV,
                 (long long)(plan.d.num_chunks * H));
     int const G = static_cast<int>(HV / H);
     DeviceBuffer stamps(sizeof(long long) * probe::kProbeBlocks * probe::kSlots);
@@ -126,14 +126,18 @@ int main(int argc, char** argv) {
       }
       std::printf("    %-36s %8.0f\n", "block total", median(tot));
     }
-    std::printf("\n== ablations at 5 blocks per SM (kernel us; phases skipped, barriers kept)\n");
-    std::printf("  all phases          %8.1f\n", run_us<0>(a, 5, reps, false, ds));
-    std::printf("  no gate             %8.1f\n", run_us<1>(a, 5, reps, false, ds));
-    std::printf("  no diagonal         %8.1f\n", run_us<2>(a, 5, reps, false, ds));
-    std::printf("  no merges           %8.1f\n", run_us<4>(a, 5, reps, false, ds));
-    std::printf("  no store            %8.1f\n", run_us<8>(a, 5, reps, false, ds));
-    std::printf("  no diagonal, merges %8.1f\n", run_us<6>(a, 5, reps, false, ds));
-    std::printf("  only load + Gram    %8.1f\n", run_us<15>(a, 5, reps, false, ds));
+    // at the library's occupancy and launch bounds (6 blocks per SM, 80 registers), two rounds
+    std::printf("\n== ablations at 6 blocks per SM, MINB 6 (kernel us; phases skipped, barriers kept)\n");
+    for (int round = 0; round < 2; ++round) {
+      std::printf("  all phases          %8.1f\n", run_us<0, 6>(a, 6, reps, false, ds));
+      std::printf("  no gate             %8.1f\n", run_us<1, 6>(a, 6, reps, false, ds));
+      std::printf("  no diagonal         %8.1f\n", run_us<2, 6>(a, 6, reps, false, ds));
+      std::printf("  no merges           %8.1f\n", run_us<4, 6>(a, 6, reps, false, ds));
+      std::printf("  no store            %8.1f\n", run_us<8, 6>(a, 6, reps, false, ds));
+      std::printf("  no diagonal, merges %8.1f\n", run_us<6, 6>(a, 6, reps, false, ds));
+      std::printf("  only load + Gram + store %8.1f\n", run_us<7, 6>(a, 6, reps, false, ds));
+      std::printf("  only load + Gram    %8.1f\n", run_us<15, 6>(a, 6, reps, false, ds));
+    }
     std::printf("  merges with short chains (candidate) %8.1f at 5 blocks/SM, %8.1f at 1\n", run_us<16>(a, 5, reps, false, ds),
                 run_us<16>(a, 1, reps, false, ds));
     std::printf("\n== register caps (launch bounds 128 threads x MINB blocks per SM; no stamps)\n");

@@ -23,8 +23,8 @@
 //                 lo*hi, fp32 accumulate): relative error per product < 3 * 2^-20 (1 + 2^-10) < 2^-18, declared
 //                 as Precision::tf32x3 (reference/bounds.hpp). fp32 FMA merges (variant 4) cost 64K FMAs and
 //                 ~30% of that kernel's instructions; these are 192 mma per chunk and head.
-// Shared memory: 23 slots of one 16x16 fp32 block each (row stride kLdB = 20 floats: the eight 16-byte
-// rows of an ldmatrix land in distinct banks), 29,440 bytes.
+// Shared memory: 19 slots of one 16x16 fp32 block each (row stride kLdB = 20 floats: the eight 16-byte
+// rows of an ldmatrix land in distinct banks), 24,320 bytes.
 #pragma once
 
 #include "common.cuh"
@@ -42,22 +42,24 @@ constexpr int kSlotF = 16 * kLdB;   // floats per slot
 // Slots. "t" = stored transposed (element (r, c) at c * kLdB + r), the form the B operand is read in.
 namespace tc_slot {
 constexpr int D0 = 0;       // D0..D3: A's diagonal blocks (substitution), then the scratch of the merges
-constexpr int Aoff0 = 4;    // A10 A20 A21 A30 A31 A32 (off_slot); A10 then holds C20, A32 holds C30
+constexpr int Aoff0 = 4;    // A10 A20 A21 A30 A31 A32 (off_slot), then A_inv's blocks below the diagonal (below)
 constexpr int T0 = 10;      // T00..T33 row-major (A operands, A_inv)
 constexpr int Tt0 = 14;     // T00..T33 transposed (B operands)
-constexpr int T10 = 18, T10t = 19, T32 = 20, C21 = 21, C31 = 22;
-constexpr int kCount = 23;
+constexpr int T10t = 18;
+constexpr int kCount = 19;
+// A_inv's blocks below the diagonal go into the slot of the same block of A once its last reader is done (A10 and
+// A32 are read only by the products that form T10 and T32, on the same warp; A20 and A30 only in merge phase 1; A21
+// and A31 until phase 2): 19 slots instead of 23 (a slot each for T10, T32, C21 and C31 before the 25th session).
+constexpr int T10 = Aoff0 + 0, C20 = Aoff0 + 1, C21 = Aoff0 + 2, C30 = Aoff0 + 3, C31 = Aoff0 + 4, T32 = Aoff0 + 5;
 }  // namespace tc_slot
 constexpr std::size_t kInverseTcBytes = sizeof(float) * kSlotF * tc_slot::kCount;
 
 __device__ __forceinline__ constexpr int off_slot(int r, int c) { return tc_slot::Aoff0 + r * (r - 1) / 2 + c; }
+static_assert(tc_slot::T10 == off_slot(1, 0) && tc_slot::C20 == off_slot(2, 0) && tc_slot::C21 == off_slot(2, 1) &&
+                  tc_slot::C30 == off_slot(3, 0) && tc_slot::C31 == off_slot(3, 1) && tc_slot::T32 == off_slot(3, 2),
+              "A_inv's block (a, b) below the diagonal ends in A's slot of that block");
 // The slot holding block (a, b) of A_inv (b <= a) once merge_blocks has returned.
-__device__ __forceinline__ int ainv_slot(int a, int b) {
-  if (a == b) return tc_slot::T0 + a;
-  if (a == 1) return tc_slot::T10;
-  if (a == 2) return b == 0 ? off_slot(1, 0) : tc_slot::C21;     // C20, C21
-  return b == 0 ? off_slot(3, 2) : b == 1 ? tc_slot::C31 : tc_slot::T32;  // C30, C31, T32
-}
+__device__ __forceinline__ int ainv_slot(int a, int b) { return a == b ? tc_slot::T0 + a : off_slot(a, b); }
 
 // ---------------------------------------------------------------- 3xTF32 products on 16x16 blocks
 // x = hi + lo as tf32 operands by truncation, 2 instructions per register: hi is x itself (the tensor core reads
@@ -443,11 +445,11 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
     store_block16(acc, -1.f, S(C31), nullptr);
   } else if (warp == 0) {
     mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0));
-    store_block16(acc, -1.f, S(off_slot(1, 0)), nullptr);  // C20 over A10 (read in phase 1 only)
+    store_block16(acc, -1.f, S(C20), nullptr);
   } else {
     mma16_tf32x3<kShort>(acc, S(T32), S(D0));
     mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 1));
-    store_block16(acc, -1.f, S(off_slot(3, 2)), nullptr);  // C30 over A32 (read in phase 1 only)
+    store_block16(acc, -1.f, S(C30), nullptr);
   }
   __syncthreads();
   GDNV_PHASE();
