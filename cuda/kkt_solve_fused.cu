@@ -31,7 +31,7 @@
 //     the merges as a 32x32 recursive inverse in 3xTF32 on the tensor cores (cuda/inverse_tc.cuh), and
 //     the A_inv store as 16-byte pieces from the fp32 blocks. Not bit-identical to 4 (the exp and the merges differ in the last fp32 bits);
 //     `gdnv check` reports the bit-equal fraction and tests/cuda/test_gpu_tc.cpp bounds it. 16-bit inputs
-//     with A_inv in the input dtype only (others run variant 4). Shared memory 29 KB (the inverse's slots
+//     with A_inv in the input dtype only (others run variant 4). Shared memory 24 KB (the inverse's 19 slots
 //     alias the k tile), 80 registers (launch bounds for 6 blocks per SM; 96 at 5: 64.4 against 62.9 us warm).
 //     H200, B=1 T=8192 H=16 HV=32, cold L2: 63.2 us (variant 4: 82.6; FLA on an H100: 107); T = 32768: 211 us.
 //     First version, with cvt.rna.tf32 splits and the substitution on two warps: 90.5 us; 66.0 before the gate
@@ -42,8 +42,8 @@
 //     launch against 27.4M; 80 registers, no spills.
 //   6 (tried, removed) 5's block code in a persistent grid (4 blocks per SM, 46 KB: the next item's k tile
 //     prefetched beside the slots while the current item's heads are inverted): H200 T = 8192 59.5 us against
-//     5's 55.5 in the same run, slower at every shape; at 6 blocks per SM the other blocks already hide a block's
-//     load (cuda/NOTES.md, sixteenth session; bench/results/kkt-solve-v6-persistent-experiment.patch).
+//     5's 55.5 in the same run (NOTES, sixteenth session; results/kkt-solve-v6-persistent-experiment.patch). With 19
+//     slots it fits 5 blocks per SM: cuda/inverse_probe.cu's prefetch candidate (25th session, not yet measured).
 #include "kkt_solve_v5_block.cuh"
 #include "kkt_tile.cuh"
 
