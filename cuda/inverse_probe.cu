@@ -5,14 +5,17 @@
 //   - ablations (SKIP bits: no gate, no diagonal substitution, no merges, no store; the barriers stay), so the
 //     throughput cost of each phase at full occupancy can be read as a difference of kernel times;
 //   - padding of the dynamic shared memory to hold it at 1..5 blocks per SM;
-//   - a candidate (first: probe_prefetch_kernel, a persistent grid that copies the next item's k tile while inverting
-//     the current one), whose A_inv bytes are compared with the library kernel's and whose time is alternated with
-//     it; GDNV_PROBE_CANDIDATE_ONLY=1 stops after that (scripts/device-probe-prefetch.sh).
+//   - a candidate, whose A_inv bytes are compared with the library kernel's and whose time is alternated with it
+//     (now: the merges in single tf32, tf32_candidate; GDNV_PROBE_CANDIDATE_ONLY=1 stops after it,
+//     scripts/device-probe-candidate.sh). Earlier candidates, measured and removed, are patches in bench/results/
+//     (the persistent grid with the next k tile prefetched: kkt-solve-prefetch-candidate-experiment.patch).
 // Outputs are garbage for the ablations; nothing here is checked against the reference (the library kernel is, in
 // tests/cuda). Usage: gdnv_inverse_probe [--B 1] [--T 8192] [--H 16] [--HV 32] [--reps 20]
 #include <algorithm>
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -40,80 +43,18 @@ namespace {
 
 // kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
-// (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..5): the gate ablation gate_tiles_probe<m>.
+// (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..5): the gate ablation gate_tiles_probe<m>;
+// 256: the merges with one tf32 product per k step (mma16_tf32; the candidate of tf32_candidate).
 // MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
+  constexpr int kMul = SKIP & 16 ? kMulTf32x3Short : SKIP & 256 ? kMulTf32 : kMulTf32x3;
   extern __shared__ __align__(16) unsigned char smem[];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, (SKIP & 16) != 0, (SKIP >> 5) & 7>(a, smem);
+  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, kMul, (SKIP >> 5) & 7>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
-}
-
-// Candidate: kkt_solve_fused 5's per-item work in a persistent grid, the next item's k tile (and each next head's gate
-// values) copied while the current item's heads are inverted. A v5 block waits ~5.5k of its ~24k cycles for its k
-// tile at 5 blocks per SM (H200); the sixteenth session's variant 6 hid that but, with the k tile beside 23 slots
-// (46 KB), held 4 blocks per SM and lost 7-8%. With 19 slots: 41.7 KB, 5 blocks per SM.
-template <int MINB>
-__global__ void __launch_bounds__(128, MINB) probe_prefetch_kernel(Args a) {
-  using E = __nv_bfloat16;
-  constexpr int K = 128, LDS = K + 8;
-  extern __shared__ __align__(16) unsigned char smem[];
-  E* ks = reinterpret_cast<E*>(smem);                                  // [64][LDS] the k tile of the next Gram
-  float* sc = reinterpret_cast<float*>(smem + sizeof(E) * kBT * LDS);  // the inverse's slots, beside it
-  __shared__ __align__(16) float gb[2][2 * kBT];
-  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H, tid = threadIdx.x;
-  int64_t const items = a.d.num_chunks * H, step = gridDim.x;
-  int64_t item = blockIdx.x;
-  if (item >= items) return;
-  TileCopy<E, kBT, K, 128> const copy(tid);
-  auto issue_k = [&](int64_t it) {
-    ChunkDesc const cc = a.chunks[it / H];
-    copy.issue(ks, LDS, static_cast<E const*>(a.k) + (cc.row0 * H + it % H) * K, a.d.H * K, cc.rows);
-  };
-  GateStage stage;
-  issue_k(item);
-  stage.issue(a, a.chunks[item / H], item / H, static_cast<int>(item % H) * G, gb[0], tid);
-  cp_async_commit();
-  int buf = 0;
-  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
-  for (; item < items; item += step) {
-    int64_t const chunk = item / H;
-    ChunkDesc const c = a.chunks[chunk];
-    int const hk = static_cast<int>(item % H);
-    bool const more = item + step < items;
-    cp_async_wait<0>();  // this item's k tile and its first head's gate values
-    stage.publish(a, c, gb[buf], tid);
-    __syncthreads();
-    float gram[3][2][4];
-    gram_tiles<E, K>(ks, LDS, gram);
-    unsigned const keep = gate_keep_mask(c.rows);
-    for (int gi = 0; gi < G; ++gi) {
-      int const hv = hk * G + gi;
-      if (gi > 0) {  // this head's gate values; at gi = 1 their group precedes the next k tile's, which may still fly
-        if (more && gi == 1) cp_async_wait<1>(); else cp_async_wait<0>();
-        stage.publish(a, c, gb[buf], tid);
-      }
-      __syncthreads();  // the slots' last readers are done; gb[buf] visible; at gi = 0 the Gram's k reads are done
-      if (gi + 1 < G) {
-        stage.issue(a, c, chunk, hv + 1, gb[buf ^ 1], tid);
-        cp_async_commit();
-      } else if (more) {
-        int64_t const nx = item + step;
-        stage.issue(a, a.chunks[nx / H], nx / H, static_cast<int>(nx % H) * G, gb[buf ^ 1], tid);
-        cp_async_commit();
-      }
-      if (gi == 0 && more) {
-        issue_k(item + step);
-        cp_async_commit();
-      }
-      inverse_tc<0, false>(gram, gb[buf], gb[buf] + kBT, keep, sc);
-      store_ainv_head<E>(sc, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
-      buf ^= 1;
-    }
-  }
 }
 
 double median(std::vector<double> v) {
@@ -141,30 +82,11 @@ double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long
   return median(timer.time_us([&] { kern<<<grid, 128, bytes>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, 0));
 }
 
-constexpr std::size_t kPrefetchSmem = sizeof(__nv_bfloat16) * kBT * (128 + 8) + kInverseTcBytes;
-
-template <int MINB>
-unsigned prefetch_grid(Args const& a) {
-  auto kern = probe_prefetch_kernel<MINB>;
-  GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kPrefetchSmem)));
-  GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-  int occ = 0, sms = 0;
-  GDN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, 128, kPrefetchSmem));
-  GDN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  int64_t const items = a.d.num_chunks * a.d.H;
-  return static_cast<unsigned>(std::min<int64_t>(items, int64_t(occ) * sms));
-}
-
-template <int MINB>
-double run_prefetch_us(Args const& a, int reps) {
-  unsigned const grid = prefetch_grid<MINB>(a);
-  EventTimer timer;
-  return median(timer.time_us([&] { probe_prefetch_kernel<MINB><<<grid, 128, kPrefetchSmem>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, 0));
-}
-
-// The prefetch candidate: A_inv bytes against the library's (each NaN-poisoned first), grid, registers, and kernel
-// times alternated with the library, two rounds.
-void prefetch_candidate(Args const& a, int reps) {
+// The candidate: merges with one tf32 product per k step (mma16_tf32, operands rounded to nearest: Precision::tf32,
+// what FLA's merges do) instead of 3xTF32, at the library's occupancy and launch bounds. Its A_inv against the
+// library's (each NaN-poisoned first): bit-equal share and largest difference; kernel times alternated with the
+// library and with the probe's own copy of the library's block (SKIP 0), two rounds.
+void tf32_candidate(Args const& a, int reps) {
   std::size_t const n = static_cast<std::size_t>(a.d.B * a.d.T * a.d.HV * 64);
   Args al = a;
   al.kkt_solve_variant = 5;
@@ -173,24 +95,34 @@ void prefetch_candidate(Args const& a, int reps) {
   kkt_solve_fused(al, nullptr);
   synchronize();
   GDN_CUDA_CHECK(cudaMemcpy(lib.data(), al.A_inv, n * 2, cudaMemcpyDeviceToHost));
-  cudaFuncAttributes fa{};
-  GDN_CUDA_CHECK(cudaFuncGetAttributes(&fa, probe_prefetch_kernel<5>));
-  unsigned const grid = prefetch_grid<5>(al);
   GDN_CUDA_CHECK(cudaMemset(al.A_inv, 0xFF, n * 2));
-  probe_prefetch_kernel<5><<<grid, 128, kPrefetchSmem>>>(al);
-  GDN_LAUNCH_CHECK();
+  run_us<256, 6>(al, 6, 1, false, nullptr);
   synchronize();
   GDN_CUDA_CHECK(cudaMemcpy(cand.data(), al.A_inv, n * 2, cudaMemcpyDeviceToHost));
-  std::size_t diff = 0;
-  for (std::size_t i = 0; i < n; ++i) diff += lib[i] != cand[i];
-  std::printf("\n== prefetch candidate (persistent, next k tile beside 19 slots: %zu B; grid %u for %lld items; %d registers, %d B spilled)\n",
-              kPrefetchSmem, grid, (long long)(a.d.num_chunks * a.d.H), fa.numRegs, static_cast<int>(fa.localSizeBytes));
-  std::printf("  A_inv: %zu of %zu entries differ from the library's%s\n", diff, n, diff == 0 ? " (identical)" : " (DIFFERENT)");
+  auto to_float = [](uint16_t b) {
+    uint32_t const w = static_cast<uint32_t>(b) << 16;
+    float f;
+    std::memcpy(&f, &w, 4);
+    return f;
+  };
+  std::size_t diff = 0, nonfinite = 0;
+  double max_abs = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (lib[i] == cand[i]) continue;
+    ++diff;
+    double const d = std::fabs(double(to_float(lib[i])) - double(to_float(cand[i])));
+    if (std::isfinite(d)) max_abs = std::max(max_abs, d); else ++nonfinite;
+  }
+  cudaFuncAttributes fa{};
+  GDN_CUDA_CHECK(cudaFuncGetAttributes(&fa, probe_v5_kernel<256, 6>));
+  std::printf("\n== candidate: single-tf32 merges (%d registers, %d B spilled)\n", fa.numRegs, static_cast<int>(fa.localSizeBytes));
+  std::printf("  A_inv: %zu of %zu entries differ from the library's (%.2f%% bit-equal), largest difference %.3g, %zu not finite\n",
+              diff, n, 100.0 * double(n - diff) / double(n), max_abs, nonfinite);
   EventTimer timer;
   for (int round = 0; round < 2; ++round) {
     double const l = median(timer.time_us([&] { kkt_solve_fused(al, nullptr); }, 3, reps, 0));
-    std::printf("  round %d: library v5 %7.1f us | prefetch (MINB 5) %7.1f us | (MINB 4) %7.1f us\n", round, l,
-                run_prefetch_us<5>(al, reps), run_prefetch_us<4>(al, reps));
+    std::printf("  round %d: library v5 %7.1f us | probe, 3xTF32 (library's block) %7.1f us | probe, single tf32 %7.1f us\n",
+                round, l, run_us<0, 6>(al, 6, reps, false, nullptr), run_us<256, 6>(al, 6, reps, false, nullptr));
   }
 }
 
@@ -219,7 +151,7 @@ int main(int argc, char** argv) {
     std::printf("device %s, %d SMs, max clock %.0f MHz; B=%lld T=%lld H=%lld HV=%lld K=128 bf16, %lld blocks\n", prop.name,
                 prop.multiProcessorCount, clock_khz * 1e-3, (long long)B, (long long)T, (long long)H, (long long)HV,
                 (long long)(plan.d.num_chunks * H));
-    prefetch_candidate(a, reps);
+    tf32_candidate(a, reps);
     if (std::getenv("GDNV_PROBE_CANDIDATE_ONLY") != nullptr) return 0;
     int const G = static_cast<int>(HV / H);
     DeviceBuffer stamps(sizeof(long long) * probe::kProbeBlocks * probe::kSlots);

@@ -116,6 +116,36 @@ __device__ __forceinline__ void mma16_tf32x3(float (&acc)[2][4], float const* L,
   }
 }
 
+// acc += L * R as one tf32 product per k step (L, R as mma16_tf32x3's): each operand rounded to tf32 by adding half
+// a tf32 ulp to its bit pattern (+0x1000; the tensor core then truncates), i.e. to nearest with ties away from zero,
+// |x - tf32(x)| <= 2^-11 |x|: Precision::tf32, the rounding FLA's merges declare. One integer add per register
+// instead of mma16_tf32x3's split (two per register) and one mma instead of three. Not used by the kernels: the
+// probe's candidate for issue 5's "merges in fp32 unless a lower precision is measured to stay inside the gate".
+__device__ __forceinline__ void mma16_tf32(float (&acc)[2][4], float const* L, float const* Rt) {
+  int const lane = threadIdx.x & 31, q = lane >> 3, r = lane & 7;
+#pragma unroll
+  for (int k0 = 0; k0 < 16; k0 += 8) {
+    uint32_t a[4], b[4];
+    ldsm_x4(a, L + (r + (q & 1) * 8) * kLdB + k0 + (q >> 1) * 4, false);
+    ldsm_x4(b, Rt + (r + (q >> 1) * 8) * kLdB + k0 + (q & 1) * 4, false);
+#pragma unroll
+    for (int x = 0; x < 4; ++x) a[x] += 0x1000u, b[x] += 0x1000u;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) mma_tf32(acc[nt], a, b[2 * nt], b[2 * nt + 1]);
+  }
+}
+
+// How merge_blocks forms its products: kMulTf32x3 (the kernels), kMulTf32x3Short (mma16_tf32x3<true>) and kMulTf32
+// (mma16_tf32), both measured by cuda/inverse_probe.cu only.
+enum MergeMul : int { kMulTf32x3 = 0, kMulTf32x3Short = 1, kMulTf32 = 2 };
+template <int kMul>
+__device__ __forceinline__ void mma16_merge(float (&acc)[2][4], float const* L, float const* Rt) {
+  if constexpr (kMul == kMulTf32)
+    mma16_tf32(acc, L, Rt);
+  else
+    mma16_tf32x3<kMul == kMulTf32x3Short>(acc, L, Rt);
+}
+
 __device__ __forceinline__ void zero_acc16(float (&acc)[2][4]) {
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt)
@@ -371,34 +401,34 @@ __device__ __forceinline__ void invert_diag(float* sc) {
 // written out), no barrier: w0 X10 = A10 T00 (through D0), T10 = -T11 X10 (row-major and transposed); w1 X32 =
 // A32 T22 (through D1), T32 = -T33 X32; w2 / w3 Y21 = A21 T11 / Y31 = A31 T11 into D2 / D3 and Z20 = A20 T00 /
 // Z30 = A30 T00 left in acc2.
-template <bool kShort, int W>
+template <int kMul, int W>
 __device__ __forceinline__ void merge_phase1_warp(float* sc, float (&acc)[2][4], float (&acc2)[2][4]) {
   using namespace tc_slot;
   auto S = [sc](int s) { return sc + s * kSlotF; };
   if constexpr (W < 2) {
     constexpr int lo = W == 0 ? 0 : 2;  // the pair (lo + 1, lo): A_{lo+1,lo} T_lo,lo, then -T_{lo+1,lo+1} X
-    mma16_tf32x3<kShort>(acc, S(off_slot(lo + 1, lo)), S(Tt0 + lo));
+    mma16_merge<kMul>(acc, S(off_slot(lo + 1, lo)), S(Tt0 + lo));
     store_block16(acc, 1.f, nullptr, S(D0 + W));
     __syncwarp();
-    mma16_tf32x3<kShort>(acc2, S(T0 + lo + 1), S(D0 + W));
+    mma16_merge<kMul>(acc2, S(T0 + lo + 1), S(D0 + W));
     store_block16(acc2, -1.f, S(W == 0 ? T10 : T32), W == 0 ? S(T10t) : nullptr);
   } else {
-    mma16_tf32x3<kShort>(acc, S(off_slot(W, 1)), S(Tt0 + 1));
+    mma16_merge<kMul>(acc, S(off_slot(W, 1)), S(Tt0 + 1));
     store_block16(acc, 1.f, nullptr, S(D0 + W));
-    mma16_tf32x3<kShort>(acc2, S(off_slot(W, 0)), S(Tt0 + 0));
+    mma16_merge<kMul>(acc2, S(off_slot(W, 0)), S(Tt0 + 0));
   }
 }
-template <bool kShort>
+template <int kMul>
 __device__ __forceinline__ void merge_phase1(float* sc, float (&acc)[2][4], float (&acc2)[2][4]) {
   int const warp = threadIdx.x >> 5;
   if (warp == 0)
-    merge_phase1_warp<kShort, 0>(sc, acc, acc2);
+    merge_phase1_warp<kMul, 0>(sc, acc, acc2);
   else if (warp == 1)
-    merge_phase1_warp<kShort, 1>(sc, acc, acc2);
+    merge_phase1_warp<kMul, 1>(sc, acc, acc2);
   else if (warp == 2)
-    merge_phase1_warp<kShort, 2>(sc, acc, acc2);
+    merge_phase1_warp<kMul, 2>(sc, acc, acc2);
   else
-    merge_phase1_warp<kShort, 3>(sc, acc, acc2);
+    merge_phase1_warp<kMul, 3>(sc, acc, acc2);
 }
 
 // The merges. In: T_aa (row-major and transposed), A's off-diagonal blocks. Out: every lower block of A_inv
@@ -417,7 +447,7 @@ __device__ __forceinline__ void merge_phase1(float* sc, float (&acc)[2][4], floa
 // (warp 0's phase-1 store, warp 3's phase-2 read, a block barrier between them) that it did not report with
 // bar.sync on both sides or with this block barrier; the plain barrier keeps the tools' verdict unambiguous.
 // X10, X32 go through the warp's own D slot (a __syncwarp between); Y20, Y30 through D0, D1 (dead after phase 1).
-template <bool kShort = false>
+template <int kMul = kMulTf32x3>
 __device__ __forceinline__ void merge_blocks(float* sc) {
   using namespace tc_slot;
   int const warp = threadIdx.x >> 5;
@@ -425,30 +455,30 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
   float acc[2][4], acc2[2][4];
   zero_acc16(acc);
   zero_acc16(acc2);
-  merge_phase1<kShort>(sc, acc, acc2);  // Z_r0 = A_r0 T00 stays in acc2 of warps 2 and 3
+  merge_phase1<kMul>(sc, acc, acc2);  // Z_r0 = A_r0 T00 stays in acc2 of warps 2 and 3
   __syncthreads();
   GDNV_PHASE();
   zero_acc16(acc);
   if (warp >= 2) {  // Y_r0 = Z_r0 + A_r1 T10 into D0 (r = 2) / D1 (r = 3)
     int const r = warp == 2 ? 2 : 3;
-    mma16_tf32x3<kShort>(acc2, S(off_slot(r, 1)), S(T10t));
+    mma16_merge<kMul>(acc2, S(off_slot(r, 1)), S(T10t));
     store_block16(acc2, 1.f, nullptr, S(D0 + (warp - 2)));
   }
   __syncthreads();
   GDNV_PHASE();
   if (warp == 2) {
-    mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0 + 2));
+    mma16_merge<kMul>(acc, S(T0 + 2), S(D0 + 2));
     store_block16(acc, -1.f, S(C21), nullptr);
   } else if (warp == 3) {
-    mma16_tf32x3<kShort>(acc, S(T32), S(D0 + 2));
-    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 3));
+    mma16_merge<kMul>(acc, S(T32), S(D0 + 2));
+    mma16_merge<kMul>(acc, S(T0 + 3), S(D0 + 3));
     store_block16(acc, -1.f, S(C31), nullptr);
   } else if (warp == 0) {
-    mma16_tf32x3<kShort>(acc, S(T0 + 2), S(D0));
+    mma16_merge<kMul>(acc, S(T0 + 2), S(D0));
     store_block16(acc, -1.f, S(C20), nullptr);
   } else {
-    mma16_tf32x3<kShort>(acc, S(T32), S(D0));
-    mma16_tf32x3<kShort>(acc, S(T0 + 3), S(D0 + 1));
+    mma16_merge<kMul>(acc, S(T32), S(D0));
+    mma16_merge<kMul>(acc, S(T0 + 3), S(D0 + 1));
     store_block16(acc, -1.f, S(C30), nullptr);
   }
   __syncthreads();
@@ -459,9 +489,9 @@ __device__ __forceinline__ void merge_blocks(float* sc) {
 // -> barrier -> merges (ending with a barrier). The caller's barrier must separate the previous readers of the slots.
 // A __syncwarp, not a block barrier, after the gate: warp a gated the block it inverts (gram_tile_set); the other
 // tiles are read by the merges, after the next barrier.
-// SKIP and kShort serve cuda/inverse_probe.cu's ablations only (0 / false in the kernels): SKIP bit 1 leaves out the
-// gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kShort: merge_blocks<true>.
-template <int SKIP = 0, bool kShort = false>
+// SKIP and kMul serve cuda/inverse_probe.cu's ablations and candidates only (0 / kMulTf32x3 in the kernels): SKIP bit 1
+// leaves out the gate, 2 the diagonal blocks, 4 the merges (their barriers and phase hooks stay); kMul: merge_blocks'.
+template <int SKIP = 0, int kMul = kMulTf32x3>
 __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float const* gs, float const* bs, unsigned keep,
                                            float* sc) {
   if constexpr (!(SKIP & 1)) gate_tiles(G, gs, bs, keep, sc);
@@ -471,7 +501,7 @@ __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float cons
   __syncthreads();
   GDNV_PHASE();
   if constexpr (!(SKIP & 4)) {
-    merge_blocks<kShort>(sc);
+    merge_blocks<kMul>(sc);
   } else {
     __syncthreads();
     GDNV_PHASE();
@@ -480,11 +510,11 @@ __device__ __forceinline__ void inverse_tc(float const (&G)[3][2][4], float cons
   }
 }
 // inverse_tc with gate_tiles_probe<MODE> (the probe's gate ablations): the same phases after the gate.
-template <int MODE, bool kShort = false>
+template <int MODE, int kMul = kMulTf32x3>
 __device__ __forceinline__ void inverse_tc_gate_probe(float const (&G)[3][2][4], float const* gs, float const* bs,
                                                       unsigned keep, float* sc) {
   gate_tiles_probe<MODE>(G, gs, bs, keep, sc);
-  inverse_tc<1, kShort>(G, gs, bs, keep, sc);  // SKIP 1: its own gate left out
+  inverse_tc<1, kMul>(G, gs, bs, keep, sc);  // SKIP 1: its own gate left out
 }
 
 // This thread's share of A_inv after inverse_tc: 8 consecutive entries (row 16 x + ainv_piece_row(), columns

@@ -1,6 +1,6 @@
 // The work of one block of kkt_solve_fused variant 5 (one chunk and key head, looping over its value heads), shared
 // by the kernel in kkt_solve_fused.cu and the probe kernel of cuda/inverse_probe.cu (which sets GDNV_PHASE to its
-// cycle stamps and runs the SKIP / kShort ablations of inverse_tc). Needs 128 threads and
+// cycle stamps and runs the SKIP ablations and merge products (kMul) of inverse_tc). Needs 128 threads and
 // kkt_solve_v5_smem_bytes<E, K>() of dynamic shared memory.
 #pragma once
 
@@ -31,7 +31,7 @@ __device__ __forceinline__ void store_ainv_head(float const* sc, E* out, int64_t
 
 // SKIP: inverse_tc's bits, plus 8: no A_inv store (the probe's ablations; 0 in the kernel). GATE: gate_tiles_probe's
 // mode (the probe's gate ablations; 0, the library's gate, in the kernel).
-template <class E, int K, int SKIP = 0, bool kShort = false, int GATE = 0>
+template <class E, int K, int SKIP = 0, int kMul = kMulTf32x3, int GATE = 0>
 __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char* smem) {
   constexpr int LDS = K + 8;
   E* ks = reinterpret_cast<E*>(smem);           // [64][LDS] k tile; dead after the Gram
@@ -70,9 +70,9 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
     float const* const gs = gb[buf];
     float const* const bs = gb[buf] + kBT;
     if constexpr (GATE != 0)
-      inverse_tc_gate_probe<GATE, kShort>(gram, gs, bs, keep, sc);
+      inverse_tc_gate_probe<GATE, kMul>(gram, gs, bs, keep, sc);
     else
-      inverse_tc<SKIP & 7, kShort>(gram, gs, bs, keep, sc);
+      inverse_tc<SKIP & 7, kMul>(gram, gs, bs, keep, sc);
     if constexpr (!(SKIP & 8)) store_ainv_head<E>(sc, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
     GDNV_PHASE();  // thread 0's part of the store issued
   }
