@@ -43,7 +43,8 @@
 //   6 (tried, removed) 5's block code in a persistent grid (4 blocks per SM, 46 KB: the next item's k tile
 //     prefetched beside the slots while the current item's heads are inverted): H200 T = 8192 59.5 us against
 //     5's 55.5 in the same run (NOTES, sixteenth session; results/kkt-solve-v6-persistent-experiment.patch). With 19
-//     slots it fits 5 blocks per SM: cuda/inverse_probe.cu's prefetch candidate (25th session, not yet measured).
+//     slots it fits 5 blocks per SM (96 registers): H100 55.0 against 5's 50.9 us (26th session,
+//     results/kkt-solve-prefetch-candidate-experiment.patch): the sixth block per SM is worth more than the prefetch.
 #include "kkt_solve_v5_block.cuh"
 #include "kkt_tile.cuh"
 
