@@ -119,8 +119,9 @@ __device__ __forceinline__ void mma16_tf32x3(float (&acc)[2][4], float const* L,
 // acc += L * R as one tf32 product per k step (L, R as mma16_tf32x3's): each operand rounded to tf32 by adding half
 // a tf32 ulp to its bit pattern (+0x1000; the tensor core then truncates), i.e. to nearest with ties away from zero,
 // |x - tf32(x)| <= 2^-11 |x|: Precision::tf32, the rounding FLA's merges declare. One integer add per register
-// instead of mma16_tf32x3's split (two per register) and one mma instead of three. Not used by the kernels: the
-// probe's candidate for issue 5's "merges in fp32 unless a lower precision is measured to stay inside the gate".
+// instead of mma16_tf32x3's split (two per register) and one mma instead of three. Not used by the kernels: measured
+// in cuda/inverse_probe.cu (issue 5 allows lower-precision merges measured to stay inside the gate), it took ~4.5% off
+// kkt_solve 5 on an H100 and moved 6% of A_inv's entries (cuda/NOTES.md, twenty-sixth session).
 __device__ __forceinline__ void mma16_tf32(float (&acc)[2][4], float const* L, float const* Rt) {
   int const lane = threadIdx.x & 31, q = lane >> 3, r = lane & 7;
 #pragma unroll
