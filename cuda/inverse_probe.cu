@@ -44,7 +44,8 @@ namespace {
 // kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
 // (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..5): the gate ablation gate_tiles_probe<m>;
-// 256: the merges with one tf32 product per k step (mma16_tf32; the candidate of tf32_candidate).
+// 256: the merges with one tf32 product per k step (mma16_tf32; the candidate of tf32_candidate); 512: every block
+// reads the same k tile (L2-resident: the arithmetic without k's device-memory traffic).
 // MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
@@ -52,7 +53,7 @@ __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-  kkt_solve_v5_block<__nv_bfloat16, 128, SKIP & 15, kMul, (SKIP >> 5) & 7>(a, smem);
+  kkt_solve_v5_block<__nv_bfloat16, 128, (SKIP & 15) | (SKIP & 512 ? 16 : 0), kMul, (SKIP >> 5) & 7>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
 }
@@ -191,6 +192,9 @@ int main(int argc, char** argv) {
       std::printf("  no diagonal, merges %8.1f\n", run_us<6, 6>(a, 6, reps, false, ds));
       std::printf("  only load + Gram + store %8.1f\n", run_us<7, 6>(a, 6, reps, false, ds));
       std::printf("  only load + Gram    %8.1f\n", run_us<15, 6>(a, 6, reps, false, ds));
+      std::printf("  k from L2 (one tile for all blocks) %8.1f\n", run_us<512, 6>(a, 6, reps, false, ds));
+      std::printf("  k from L2, no store (the arithmetic alone) %8.1f\n", run_us<512 + 8, 6>(a, 6, reps, false, ds));
+      std::printf("  k from L2, only Gram %8.1f\n", run_us<512 + 15, 6>(a, 6, reps, false, ds));
     }
     std::printf("  merges with short chains (candidate) %8.1f at 5 blocks/SM, %8.1f at 1\n", run_us<16>(a, 5, reps, false, ds),
                 run_us<16>(a, 1, reps, false, ds));

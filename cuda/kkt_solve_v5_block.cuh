@@ -29,7 +29,8 @@ __device__ __forceinline__ void store_ainv_head(float const* sc, E* out, int64_t
     if (16 * x + r < rows) store8<E, true>(out + 8 * q + (16 * x + r) * rstride, v[x]);
 }
 
-// SKIP: inverse_tc's bits, plus 8: no A_inv store (the probe's ablations; 0 in the kernel). GATE: gate_tiles_probe's
+// SKIP: inverse_tc's bits, plus 8: no A_inv store, 16: every block's k tile is chunk 0's of key head 0 (16 KB that stay
+// in L2: no k traffic from device memory) (the probe's ablations; 0 in the kernel). GATE: gate_tiles_probe's
 // mode (the probe's gate ablations; 0, the library's gate, in the kernel).
 template <class E, int K, int SKIP = 0, int kMul = kMulTf32x3, int GATE = 0>
 __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char* smem) {
@@ -42,7 +43,8 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
   int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
   int64_t const chunk = blockIdx.x / H;
   ChunkDesc const c = a.chunks[chunk];
-  TileCopy<E, kBT, K, 128>(tid).issue(ks, LDS, static_cast<E const*>(a.k) + (c.row0 * H + hk) * K, a.d.H * K, c.rows);
+  int64_t const k_off = SKIP & 16 ? 0 : (c.row0 * H + hk) * K;
+  TileCopy<E, kBT, K, 128>(tid).issue(ks, LDS, static_cast<E const*>(a.k) + k_off, a.d.H * K, c.rows);
   GateStage stage;
   stage.issue(a, c, chunk, hk * G, gb[0], tid);  // the first head's gate values with the k tile
   cp_async_commit();
