@@ -11,6 +11,7 @@
 //     (the persistent grid with the next k tile prefetched: kkt-solve-prefetch-candidate-experiment.patch).
 // Outputs are garbage for the ablations; nothing here is checked against the reference (the library kernel is, in
 // tests/cuda). Usage: gdnv_inverse_probe [--B 1] [--T 8192] [--H 16] [--HV 32] [--reps 20]
+// (GDNV_PROBE_ABLATIONS_ONLY=1: the candidate, then only the ablations at 6 blocks per SM.)
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
@@ -158,7 +159,8 @@ int main(int argc, char** argv) {
     DeviceBuffer stamps(sizeof(long long) * probe::kProbeBlocks * probe::kSlots);
     long long* ds = static_cast<long long*>(stamps.get());
 
-    std::printf("\n== kernel time by blocks per SM (no stamps) and per-block phases (stamps, median over %d blocks, cycles)\n",
+    bool const ablations_only = std::getenv("GDNV_PROBE_ABLATIONS_ONLY") != nullptr;  // only the table at 6 blocks per SM
+    if (!ablations_only) std::printf("\n== kernel time by blocks per SM (no stamps) and per-block phases (stamps, median over %d blocks, cycles)\n",
                 probe::kProbeBlocks);
     std::vector<std::string> labels = {"load k, gates"};
     for (int h = 0; h < G; ++h)
@@ -166,6 +168,7 @@ int main(int argc, char** argv) {
         labels.push_back("h" + std::to_string(h) + " " + l);
     labels.push_back("-> exit");
     for (int bps : {5, 4, 3, 2, 1}) {
+      if (ablations_only) break;
       double const us = run_us<0>(a, bps, reps, false, ds);
       double const us_st = run_us<0>(a, bps, 3, true, ds);
       std::vector<long long> h(static_cast<std::size_t>(probe::kProbeBlocks) * probe::kSlots);
@@ -196,6 +199,7 @@ int main(int argc, char** argv) {
       std::printf("  k from L2, no store (the arithmetic alone) %8.1f\n", run_us<512 + 8, 6>(a, 6, reps, false, ds));
       std::printf("  k from L2, only Gram %8.1f\n", run_us<512 + 15, 6>(a, 6, reps, false, ds));
     }
+    if (ablations_only) return 0;
     std::printf("  merges with short chains (candidate) %8.1f at 5 blocks/SM, %8.1f at 1\n", run_us<16>(a, 5, reps, false, ds),
                 run_us<16>(a, 1, reps, false, ds));
     std::printf("\n== register caps (launch bounds 128 threads x MINB blocks per SM; no stamps)\n");
