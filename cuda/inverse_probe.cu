@@ -5,13 +5,13 @@
 //   - ablations (SKIP bits: no gate, no diagonal substitution, no merges, no store; the barriers stay), so the
 //     throughput cost of each phase at full occupancy can be read as a difference of kernel times;
 //   - padding of the dynamic shared memory to hold it at 1..5 blocks per SM;
-//   - a candidate, whose A_inv bytes are compared with the library kernel's and whose time is alternated with it
-//     (now: the merges in single tf32, tf32_candidate; GDNV_PROBE_CANDIDATE_ONLY=1 stops after it,
-//     scripts/device-probe-candidate.sh). Earlier candidates, measured and removed, are patches in bench/results/
+//   - candidates, whose A_inv bytes are compared with the library kernel's and whose times are alternated with it
+//     (candidates(): the merges in single tf32, the A_inv store by bulk copies; GDNV_PROBE_CANDIDATE_ONLY=1 stops
+//     after them, scripts/device-probe-candidate.sh). Earlier candidates, measured and removed, are patches in bench/results/
 //     (the persistent grid with the next k tile prefetched: kkt-solve-prefetch-candidate-experiment.patch).
 // Outputs are garbage for the ablations; nothing here is checked against the reference (the library kernel is, in
 // tests/cuda). Usage: gdnv_inverse_probe [--B 1] [--T 8192] [--H 16] [--HV 32] [--reps 20]
-// (GDNV_PROBE_ABLATIONS_ONLY=1: the candidate, then only the ablations at 6 blocks per SM.)
+// (GDNV_PROBE_ABLATIONS_ONLY=1: the candidates, then only the ablations at 6 blocks per SM.)
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
@@ -45,8 +45,9 @@ namespace {
 // kkt_solve_v5_kernel (bf16, K = 128; its block's code, cuda/kkt_solve_v5_block.cuh) with stamps and ablations.
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
 // (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..5): the gate ablation gate_tiles_probe<m>;
-// 256: the merges with one tf32 product per k step (mma16_tf32; the candidate of tf32_candidate); 512: every block
-// reads the same k tile (L2-resident: the arithmetic without k's device-memory traffic).
+// 256: the merges with one tf32 product per k step (mma16_tf32; a candidate of candidates()); 512: every block
+// reads the same k tile (L2-resident: the arithmetic without k's device-memory traffic); 1024: A_inv stored by bulk
+// copies from a staging tile (bulk_store_ainv_head, the second candidate).
 // MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
@@ -54,7 +55,7 @@ __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-  kkt_solve_v5_block<__nv_bfloat16, 128, (SKIP & 15) | (SKIP & 512 ? 16 : 0), kMul, (SKIP >> 5) & 7>(a, smem);
+  kkt_solve_v5_block<__nv_bfloat16, 128, (SKIP & 15) | (SKIP & 512 ? 16 : 0) | (SKIP & 1024 ? 32 : 0), kMul, (SKIP >> 5) & 7>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
 }
@@ -70,7 +71,8 @@ template <int SKIP, int MINB = 1>
 double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
   auto kern = probe_v5_kernel<SKIP, MINB>;
   // pad the dynamic shared memory so that exactly blocks_per_sm fit (228 KB per SM, 1 KB reserved per block)
-  std::size_t const bytes = std::max(kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>(),
+  std::size_t const need = kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>() + (SKIP & 1024 ? kStageBytes : 0);
+  std::size_t const bytes = std::max(need,
                                      static_cast<std::size_t>(233472 / blocks_per_sm - 3200));  // static 2 KB + reserved 1 KB
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
@@ -84,23 +86,16 @@ double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long
   return median(timer.time_us([&] { kern<<<grid, 128, bytes>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, 0));
 }
 
-// The candidate: merges with one tf32 product per k step (mma16_tf32, operands rounded to nearest: Precision::tf32,
-// what FLA's merges do) instead of 3xTF32, at the library's occupancy and launch bounds. Its A_inv against the
-// library's (each NaN-poisoned first): bit-equal share and largest difference; kernel times alternated with the
-// library and with the probe's own copy of the library's block (SKIP 0), two rounds.
-void tf32_candidate(Args const& a, int reps) {
-  std::size_t const n = static_cast<std::size_t>(a.d.B * a.d.T * a.d.HV * 64);
-  Args al = a;
-  al.kkt_solve_variant = 5;
-  std::vector<uint16_t> lib(n), cand(n);
-  GDN_CUDA_CHECK(cudaMemset(al.A_inv, 0xFF, n * 2));
-  kkt_solve_fused(al, nullptr);
+// A candidate's A_inv (probe_v5_kernel<SKIP, 6> at 6 blocks per SM) against the library's `lib` (each NaN-poisoned
+// first): entries that differ, the largest difference, registers.
+template <int SKIP>
+void compare_candidate(Args const& a, std::vector<uint16_t> const& lib, char const* name) {
+  std::size_t const n = lib.size();
+  std::vector<uint16_t> cand(n);
+  GDN_CUDA_CHECK(cudaMemset(a.A_inv, 0xFF, n * 2));
+  run_us<SKIP, 6>(a, 6, 1, false, nullptr);
   synchronize();
-  GDN_CUDA_CHECK(cudaMemcpy(lib.data(), al.A_inv, n * 2, cudaMemcpyDeviceToHost));
-  GDN_CUDA_CHECK(cudaMemset(al.A_inv, 0xFF, n * 2));
-  run_us<256, 6>(al, 6, 1, false, nullptr);
-  synchronize();
-  GDN_CUDA_CHECK(cudaMemcpy(cand.data(), al.A_inv, n * 2, cudaMemcpyDeviceToHost));
+  GDN_CUDA_CHECK(cudaMemcpy(cand.data(), a.A_inv, n * 2, cudaMemcpyDeviceToHost));
   auto to_float = [](uint16_t b) {
     uint32_t const w = static_cast<uint32_t>(b) << 16;
     float f;
@@ -116,15 +111,35 @@ void tf32_candidate(Args const& a, int reps) {
     if (std::isfinite(d)) max_abs = std::max(max_abs, d); else ++nonfinite;
   }
   cudaFuncAttributes fa{};
-  GDN_CUDA_CHECK(cudaFuncGetAttributes(&fa, probe_v5_kernel<256, 6>));
-  std::printf("\n== candidate: single-tf32 merges (%d registers, %d B spilled)\n", fa.numRegs, static_cast<int>(fa.localSizeBytes));
-  std::printf("  A_inv: %zu of %zu entries differ from the library's (%.2f%% bit-equal), largest difference %.3g, %zu not finite\n",
-              diff, n, 100.0 * double(n - diff) / double(n), max_abs, nonfinite);
+  GDN_CUDA_CHECK(cudaFuncGetAttributes(&fa, probe_v5_kernel<SKIP, 6>));
+  std::printf("  %s (%d registers, %d B spilled): A_inv %zu of %zu entries differ from the library's (%.2f%% bit-equal%s), "
+              "largest difference %.3g, %zu not finite\n", name, fa.numRegs, static_cast<int>(fa.localSizeBytes), diff, n,
+              100.0 * double(n - diff) / double(n), diff == 0 ? ": identical" : "", max_abs, nonfinite);
+}
+
+// The candidates, at the library's occupancy and launch bounds (6 blocks per SM, MINB 6): the merges with one tf32
+// product per k step (SKIP 256: mma16_tf32, operands rounded to nearest, Precision::tf32, what FLA's merges do)
+// instead of 3xTF32, measured and not adopted (cuda/NOTES.md, twenty-sixth session); the A_inv store by bulk copies
+// (SKIP 1024: bulk_store_ainv_head, written in that session, not yet run). A_inv against the library's, then kernel
+// times alternated with the library and with the probe's own copy of the library's block (SKIP 0), two rounds.
+void candidates(Args const& a, int reps) {
+  std::size_t const n = static_cast<std::size_t>(a.d.B * a.d.T * a.d.HV * 64);
+  Args al = a;
+  al.kkt_solve_variant = 5;
+  std::vector<uint16_t> lib(n);
+  GDN_CUDA_CHECK(cudaMemset(al.A_inv, 0xFF, n * 2));
+  kkt_solve_fused(al, nullptr);
+  synchronize();
+  GDN_CUDA_CHECK(cudaMemcpy(lib.data(), al.A_inv, n * 2, cudaMemcpyDeviceToHost));
+  std::printf("\n== candidates\n");
+  compare_candidate<256>(al, lib, "single-tf32 merges");
+  compare_candidate<1024>(al, lib, "A_inv by bulk copies");
   EventTimer timer;
   for (int round = 0; round < 2; ++round) {
     double const l = median(timer.time_us([&] { kkt_solve_fused(al, nullptr); }, 3, reps, 0));
-    std::printf("  round %d: library v5 %7.1f us | probe, 3xTF32 (library's block) %7.1f us | probe, single tf32 %7.1f us\n",
-                round, l, run_us<0, 6>(al, 6, reps, false, nullptr), run_us<256, 6>(al, 6, reps, false, nullptr));
+    std::printf("  round %d: library v5 %7.1f us | probe, 3xTF32 (library's block) %7.1f us | probe, single tf32 %7.1f us"
+                " | probe, bulk A_inv store %7.1f us\n", round, l, run_us<0, 6>(al, 6, reps, false, nullptr),
+                run_us<256, 6>(al, 6, reps, false, nullptr), run_us<1024, 6>(al, 6, reps, false, nullptr));
   }
 }
 
@@ -153,7 +168,7 @@ int main(int argc, char** argv) {
     std::printf("device %s, %d SMs, max clock %.0f MHz; B=%lld T=%lld H=%lld HV=%lld K=128 bf16, %lld blocks\n", prop.name,
                 prop.multiProcessorCount, clock_khz * 1e-3, (long long)B, (long long)T, (long long)H, (long long)HV,
                 (long long)(plan.d.num_chunks * H));
-    tf32_candidate(a, reps);
+    candidates(a, reps);
     if (std::getenv("GDNV_PROBE_CANDIDATE_ONLY") != nullptr) return 0;
     int const G = static_cast<int>(HV / H);
     DeviceBuffer stamps(sizeof(long long) * probe::kProbeBlocks * probe::kSlots);

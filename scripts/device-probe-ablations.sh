@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The probe's candidate and its ablation table at the library's occupancy (6 blocks per SM, 80 registers; with the
+# The probe's candidates and its ablation table at the library's occupancy (6 blocks per SM, 80 registers; with the
 # rows whose k tile comes from L2), T = 8192 only, no stamps: ~20 s on the device. The probe is built here (cmake
 # --build <dir> --target gdnv_inverse_probe, Release, sm_90a) and carried as .device/bin/gdnv_inverse_probe.xz:
 #   SHA=<tree> bash scripts/device-probe-ablations.sh      (carry [".device/bin/gdnv_inverse_probe.xz"])
@@ -8,5 +8,5 @@ device_env probe-ablations
 carried gdnv_inverse_probe
 f="$R/probe-ablations-$GPU-$SHA-T8192.txt"
 GDNV_PROBE_ABLATIONS_ONLY=1 timeout 90 /tmp/gdnv_inverse_probe --T 8192 > "$f" 2>&1; echo "probe exit $?"
-sed -n '/== candidate/,/round 1/p;/== ablations/,$p' "$f"; cp "$R"/* "$OUT"/ 2>/dev/null; pack
+sed -n '/== candidates/,/round 1/p;/== ablations/,$p' "$f"; cp "$R"/* "$OUT"/ 2>/dev/null; pack
 echo "all $(( $(date +%s) - t0 )) s"
