@@ -5,6 +5,7 @@
 #pragma once
 
 #include "inverse_tc.cuh"
+#include "wgmma.cuh"  // fence_proxy_async_smem
 
 namespace gdn_cuda {
 
@@ -48,7 +49,7 @@ __device__ __forceinline__ void bulk_store_ainv_head(float const* sc, E* stage, 
   for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
 #pragma unroll
   for (int x = 0; x < 4; ++x) store8<E>(stage + (16 * x + r) * kStageLd + 8 * q, v[x]);
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // these generic-proxy writes, seen by the copy engine
+  fence_proxy_async_smem();  // these generic-proxy writes, seen by the copy engine
   __syncthreads();
   if (threadIdx.x < 32) {
 #pragma unroll
@@ -114,11 +115,11 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
       inverse_tc_gate_probe<GATE, kMul>(gram, gs, bs, keep, sc);
     else
       inverse_tc<SKIP & 7, kMul>(gram, gs, bs, keep, sc);
+    E* const out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT;  // this head's A_inv, row 0
     if constexpr ((SKIP & 32) != 0)
-      bulk_store_ainv_head<E>(sc, reinterpret_cast<E*>(smem + kkt_solve_v5_smem_bytes<E, K>()),
-                              static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
+      bulk_store_ainv_head<E>(sc, reinterpret_cast<E*>(smem + kkt_solve_v5_smem_bytes<E, K>()), out, rstride, c.rows);
     else if constexpr (!(SKIP & 8))
-      store_ainv_head<E>(sc, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
+      store_ainv_head<E>(sc, out, rstride, c.rows);
     GDNV_PHASE();  // thread 0's part of the store issued
   }
   if constexpr ((SKIP & 32) != 0) {  // the staging tile stays allocated until the copy engine has read it
