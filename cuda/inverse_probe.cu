@@ -9,9 +9,11 @@
 //     (candidates(): the merges in single tf32, the A_inv store by bulk copies; GDNV_PROBE_CANDIDATE_ONLY=1 stops
 //     after them, scripts/device-probe-candidate.sh). Earlier candidates, measured and removed, are patches in bench/results/
 //     (the persistent grid with the next k tile prefetched: kkt-solve-prefetch-candidate-experiment.patch).
+//   - the traffic alone (traffic_alone(): the kernel's k loads and A_inv stores with nothing between them, and a
+//     cudaMemcpy of the same bytes, warm and cold), what any kernel with this grid and these accesses can reach.
 // Outputs are garbage for the ablations; nothing here is checked against the reference (the library kernel is, in
 // tests/cuda). Usage: gdnv_inverse_probe [--B 1] [--T 8192] [--H 16] [--HV 32] [--reps 20]
-// (GDNV_PROBE_ABLATIONS_ONLY=1: the candidates, then only the ablations at 6 blocks per SM.)
+// (GDNV_PROBE_ABLATIONS_ONLY=1: the candidates and the traffic alone, then only the ablations at 6 blocks per SM.)
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
@@ -60,6 +62,47 @@ __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   GDNV_PHASE();  // exit
 }
 
+// kkt_solve_fused 5's device-memory traffic alone, with its grid and addressing (the copy floor's question at this
+// size and access pattern: how close can any kernel that reads these k tiles and writes these A_inv rows get to
+// bytes / copy bandwidth?). Each block copies its k tile into shared memory as the kernel does (TileCopy, cp.async),
+// then writes its G value heads' A_inv rows, each thread the four 16-byte pieces store_ainv_head writes (the k
+// tile's first 64 columns, so that the stores wait for the load). MODE 0: load and stores; 1: only the stores
+// (values from the indices); 2: only the load (a store that never happens keeps it).
+template <int MODE>
+__global__ void __launch_bounds__(128) probe_stream_kernel(Args a) {
+  constexpr int K = 128, LDS = K + 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  auto* ks = reinterpret_cast<__nv_bfloat16*>(smem);
+  int const H = static_cast<int>(a.d.H), HV = static_cast<int>(a.d.HV), G = HV / H;
+  int const hk = static_cast<int>(blockIdx.x % H), tid = threadIdx.x;
+  int64_t const chunk = blockIdx.x / H;
+  ChunkDesc const c = a.chunks[chunk];
+  if constexpr (MODE != 1) {
+    TileCopy<__nv_bfloat16, kBT, K, 128>(tid).issue(ks, LDS, static_cast<__nv_bfloat16 const*>(a.k) + (c.row0 * H + hk) * K,
+                                                   a.d.H * K, c.rows);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+  }
+  int const r = ainv_piece_row(), q = ainv_piece_col8();
+  int64_t const rstride = static_cast<int64_t>(HV) * kBT;
+  for (int gi = 0; gi < G; ++gi) {
+    __nv_bfloat16* const out = static_cast<__nv_bfloat16*>(a.A_inv) + (c.row0 * HV + hk * G + gi) * kBT;
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      int const row = 16 * x + r;
+      uint4 const w = MODE == 1 ? make_uint4(static_cast<unsigned>(gi), static_cast<unsigned>(x), static_cast<unsigned>(row),
+                                             static_cast<unsigned>(q))
+                                : *reinterpret_cast<uint4 const*>(ks + row * LDS + 8 * q);
+      bool const store = MODE == 2 ? w.x == 0x7F817F81u && w.y == 0x7F817F81u : row < c.rows;
+      if (store)
+        asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(out + 8 * q + row * rstride), "r"(w.x), "r"(w.y),
+                     "r"(w.z), "r"(w.w)
+                     : "memory");
+    }
+  }
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -84,6 +127,54 @@ double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long
   unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
   EventTimer timer;
   return median(timer.time_us([&] { kern<<<grid, 128, bytes>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, 0));
+}
+
+// probe_stream_kernel<MODE> (us, median of `reps`): at blocks_per_sm (its dynamic shared memory padded; 0: as many
+// as fit, 12 by its 17 KB tile), L2 flushed before every run when flush_bytes > 0.
+template <int MODE>
+double stream_us(Args const& a, int blocks_per_sm, int reps, std::size_t flush_bytes) {
+  auto kern = probe_stream_kernel<MODE>;
+  std::size_t const need = sizeof(__nv_bfloat16) * kBT * (128 + 8);
+  std::size_t const bytes =
+      blocks_per_sm > 0 ? std::max(need, static_cast<std::size_t>(233472 / blocks_per_sm - 1024 - 1024)) : need;
+  GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+  int occ = 0;
+  GDN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, 128, bytes));
+  if (blocks_per_sm > 0 && occ != blocks_per_sm)
+    std::printf("  (stream: asked %d blocks per SM, occupancy says %d)\n", blocks_per_sm, occ);
+  unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
+  EventTimer timer;
+  return median(timer.time_us([&] { kern<<<grid, 128, bytes>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, flush_bytes));
+}
+
+// The traffic alone against the library kernel, warm and cold (L2 flushed before every run, as `gdnv bench --cold`):
+// the library's kkt_solve_fused 5, probe_stream_kernel's three modes at the library's 6 blocks per SM and at 12, and
+// a cudaMemcpy of the same bytes (k's and A_inv's sizes averaged: read n, write n). With the copy bandwidth of a
+// 512 MB copy (the bench's floor) for the floor of these bytes.
+void traffic_alone(Args const& a, int reps, std::size_t l2_bytes) {
+  std::size_t const k_bytes = static_cast<std::size_t>(a.d.B * a.d.T * a.d.H * 128) * 2;
+  std::size_t const ainv_bytes = static_cast<std::size_t>(a.d.B * a.d.T * a.d.HV * 64) * 2;
+  std::size_t const n = (k_bytes + ainv_bytes) / 2;
+  DeviceBuffer src(n), dst(n);
+  GDN_CUDA_CHECK(cudaMemset(src.get(), 0, n));
+  double const bw = measure_copy_bandwidth(std::size_t{512} << 20, 20);
+  Args al = a;
+  al.kkt_solve_variant = 5;
+  EventTimer timer;
+  std::printf("\n== the traffic alone (k read %.1f MB, A_inv written %.1f MB; copy bandwidth %.0f GB/s: floor %.1f us)\n",
+              k_bytes * 1e-6, ainv_bytes * 1e-6, bw * 1e-9, double(k_bytes + ainv_bytes) / bw * 1e6);
+  for (int cold = 0; cold < 2; ++cold) {
+    std::size_t const flush = cold ? 2 * l2_bytes : 0;
+    double const lib = median(timer.time_us([&] { kkt_solve_fused(al, nullptr); }, 3, reps, flush));
+    double const cpy = median(timer.time_us(
+        [&] { GDN_CUDA_CHECK(cudaMemcpyAsync(dst.get(), src.get(), n, cudaMemcpyDeviceToDevice, nullptr)); }, 3, reps, flush));
+    std::printf("  %s: library v5 %6.1f | load + stores at 6 blocks/SM %6.1f, at 12 %6.1f | only stores %6.1f / %6.1f"
+                " | only load %6.1f / %6.1f | cudaMemcpy of the same bytes %6.1f us\n",
+                cold ? "cold" : "warm", lib, stream_us<0>(a, 6, reps, flush), stream_us<0>(a, 0, reps, flush),
+                stream_us<1>(a, 6, reps, flush), stream_us<1>(a, 0, reps, flush), stream_us<2>(a, 6, reps, flush),
+                stream_us<2>(a, 0, reps, flush), cpy);
+  }
 }
 
 // A candidate's A_inv (probe_v5_kernel<SKIP, 6> at 6 blocks per SM) against the library's `lib` (each NaN-poisoned
@@ -170,6 +261,7 @@ int main(int argc, char** argv) {
                 (long long)(plan.d.num_chunks * H));
     candidates(a, reps);
     if (std::getenv("GDNV_PROBE_CANDIDATE_ONLY") != nullptr) return 0;
+    traffic_alone(a, reps, static_cast<std::size_t>(prop.l2CacheSize));
     int const G = static_cast<int>(HV / H);
     DeviceBuffer stamps(sizeof(long long) * probe::kProbeBlocks * probe::kSlots);
     long long* ds = static_cast<long long*>(stamps.get());
