@@ -6,9 +6,10 @@
 //     throughput cost of each phase at full occupancy can be read as a difference of kernel times;
 //   - padding of the dynamic shared memory to hold it at 1..5 blocks per SM;
 //   - candidates, whose A_inv bytes are compared with the library kernel's and whose times are alternated with it
-//     (candidates(): the merges in single tf32, the A_inv store by bulk copies; GDNV_PROBE_CANDIDATE_ONLY=1 stops
-//     after them, scripts/device-probe-candidate.sh). Earlier candidates, measured and removed, are patches in bench/results/
-//     (the persistent grid with the next k tile prefetched: kkt-solve-prefetch-candidate-experiment.patch).
+//     (candidates(): the merges in single tf32; GDNV_PROBE_CANDIDATE_ONLY=1 stops after them,
+//     scripts/device-probe-candidate.sh). Earlier candidates, measured and removed, are patches in bench/results/
+//     (the persistent grid with the next k tile prefetched: kkt-solve-prefetch-candidate-experiment.patch; the A_inv
+//     store by bulk copies: kkt-solve-bulk-store-candidate-experiment.patch).
 //   - the traffic alone (traffic_alone(): the kernel's k loads and A_inv stores with nothing between them, and a
 //     cudaMemcpy of the same bytes, warm and cold), what any kernel with this grid and these accesses can reach.
 // Outputs are garbage for the ablations; nothing here is checked against the reference (the library kernel is, in
@@ -48,8 +49,7 @@ namespace {
 // SKIP: 1 gate, 2 diagonal blocks, 4 merges, 8 store; 16: the merges with short accumulation chains
 // (mma16_tf32x3<true>; a candidate not used by the library); 32 m (m = 1..5): the gate ablation gate_tiles_probe<m>;
 // 256: the merges with one tf32 product per k step (mma16_tf32; a candidate of candidates()); 512: every block
-// reads the same k tile (L2-resident: the arithmetic without k's device-memory traffic); 1024: A_inv stored by bulk
-// copies from a staging tile (bulk_store_ainv_head, the second candidate).
+// reads the same k tile (L2-resident: the arithmetic without k's device-memory traffic).
 // MINB: the launch bounds' blocks per SM (1: no register cap below 255; the library kernel is compiled with 6).
 template <int SKIP, int MINB = 1>
 __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(128, MINB) probe_v5_kernel(Args a) {
   extern __shared__ __align__(16) unsigned char smem[];
   if (threadIdx.x == 0) probe::s_n = 0;
   GDNV_PHASE();  // entry
-  kkt_solve_v5_block<__nv_bfloat16, 128, (SKIP & 15) | (SKIP & 512 ? 16 : 0) | (SKIP & 1024 ? 32 : 0), kMul, (SKIP >> 5) & 7>(a, smem);
+  kkt_solve_v5_block<__nv_bfloat16, 128, (SKIP & 15) | (SKIP & 512 ? 16 : 0), kMul, (SKIP >> 5) & 7>(a, smem);
   __syncthreads();
   GDNV_PHASE();  // exit
 }
@@ -114,7 +114,7 @@ template <int SKIP, int MINB = 1>
 double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
   auto kern = probe_v5_kernel<SKIP, MINB>;
   // pad the dynamic shared memory so that exactly blocks_per_sm fit (228 KB per SM, 1 KB reserved per block)
-  std::size_t const need = kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>() + (SKIP & 1024 ? kStageBytes : 0);
+  std::size_t const need = kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>();
   std::size_t const bytes = std::max(need,
                                      static_cast<std::size_t>(233472 / blocks_per_sm - 3200));  // static 2 KB + reserved 1 KB
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
@@ -210,9 +210,8 @@ void compare_candidate(Args const& a, std::vector<uint16_t> const& lib, char con
 
 // The candidates, at the library's occupancy and launch bounds (6 blocks per SM, MINB 6): the merges with one tf32
 // product per k step (SKIP 256: mma16_tf32, operands rounded to nearest, Precision::tf32, what FLA's merges do)
-// instead of 3xTF32, measured and not adopted (cuda/NOTES.md, twenty-sixth session); the A_inv store by bulk copies
-// (SKIP 1024: bulk_store_ainv_head, written in that session, not yet run). A_inv against the library's, then kernel
-// times alternated with the library and with the probe's own copy of the library's block (SKIP 0), two rounds.
+// instead of 3xTF32, measured and not adopted (cuda/NOTES.md, twenty-sixth session). A_inv against the library's, then
+// kernel times alternated with the library and with the probe's own copy of the library's block (SKIP 0), two rounds.
 void candidates(Args const& a, int reps) {
   std::size_t const n = static_cast<std::size_t>(a.d.B * a.d.T * a.d.HV * 64);
   Args al = a;
@@ -224,13 +223,11 @@ void candidates(Args const& a, int reps) {
   GDN_CUDA_CHECK(cudaMemcpy(lib.data(), al.A_inv, n * 2, cudaMemcpyDeviceToHost));
   std::printf("\n== candidates\n");
   compare_candidate<256>(al, lib, "single-tf32 merges");
-  compare_candidate<1024>(al, lib, "A_inv by bulk copies");
   EventTimer timer;
   for (int round = 0; round < 2; ++round) {
     double const l = median(timer.time_us([&] { kkt_solve_fused(al, nullptr); }, 3, reps, 0));
     std::printf("  round %d: library v5 %7.1f us | probe, 3xTF32 (library's block) %7.1f us | probe, single tf32 %7.1f us"
-                " | probe, bulk A_inv store %7.1f us\n", round, l, run_us<0, 6>(al, 6, reps, false, nullptr),
-                run_us<256, 6>(al, 6, reps, false, nullptr), run_us<1024, 6>(al, 6, reps, false, nullptr));
+                "\n", round, l, run_us<0, 6>(al, 6, reps, false, nullptr), run_us<256, 6>(al, 6, reps, false, nullptr));
   }
 }
 

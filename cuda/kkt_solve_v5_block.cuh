@@ -5,7 +5,6 @@
 #pragma once
 
 #include "inverse_tc.cuh"
-#include "wgmma.cuh"  // fence_proxy_async_smem
 
 namespace gdn_cuda {
 
@@ -30,44 +29,8 @@ __device__ __forceinline__ void store_ainv_head(float const* sc, E* out, int64_t
     if (16 * x + r < rows) store8<E, true>(out + 8 * q + (16 * x + r) * rstride, v[x]);
 }
 
-// A_inv by the copy engine (the probe's candidate, SKIP 32 of kkt_solve_v5_block; not used by the kernel): this
-// thread's four pieces rounded into a staging tile after the slots (64 rows of 64 E, kStageLd E apart: a row pitch of
-// 144 bytes puts the eight rows of a 16-byte shared-memory phase in distinct banks), then warp 0 hands each valid row
-// (128 contiguous bytes in device memory) to a 1-D bulk copy (cp.async.bulk, one bulk group per head). The copy reads
-// the tile after the issuing thread's fence and barrier; warp 0 waits for those reads (wait_group.read) before the
-// tile is written again (the next head) and before the block exits. What it would buy: the A_inv stores' device-
-// memory traffic issued by the copy engine instead of 512 16-byte st.global per head from registers.
-constexpr int kStageLd = 72;  // E per staging row (64 + 8)
-constexpr std::size_t kStageBytes = 2 * kBT * kStageLd;  // bf16 / fp16 only
-__device__ __forceinline__ void bulk_store_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
-template <class E>
-__device__ __forceinline__ void bulk_store_ainv_head(float const* sc, E* stage, E* out, int64_t rstride, int rows) {
-  static_assert(sizeof(E) == 2, "the staging tile holds 16-bit A_inv");
-  int const r = ainv_piece_row(), q = ainv_piece_col8();
-  float v[4][8];
-#pragma unroll
-  for (int x = 0; x < 4; ++x) ainv_piece(sc, x, v[x]);
-#pragma unroll
-  for (int x = 0; x < 4; ++x) store8<E>(stage + (16 * x + r) * kStageLd + 8 * q, v[x]);
-  fence_proxy_async_smem();  // these generic-proxy writes, seen by the copy engine
-  __syncthreads();
-  if (threadIdx.x < 32) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      int const row = static_cast<int>(threadIdx.x) + 32 * h;
-      if (row < rows) {
-        unsigned const src = static_cast<unsigned>(__cvta_generic_to_shared(stage + row * kStageLd));
-        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], 128;\n" ::"l"(out + row * rstride), "r"(src)
-                     : "memory");
-      }
-    }
-    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-  }
-}
-
 // SKIP: inverse_tc's bits, plus 8: no A_inv store, 16: every block's k tile is chunk 0's of key head 0 (16 KB that stay
-// in L2: no k traffic from device memory), 32: the A_inv store by bulk copies (bulk_store_ainv_head; needs
-// kkt_solve_v5_smem_bytes + kStageBytes) (the probe's ablations and candidate; 0 in the kernel). GATE: gate_tiles_probe's
+// in L2: no k traffic from device memory) (the probe's ablations; 0 in the kernel). GATE: gate_tiles_probe's
 // mode (the probe's gate ablations; 0, the library's gate, in the kernel).
 template <class E, int K, int SKIP = 0, int kMul = kMulTf32x3, int GATE = 0>
 __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char* smem) {
@@ -108,22 +71,14 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
     }
     float const* const gs = gb[buf];
     float const* const bs = gb[buf] + kBT;
-    if constexpr ((SKIP & 32) != 0) {  // the staging tile's last bulk reads done before the merges' barriers
-      if (tid < 32) bulk_store_wait_read();
-    }
     if constexpr (GATE != 0)
       inverse_tc_gate_probe<GATE, kMul>(gram, gs, bs, keep, sc);
     else
       inverse_tc<SKIP & 7, kMul>(gram, gs, bs, keep, sc);
     E* const out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT;  // this head's A_inv, row 0
-    if constexpr ((SKIP & 32) != 0)
-      bulk_store_ainv_head<E>(sc, reinterpret_cast<E*>(smem + kkt_solve_v5_smem_bytes<E, K>()), out, rstride, c.rows);
-    else if constexpr (!(SKIP & 8))
+    if constexpr (!(SKIP & 8))
       store_ainv_head<E>(sc, out, rstride, c.rows);
     GDNV_PHASE();  // thread 0's part of the store issued
-  }
-  if constexpr ((SKIP & 32) != 0) {  // the staging tile stays allocated until the copy engine has read it
-    if (tid < 32) bulk_store_wait_read();
   }
 }
 
