@@ -161,9 +161,9 @@ struct IntraTcLayout {
   static constexpr int LDM = kBT + 8; // the E operands A_inv diag(beta) (hi, lo) and A_inv diag(beta e^gc)
   static constexpr std::size_t tile = sizeof(E) * kBT * LDK;
   static constexpr std::size_t mtile = sizeof(E) * kBT * LDM;
-  // the area over which the inverse's slots, then the w/u operands and staging go: 23 slots of 16 x 20 floats, as
-  // when the inverse used 23 at that row stride (the operands with PRE need 27,648 bytes, more than its 19 slots)
-  static constexpr std::size_t kSlots = sizeof(float) * 16 * 20 * 23;
+  // the area over which the inverse's slots, then the w/u operands and staging go: 23 slots' worth, as when the
+  // inverse used 23 (the operands with PRE need 27,648 bytes, more than its 19 slots)
+  static constexpr std::size_t kSlots = sizeof(float) * kSlotF * 23;
   static_assert(kInverseTcBytes <= kSlots, "the inverse's slots must fit");
   static_assert((PRE ? 3 : 2) * mtile <= kSlots, "the w/u operands must fit in the inverse's slots");
   // without PRE, each warp's 16 x V/2 output tile is staged after the operands (16-byte stores)

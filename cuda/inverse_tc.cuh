@@ -23,8 +23,8 @@
 //                 lo*hi, fp32 accumulate): relative error per product < 3 * 2^-20 (1 + 2^-10) < 2^-18, declared
 //                 as Precision::tf32x3 (reference/bounds.hpp). fp32 FMA merges (variant 4) cost 64K FMAs and
 //                 ~30% of that kernel's instructions; these are 192 mma per chunk and head.
-// Shared memory: 19 slots of one 16x16 fp32 block each (rows of 24 floats, 16-byte units swizzled by slot_at: the
-// eight 16-byte rows of an ldmatrix and the accumulator-layout float2 stores both conflict-free), 29,184 bytes.
+// Shared memory: 19 slots of one 16x16 fp32 block each (row stride kLdB = 20 floats: the eight 16-byte
+// rows of an ldmatrix land in distinct banks), 24,320 bytes.
 #pragma once
 
 #include "common.cuh"
@@ -37,22 +37,9 @@
 
 namespace gdn_cuda {
 
-constexpr int kLdB = 24;            // fp32 row stride of a 16x16 block slot (96 bytes; 16-byte units swizzled)
+constexpr int kLdB = 20;            // fp32 row stride of a 16x16 block slot
 constexpr int kSlotF = 16 * kLdB;   // floats per slot
-// Element (r, c) of a slot at slot_at(r, c): row r at 24 r floats, columns 4u .. 4u + 3 (16-byte unit u) at unit
-// u ^ s(r), s(r) = bit 2 of r. A 16-byte bank group is then (6 r + (u ^ s(r))) mod 8, so
-//  - an ldmatrix phase (eight consecutive rows, one unit each), ainv_piece's and invert_diag's transposed 16-byte
-//    accesses (eight consecutive rows, the same unit) hit eight distinct groups;
-//  - an accumulator-layout float2 store (a half-warp: rows g .. g + 3, columns 2t, 2t + 1 of one 8-column half), the
-//    gate's and store_block16's, hits each bank once;
-//  - the XOR touches only column bit 2, which no loop index of the accesses changes: every address stays a per-lane
-//    base plus constants (a 16-float stride with a two-bit XOR, also conflict-free, cost 16 bytes of spills).
-// The unswizzled 20-float stride before (the twenty-seventh session) served the ldmatrix phases but made every such
-// float2 store a 2-way conflict: 697k of the 1.71M shared store wavefronts of a kkt_solve 5 launch at T = 8192
-// (Nsight Compute, H100, tree a476671), whose L1/TEX pipe was 84% busy. Costs: store_block16's transposed scalar
-// stores (T10t only) become 2-way; a slot grows from 1,280 to 1,536 bytes.
-__device__ __forceinline__ constexpr int slot_at(int r, int c) { return r * kLdB + (c ^ (r & 4)); }
-// Slots. "t" = stored transposed (element (r, c) at slot_at(c, r)), the form the B operand is read in.
+// Slots. "t" = stored transposed (element (r, c) at c * kLdB + r), the form the B operand is read in.
 namespace tc_slot {
 constexpr int D0 = 0;       // D0..D3: A's diagonal blocks (substitution), then the scratch of the merges
 constexpr int Aoff0 = 4;    // A10 A20 A21 A30 A31 A32 (off_slot), then A_inv's blocks below the diagonal (below)
@@ -110,8 +97,8 @@ __device__ __forceinline__ void mma16_tf32x3(float (&acc)[2][4], float const* L,
 #pragma unroll
   for (int k0 = 0; k0 < 16; k0 += 8) {
     uint32_t ah[4], al[4], bh[4], bl[4];  // hi: the fp32 words as loaded
-    ldsm_x4(ah, L + slot_at(r + (q & 1) * 8, (q >> 1) * 4) + k0, false);  // k0: a multiple of 8, outside the XOR
-    ldsm_x4(bh, Rt + slot_at(r + (q >> 1) * 8, (q & 1) * 4) + k0, false);
+    ldsm_x4(ah, L + (r + (q & 1) * 8) * kLdB + k0 + (q >> 1) * 4, false);
+    ldsm_x4(bh, Rt + (r + (q >> 1) * 8) * kLdB + k0 + (q & 1) * 4, false);
 #pragma unroll
     for (int x = 0; x < 4; ++x) al[x] = tf32_lo(ah[x]), bl[x] = tf32_lo(bh[x]);
 #pragma unroll
@@ -140,8 +127,8 @@ __device__ __forceinline__ void mma16_tf32(float (&acc)[2][4], float const* L, f
 #pragma unroll
   for (int k0 = 0; k0 < 16; k0 += 8) {
     uint32_t a[4], b[4];
-    ldsm_x4(a, L + slot_at(r + (q & 1) * 8, (q >> 1) * 4) + k0, false);
-    ldsm_x4(b, Rt + slot_at(r + (q >> 1) * 8, (q & 1) * 4) + k0, false);
+    ldsm_x4(a, L + (r + (q & 1) * 8) * kLdB + k0 + (q >> 1) * 4, false);
+    ldsm_x4(b, Rt + (r + (q >> 1) * 8) * kLdB + k0 + (q & 1) * 4, false);
 #pragma unroll
     for (int x = 0; x < 4; ++x) a[x] += 0x1000u, b[x] += 0x1000u;
 #pragma unroll
@@ -175,9 +162,9 @@ __device__ __forceinline__ void store_block16(float const (&acc)[2][4], float si
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       float const v0 = sign * acc[nt][2 * hh], v1 = sign * acc[nt][2 * hh + 1];
-      // slot_at(g + 8 hh, 8 nt + 2t) and slot_at(8 nt + 2t (+1), g + 8 hh) as a per-lane base plus constants
-      if (rm) *reinterpret_cast<float2*>(rm + slot_at(g, 2 * t) + 8 * hh * kLdB + 8 * nt) = make_float2(v0, v1);
-      if (tr) tr[slot_at(2 * t, g) + 8 * nt * kLdB + 8 * hh] = v0, tr[slot_at(2 * t + 1, g) + 8 * nt * kLdB + 8 * hh] = v1;
+      int const row = g + 8 * hh, col = 8 * nt + 2 * t;
+      if (rm) *reinterpret_cast<float2*>(rm + row * kLdB + col) = make_float2(v0, v1);
+      if (tr) tr[col * kLdB + row] = v0, tr[(col + 1) * kLdB + row] = v1;
     }
 }
 
@@ -315,7 +302,7 @@ __device__ __forceinline__ void gate_tiles(float const (&G)[3][2][4], float cons
           float const val = bi[n][hh] * __expf(gi[n][hh] - gj[n][jj][e]) * G[n][jj][2 * hh + e];
           v[e] = (keep >> (8 * n + 4 * hh + 2 * jj + e)) & 1u ? val : 0.f;
         }
-        *reinterpret_cast<float2*>(dst + slot_at(g, 2 * t) + 8 * hh * kLdB + 8 * jj) = make_float2(v[0], v[1]);
+        *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(v[0], v[1]);
       }
   }
 }
@@ -361,7 +348,7 @@ __device__ __forceinline__ void gate_tiles_probe(float const (&G)[3][2][4], floa
           sum += v[e];
         }
         if constexpr (MODE != 3)
-          *reinterpret_cast<float2*>(dst + slot_at(g, 2 * t) + 8 * hh * kLdB + 8 * jj) = make_float2(v[0], v[1]);
+          *reinterpret_cast<float2*>(dst + (g + 8 * hh) * kLdB + 8 * jj + 2 * t) = make_float2(v[0], v[1]);
       }
     }
   }
@@ -384,10 +371,10 @@ __device__ __forceinline__ void invert_diag(float* sc) {
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
     int const c0 = i < 8 ? 0 : 8 * h;  // this lane's half of row i
-    float4 const p0 = *reinterpret_cast<float4 const*>(Ab + slot_at(i, c0));
-    float4 const p1 = *reinterpret_cast<float4 const*>(Ab + slot_at(i, c0 + 4));
+    float4 const p0 = *reinterpret_cast<float4 const*>(Ab + i * kLdB + c0);
+    float4 const p1 = *reinterpret_cast<float4 const*>(Ab + i * kLdB + c0 + 4);
     float const ar[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
-    float s = (i < 8 || h == 0) ? -Ab[slot_at(i, j)] : 0.f;  // -A_ij (0 unless j < i)
+    float s = (i < 8 || h == 0) ? -Ab[i * kLdB + j] : 0.f;  // -A_ij (0 unless j < i)
 #pragma unroll
     for (int t = 0; t < 8; ++t) {
       if (i < 8 && t >= i) break;                // A_im = 0 for m >= i
@@ -405,10 +392,10 @@ __device__ __forceinline__ void invert_diag(float* sc) {
     int const i = 8 * h + t;
     // I + N, exactly +0 above the diagonal (the A_inv store relies on it) even where a non-finite A made N NaN there
     tv[t] = j > i ? 0.f : (h ? n[8 + t] : n[t]) + (i == j ? 1.f : 0.f);
-    Tr[slot_at(i, j)] = tv[t];
+    Tr[i * kLdB + j] = tv[t];
   }
-  *reinterpret_cast<float4*>(Tt + slot_at(j, 8 * h)) = make_float4(tv[0], tv[1], tv[2], tv[3]);
-  *reinterpret_cast<float4*>(Tt + slot_at(j, 8 * h + 4)) = make_float4(tv[4], tv[5], tv[6], tv[7]);
+  *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h) = make_float4(tv[0], tv[1], tv[2], tv[3]);
+  *reinterpret_cast<float4*>(Tt + j * kLdB + 8 * h + 4) = make_float4(tv[4], tv[5], tv[6], tv[7]);
 }
 
 // Phase 1 of the merges, warp W's part (W a template argument: slot numbers stay constants, each warp's code as if
@@ -533,8 +520,8 @@ __device__ __forceinline__ void inverse_tc_gate_probe(float const (&G)[3][2][4],
 
 // This thread's share of A_inv after inverse_tc: 8 consecutive entries (row 16 x + ainv_piece_row(), columns
 // 8 ainv_piece_col8() ..) for x = 0..3; entries above the diagonal exactly 0. The eight threads of a 16-byte
-// shared-memory phase read the same column piece of eight consecutive rows (slot_at puts them in distinct banks;
-// with the eight pieces of one row instead, four slots at the same bank offsets: 4-way conflicts),
+// shared-memory phase read the same column piece of eight consecutive rows (the row stride kLdB puts them in
+// distinct banks; with the eight pieces of one row instead, four slots at the same bank offsets: 4-way conflicts),
 // and a warp stores eight half rows, 64 bytes each, to device memory.
 __device__ __forceinline__ int ainv_piece_row() { return (threadIdx.x & 7) | ((threadIdx.x >> 6) << 3); }
 __device__ __forceinline__ int ainv_piece_col8() { return (threadIdx.x >> 3) & 7; }
@@ -543,9 +530,8 @@ __device__ __forceinline__ void ainv_piece(float const* sc, int x, float (&v)[8]
   // no branch around the loads: a block above the diagonal (b > x) reads the diagonal block and is zeroed by one
   // select per entry (the diagonal blocks are exactly 0 above their diagonal: invert_diag), so a caller's four
   // pieces are independent loads
-  float const* src = sc + ainv_slot(x, b > x ? x : b) * kSlotF;
-  float4 const p0 = *reinterpret_cast<float4 const*>(src + slot_at(r, c0)),
-               p1 = *reinterpret_cast<float4 const*>(src + slot_at(r, c0 + 4));
+  float const* src = sc + ainv_slot(x, b > x ? x : b) * kSlotF + r * kLdB + c0;
+  float4 const p0 = *reinterpret_cast<float4 const*>(src), p1 = *reinterpret_cast<float4 const*>(src + 4);
   float const p[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
   bool const zero = b > x;
 #pragma unroll
