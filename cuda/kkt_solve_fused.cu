@@ -45,6 +45,10 @@
 //     5's 55.5 in the same run (NOTES, sixteenth session; results/kkt-solve-v6-persistent-experiment.patch). With 19
 //     slots it fits 5 blocks per SM (96 registers): H100 55.0 against 5's 50.9 us (26th session,
 //     results/kkt-solve-prefetch-candidate-experiment.patch): the sixth block per SM is worth more than the prefetch.
+//   Measured on 5 and not kept (27th session, H100; cuda/NOTES.md): the A_inv store by bulk copies from a staging tile
+//     (bytes identical, +14%), swizzled inverse slots without the float2 store conflicts (no change in time). The
+//     kernel's traffic alone (its loads and stores, nothing between) takes 29 us cold at T = 8192 and its arithmetic
+//     alone (k from L2, no stores) 39 us; Nsight Compute: L1/TEX pipe 84% busy, IPC 1.9.
 #include "kkt_solve_v5_block.cuh"
 #include "kkt_tile.cuh"
 
