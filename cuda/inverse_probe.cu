@@ -109,43 +109,39 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Median kernel time (us) of `reps` runs (EventTimer: queued behind a spin kernel, warm L2) at blocks_per_sm.
-template <int SKIP, int MINB = 1>
-double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
-  auto kern = probe_v5_kernel<SKIP, MINB>;
-  // pad the dynamic shared memory so that exactly blocks_per_sm fit (228 KB per SM, 1 KB reserved per block)
-  std::size_t const need = kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>();
-  std::size_t const bytes = std::max(need,
-                                     static_cast<std::size_t>(233472 / blocks_per_sm - 3200));  // static 2 KB + reserved 1 KB
-  GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-  int occ = 0;
-  GDN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, 128, bytes));
-  if (occ != blocks_per_sm) std::printf("  (asked %d blocks per SM, occupancy says %d)\n", blocks_per_sm, occ);
-  long long* null_ptr = nullptr;
-  GDN_CUDA_CHECK(cudaMemcpyToSymbol(probe::g_stamps, stamps ? &dstamps : &null_ptr, sizeof(long long*)));
-  unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
-  EventTimer timer;
-  return median(timer.time_us([&] { kern<<<grid, 128, bytes>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, 0));
-}
-
-// probe_stream_kernel<MODE> (us, median of `reps`): at blocks_per_sm (its dynamic shared memory padded; 0: as many
-// as fit, 12 by its 17 KB tile), L2 flushed before every run when flush_bytes > 0.
-template <int MODE>
-double stream_us(Args const& a, int blocks_per_sm, int reps, std::size_t flush_bytes) {
-  auto kern = probe_stream_kernel<MODE>;
-  std::size_t const need = sizeof(__nv_bfloat16) * kBT * (128 + 8);
+// Median time (us) of `reps` launches of `kern` (one block per chunk and key head, 128 threads; EventTimer: queued
+// behind a spin kernel; the L2 flushed before each run when flush_bytes > 0), its dynamic shared memory (`need`
+// bytes) padded so that exactly blocks_per_sm fit (228 KB per SM less `other` bytes per block: static shared memory
+// and the 1 KB reserved); blocks_per_sm 0: no padding, as many as fit.
+double padded_launch_us(void (*kern)(Args), Args const& a, std::size_t need, std::size_t other, int blocks_per_sm,
+                        int reps, std::size_t flush_bytes, char const* what) {
   std::size_t const bytes =
-      blocks_per_sm > 0 ? std::max(need, static_cast<std::size_t>(233472 / blocks_per_sm - 1024 - 1024)) : need;
+      blocks_per_sm > 0 ? std::max(need, static_cast<std::size_t>(233472 / blocks_per_sm) - other) : need;
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   GDN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
   int occ = 0;
   GDN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kern, 128, bytes));
   if (blocks_per_sm > 0 && occ != blocks_per_sm)
-    std::printf("  (stream: asked %d blocks per SM, occupancy says %d)\n", blocks_per_sm, occ);
+    std::printf("  (%sasked %d blocks per SM, occupancy says %d)\n", what, blocks_per_sm, occ);
   unsigned const grid = static_cast<unsigned>(a.d.num_chunks * a.d.H);
   EventTimer timer;
   return median(timer.time_us([&] { kern<<<grid, 128, bytes>>>(a); GDN_LAUNCH_CHECK(); }, 3, reps, flush_bytes));
+}
+
+// probe_v5_kernel<SKIP, MINB> at blocks_per_sm, warm L2, with thread 0's stamps into dstamps when `stamps`.
+template <int SKIP, int MINB = 1>
+double run_us(Args const& a, int blocks_per_sm, int reps, bool stamps, long long* dstamps) {
+  long long* null_ptr = nullptr;
+  GDN_CUDA_CHECK(cudaMemcpyToSymbol(probe::g_stamps, stamps ? &dstamps : &null_ptr, sizeof(long long*)));
+  return padded_launch_us(probe_v5_kernel<SKIP, MINB>, a, kkt_solve_v5_smem_bytes<__nv_bfloat16, 128>(),
+                          3200 /* static 2 KB + reserved 1 KB */, blocks_per_sm, reps, 0, "");
+}
+
+// probe_stream_kernel<MODE> at blocks_per_sm (0: as many as fit, 12 by its 17 KB tile).
+template <int MODE>
+double stream_us(Args const& a, int blocks_per_sm, int reps, std::size_t flush_bytes) {
+  return padded_launch_us(probe_stream_kernel<MODE>, a, sizeof(__nv_bfloat16) * kBT * (128 + 8),
+                          2048 /* reserved 1 KB, 1 KB slack */, blocks_per_sm, reps, flush_bytes, "stream: ");
 }
 
 // The traffic alone against the library kernel, warm and cold (L2 flushed before every run, as `gdnv bench --cold`):

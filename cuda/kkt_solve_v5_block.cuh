@@ -75,9 +75,7 @@ __device__ __forceinline__ void kkt_solve_v5_block(Args const& a, unsigned char*
       inverse_tc_gate_probe<GATE, kMul>(gram, gs, bs, keep, sc);
     else
       inverse_tc<SKIP & 7, kMul>(gram, gs, bs, keep, sc);
-    E* const out = static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT;  // this head's A_inv, row 0
-    if constexpr (!(SKIP & 8))
-      store_ainv_head<E>(sc, out, rstride, c.rows);
+    if constexpr (!(SKIP & 8)) store_ainv_head<E>(sc, static_cast<E*>(a.A_inv) + (c.row0 * HV + hv) * kBT, rstride, c.rows);
     GDNV_PHASE();  // thread 0's part of the store issued
   }
 }

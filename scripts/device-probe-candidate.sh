@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The probe's candidates (cuda/inverse_probe.cu, candidates(): the merges in single tf32) against kkt_solve_fused 5: A_inv bytes and kernel times at the three issue-5 shapes; with FULL=1 then the whole probe (its ablations at
-# the library's occupancy) at T = 8192. The probe is built here (cmake --build <dir> --target gdnv_inverse_probe, Release, sm_90a)
-# and carried as .device/bin/gdnv_inverse_probe.xz (~1-2 minutes on the device):
+# The probe's candidates (cuda/inverse_probe.cu, candidates(): the merges in single tf32) against kkt_solve_fused 5:
+# A_inv bytes and kernel times at the three issue-5 shapes; with FULL=1 then the whole probe (its ablations at the
+# library's occupancy) at T = 8192. The probe is built here (cmake --build <dir> --target gdnv_inverse_probe, Release,
+# sm_90a) and carried as .device/bin/gdnv_inverse_probe.xz (~1-2 minutes on the device):
 #   SHA=<tree> bash scripts/device-probe-candidate.sh      (carry [".device/bin/gdnv_inverse_probe.xz"])
 source "$(dirname "$0")/device-common.sh"
 device_env probe-candidate
